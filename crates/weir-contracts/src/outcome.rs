@@ -1,0 +1,185 @@
+//! Outcomes and reasons: request release outcomes, release results, task and request denial reasons.
+
+use crate::json::opt_finite_f64;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fmt;
+
+macro_rules! str_enum {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name {
+            $($(#[$vdoc])* $variant),+
+        }
+
+        impl $name {
+            /// Every value, in plan order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The plan's snake_case string.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+pub(crate) use str_enum;
+
+str_enum!(
+    /// How a request lease ended; only `rate_limited` is provider pressure for the plan's AIMD.
+    RequestReleaseOutcomeKind {
+        /// The provider answered.
+        Success => "success",
+        /// HTTP 429 or equivalent.
+        RateLimited => "rate_limited",
+        /// A provider error after the attempt started.
+        ProviderFailure => "provider_failure",
+        /// A timeout after the outbound attempt started.
+        ProviderTimeout => "provider_timeout",
+        /// The caller was cancelled while holding the lease.
+        LocalCancelled => "local_cancelled",
+        /// A caller or controller deadline, not provider pressure.
+        LocalTimeout => "local_timeout",
+        /// Anything else (a bug or an unclassified error).
+        UnexpectedException => "unexpected_exception",
+    }
+);
+
+str_enum!(
+    /// Result reason of a task or request lease release.
+    ReleaseReason {
+        /// Released now, exactly once.
+        Released => "released",
+        /// Already released before.
+        Duplicate => "duplicate",
+        /// The lease is older than anything the controller still remembers.
+        StaleLease => "stale_lease",
+        /// Issued by a different controller instance.
+        WrongControllerGeneration => "wrong_controller_generation",
+        /// Never issued by this controller.
+        UnknownLease => "unknown_lease",
+    }
+);
+
+str_enum!(
+    /// Why task admission denied a candidate.
+    TaskAdmissionDenyReason {
+        /// A requested resource has no free units.
+        NoCapacity => "no_capacity",
+        /// The group is at its admitted cap while a peer waits.
+        GroupCap => "group_cap",
+        /// The group has borrow debt while an eligible peer waits.
+        BorrowDebt => "borrow_debt",
+        /// The controller is shutting down.
+        Shutdown => "shutdown",
+        /// Any other policy rule.
+        PolicyDenial => "policy_denial",
+    }
+);
+
+str_enum!(
+    /// Why request admission denied (or stopped waiting for) an item.
+    RequestAdmissionDenyReason {
+        /// Static cap or adaptive limit reached.
+        NoCapacity => "no_capacity",
+        /// The resource is cooling down after a rate limit.
+        Cooldown => "cooldown",
+        /// The item's queue-wait deadline passed.
+        QueueTimeout => "queue_timeout",
+        /// An eligible waiter would be served first.
+        QueuedWaitersAhead => "queued_waiters_ahead",
+        /// The caller was cancelled while waiting.
+        Cancellation => "cancellation",
+        /// The controller is shut down.
+        Shutdown => "shutdown",
+        /// The item can never be admitted (e.g. unregistered resource).
+        HardPolicyDenial => "hard_policy_denial",
+    }
+);
+
+/// The classified outcome a request lease is released with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequestReleaseOutcome {
+    /// Outcome kind.
+    pub kind: RequestReleaseOutcomeKind,
+    /// Provider-supplied Retry-After, when rate limited.
+    #[serde(with = "opt_finite_f64")]
+    pub retry_after_seconds: Option<f64>,
+    /// Provider status code, safe for telemetry.
+    pub provider_status: Option<u16>,
+    /// Sanitized diagnostics (never bodies, prompts or secrets).
+    pub diagnostics: BTreeMap<String, Value>,
+}
+
+impl RequestReleaseOutcome {
+    /// An outcome of `kind` with no extra fields.
+    pub fn of(kind: RequestReleaseOutcomeKind) -> Self {
+        Self {
+            kind,
+            retry_after_seconds: None,
+            provider_status: None,
+            diagnostics: BTreeMap::new(),
+        }
+    }
+
+    /// `success`.
+    pub fn success() -> Self {
+        Self::of(RequestReleaseOutcomeKind::Success)
+    }
+
+    /// `rate_limited`, with the provider's Retry-After when it sent one.
+    pub fn rate_limited(retry_after_seconds: Option<f64>) -> Self {
+        Self {
+            retry_after_seconds,
+            provider_status: Some(429),
+            ..Self::of(RequestReleaseOutcomeKind::RateLimited)
+        }
+    }
+
+    /// `local_cancelled`.
+    pub fn local_cancelled() -> Self {
+        Self::of(RequestReleaseOutcomeKind::LocalCancelled)
+    }
+}
+
+/// What a release call did. Never an error: terminal cleanup paths must not fail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseResult {
+    /// True exactly when capacity was returned.
+    pub released: bool,
+    /// Why.
+    pub reason: ReleaseReason,
+    /// Sanitized diagnostics.
+    pub diagnostics: BTreeMap<String, String>,
+}
+
+impl ReleaseResult {
+    /// A successful release.
+    pub fn released() -> Self {
+        Self {
+            released: true,
+            reason: ReleaseReason::Released,
+            diagnostics: BTreeMap::new(),
+        }
+    }
+
+    /// A rejected release (duplicate, stale, wrong generation, unknown); nothing changed.
+    pub fn rejected(reason: ReleaseReason) -> Self {
+        Self {
+            released: reason == ReleaseReason::Released,
+            reason,
+            diagnostics: BTreeMap::new(),
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Criterion bench for task_admission (being written).
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! Criterion bench for telemetry (being written).
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! weir's engine: workflow model, readiness, AsyncTaskScheduler, ModelRequestExecutor, providers.

@@ -1,0 +1,1 @@
+//! weir's task admission: the weighted fair ready queue, the task lease ledger and its policies.

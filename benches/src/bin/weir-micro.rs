@@ -26,8 +26,16 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     for r in &rows {
-        let ratio = r.ratio.map(|x| format!("{x:.2}x")).unwrap_or_else(|| "-".into());
-        println!("{:<48} {:<32} {:>10.1} ns/op  ratio {ratio}", r.benchmark, r.params.to_string(), r.ns_per_op_median);
+        let ratio = r
+            .ratio
+            .map(|x| format!("{x:.2}x"))
+            .unwrap_or_else(|| "-".into());
+        println!(
+            "{:<48} {:<32} {:>10.1} ns/op  ratio {ratio}",
+            r.benchmark,
+            r.params.to_string(),
+            r.ns_per_op_median
+        );
     }
     let text = match serde_json::to_string_pretty(&rows) {
         Ok(t) => t,

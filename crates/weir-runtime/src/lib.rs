@@ -1,1 +1,10 @@
-//! weir's engine: workflow model, readiness, AsyncTaskScheduler, ModelRequestExecutor, providers.
+//! weir's engine: the workflow model, readiness tracking, providers, and (with issue 5) the scheduler.
+
+pub mod completion;
+pub mod generators;
+pub mod model_facade;
+pub mod provider;
+pub mod resolver;
+pub mod scheduler;
+pub mod template;
+pub mod workflow;

@@ -34,11 +34,19 @@ mod tests {
 
     #[test]
     fn grows_caps_jitters_and_honours_retry_after() {
-        let c = TaskRetryConfig { max_retries: 5, base_delay: Duration::from_millis(100), max_delay: Duration::from_millis(350), jitter: 0.0 };
+        let c = TaskRetryConfig {
+            max_retries: 5,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(350),
+            jitter: 0.0,
+        };
         assert_eq!(retry_delay(&c, 1, None, "t"), Duration::from_millis(100));
         assert_eq!(retry_delay(&c, 2, None, "t"), Duration::from_millis(200));
         assert_eq!(retry_delay(&c, 3, None, "t"), Duration::from_millis(350));
-        assert_eq!(retry_delay(&c, 1, Some(Duration::from_secs(2)), "t"), Duration::from_secs(2));
+        assert_eq!(
+            retry_delay(&c, 1, Some(Duration::from_secs(2)), "t"),
+            Duration::from_secs(2)
+        );
         let j = TaskRetryConfig { jitter: 0.5, ..c };
         let d = retry_delay(&j, 1, None, "t");
         assert!(d >= Duration::from_millis(100) && d < Duration::from_millis(150));

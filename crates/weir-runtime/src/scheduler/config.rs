@@ -158,10 +158,7 @@ impl SchedulerConfig {
                 ));
             }
             if !(es.max_failure_rate > 0.0 && es.max_failure_rate <= 1.0) {
-                return Err(err(
-                    "early_shutdown.max_failure_rate",
-                    "must be in (0, 1]",
-                ));
+                return Err(err("early_shutdown.max_failure_rate", "must be in (0, 1]"));
             }
         }
         if self.health_snapshot_interval == Some(Duration::ZERO) {
@@ -183,13 +180,37 @@ mod tests {
             f(&mut c);
             c.validate().unwrap_err().field
         };
-        assert_eq!(bad(|c| c.max_concurrent_row_groups = 0), "max_concurrent_row_groups");
-        assert_eq!(bad(|c| c.row_group_mode = RowGroupMode::Adaptive { initial: 9 }), "row_group_mode.initial");
+        assert_eq!(
+            bad(|c| c.max_concurrent_row_groups = 0),
+            "max_concurrent_row_groups"
+        );
+        assert_eq!(
+            bad(|c| c.row_group_mode = RowGroupMode::Adaptive { initial: 9 }),
+            "row_group_mode.initial"
+        );
         assert_eq!(bad(|c| c.submission_capacity = 0), "submission_capacity");
         assert_eq!(bad(|c| c.retry.jitter = 1.5), "retry.jitter");
-        assert_eq!(bad(|c| c.retry.base_delay = Duration::from_secs(99)), "retry.base_delay");
-        assert_eq!(bad(|c| c.early_shutdown = Some(EarlyShutdownConfig { window: 0, ..Default::default() })), "early_shutdown.window");
-        assert_eq!(bad(|c| c.early_shutdown = Some(EarlyShutdownConfig { max_failure_rate: 0.0, ..Default::default() })), "early_shutdown.max_failure_rate");
-        assert_eq!(bad(|c| c.health_snapshot_interval = Some(Duration::ZERO)), "health_snapshot_interval");
+        assert_eq!(
+            bad(|c| c.retry.base_delay = Duration::from_secs(99)),
+            "retry.base_delay"
+        );
+        assert_eq!(
+            bad(|c| c.early_shutdown = Some(EarlyShutdownConfig {
+                window: 0,
+                ..Default::default()
+            })),
+            "early_shutdown.window"
+        );
+        assert_eq!(
+            bad(|c| c.early_shutdown = Some(EarlyShutdownConfig {
+                max_failure_rate: 0.0,
+                ..Default::default()
+            })),
+            "early_shutdown.max_failure_rate"
+        );
+        assert_eq!(
+            bad(|c| c.health_snapshot_interval = Some(Duration::ZERO)),
+            "health_snapshot_interval"
+        );
     }
 }

@@ -37,7 +37,8 @@ impl FailureWindow {
 
     /// Whether the current window is at or above the failure threshold.
     pub fn should_stop(&self) -> bool {
-        self.outcomes.len() >= self.config.min_outcomes && self.failure_rate() >= self.config.max_failure_rate
+        self.outcomes.len() >= self.config.min_outcomes
+            && self.failure_rate() >= self.config.max_failure_rate
     }
 
     /// Failure share of the current window (0 when empty).
@@ -56,15 +57,27 @@ mod tests {
 
     #[test]
     fn trips_only_after_min_outcomes_and_slides() {
-        let mut w = FailureWindow::new(EarlyShutdownConfig { window: 4, min_outcomes: 3, max_failure_rate: 0.5 });
+        let mut w = FailureWindow::new(EarlyShutdownConfig {
+            window: 4,
+            min_outcomes: 3,
+            max_failure_rate: 0.5,
+        });
         assert!(!w.record(true));
         assert!(!w.record(true)); // only 2 outcomes
         assert!(w.record(false)); // 2/3 failed
         assert!(w.record(false)); // 2/4 = 0.5 -> trips (at the threshold)
-        let mut w = FailureWindow::new(EarlyShutdownConfig { window: 4, min_outcomes: 3, max_failure_rate: 0.75 });
-        for _ in 0..4 { w.record(true); }
+        let mut w = FailureWindow::new(EarlyShutdownConfig {
+            window: 4,
+            min_outcomes: 3,
+            max_failure_rate: 0.75,
+        });
+        for _ in 0..4 {
+            w.record(true);
+        }
         assert!(w.should_stop());
-        for _ in 0..2 { w.record(false); }
+        for _ in 0..2 {
+            w.record(false);
+        }
         assert!(!w.should_stop()); // the two oldest failures slid out: 2/4
         assert!((w.failure_rate() - 0.5).abs() < 1e-9);
     }

@@ -1,0 +1,205 @@
+//! `ModelFacade`: the boundary generator code uses to make concrete model calls, and its typed errors.
+//!
+//! Generators never see providers, request admission or leases: they call `chat` / `embed` by model
+//! alias and get a reply or a classified [`ModelCallError`]. The engine implements this trait on
+//! top of `ModelRequestExecutor` (each call attempt is admitted separately), so a task may make
+//! zero, one or many calls.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A chat reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelReply {
+    /// The completion text.
+    pub text: String,
+}
+
+impl ModelReply {
+    /// A reply with `text`.
+    pub fn new(text: impl Into<String>) -> Self {
+        Self { text: text.into() }
+    }
+}
+
+/// How a model call failed; decides whether the task may be retried.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ModelCallErrorKind {
+    /// The provider rate-limited the call (HTTP 429 or equivalent).
+    RateLimited {
+        /// Provider-supplied pause, in seconds.
+        retry_after_seconds: Option<f64>,
+    },
+    /// The outbound provider attempt timed out after it started.
+    ProviderTimeout,
+    /// The provider failed (5xx, connection error, 4xx, ...).
+    ProviderFailure {
+        /// HTTP-like status when there is one (`None` for connection errors).
+        status: Option<u16>,
+        /// Whether trying again may succeed (5xx and connection errors are retryable).
+        retryable: bool,
+    },
+    /// Request admission refused or timed out before any provider call started.
+    Admission {
+        /// The admission denial reason (e.g. `queue_timeout`, `shutdown`).
+        reason: String,
+    },
+    /// The call was cancelled locally.
+    Cancelled,
+    /// The alias is not in the model registry.
+    UnknownAlias,
+    /// The provider answered with something that is not a valid reply.
+    MalformedResponse,
+}
+
+impl ModelCallErrorKind {
+    /// Snake_case name of the classification.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::RateLimited { .. } => "rate_limited",
+            Self::ProviderTimeout => "provider_timeout",
+            Self::ProviderFailure { .. } => "provider_failure",
+            Self::Admission { .. } => "admission",
+            Self::Cancelled => "cancelled",
+            Self::UnknownAlias => "unknown_alias",
+            Self::MalformedResponse => "malformed_response",
+        }
+    }
+
+    /// True for provider-side transient failures: rate limit, timeout, retryable provider failure.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Self::RateLimited { .. }
+                | Self::ProviderTimeout
+                | Self::ProviderFailure {
+                    retryable: true,
+                    ..
+                }
+        )
+    }
+}
+
+/// A failed model call: the alias, the classification and a sanitized message (no prompt text).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelCallError {
+    /// The model alias the generator called.
+    pub alias: String,
+    /// The classification.
+    pub kind: ModelCallErrorKind,
+    /// Sanitized detail (never prompts, completions or secrets).
+    pub message: String,
+}
+
+impl ModelCallError {
+    /// Builds an error.
+    pub fn new(
+        alias: impl Into<String>,
+        kind: ModelCallErrorKind,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            alias: alias.into(),
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// Shorthand for a rate-limited error.
+    pub fn rate_limited(alias: impl Into<String>, retry_after_seconds: Option<f64>) -> Self {
+        Self::new(
+            alias,
+            ModelCallErrorKind::RateLimited {
+                retry_after_seconds,
+            },
+            "rate limited",
+        )
+    }
+
+    /// Shorthand for an unknown alias.
+    pub fn unknown_alias(alias: impl Into<String>) -> Self {
+        let alias = alias.into();
+        let message = format!("model alias {alias:?} is not registered");
+        Self::new(alias, ModelCallErrorKind::UnknownAlias, message)
+    }
+
+    /// See [`ModelCallErrorKind::is_retryable`].
+    pub fn is_retryable(&self) -> bool {
+        self.kind.is_retryable()
+    }
+}
+
+impl fmt::Display for ModelCallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "model call via {:?} failed ({}): {}",
+            self.alias,
+            self.kind.as_str(),
+            self.message
+        )
+    }
+}
+
+impl std::error::Error for ModelCallError {}
+
+/// The generator-facing model-call boundary. Implementations own admission, retries and providers.
+#[async_trait]
+pub trait ModelFacade: Send + Sync {
+    /// One chat call to the endpoint behind `alias`.
+    async fn chat(&self, alias: &str, prompt: &str) -> Result<ModelReply, ModelCallError>;
+    /// One embedding call to the endpoint behind `alias`.
+    async fn embed(&self, alias: &str, input: &str) -> Result<Vec<f32>, ModelCallError>;
+}
+
+/// A facade with no models: every call fails with `unknown_alias` (for local-only workflows).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoModelFacade;
+
+#[async_trait]
+impl ModelFacade for NoModelFacade {
+    async fn chat(&self, alias: &str, _prompt: &str) -> Result<ModelReply, ModelCallError> {
+        Err(ModelCallError::unknown_alias(alias))
+    }
+
+    async fn embed(&self, alias: &str, _input: &str) -> Result<Vec<f32>, ModelCallError> {
+        Err(ModelCallError::unknown_alias(alias))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classification() {
+        assert!(ModelCallErrorKind::RateLimited {
+            retry_after_seconds: None
+        }
+        .is_retryable());
+        assert!(ModelCallErrorKind::ProviderTimeout.is_retryable());
+        assert!(ModelCallErrorKind::ProviderFailure {
+            status: Some(503),
+            retryable: true
+        }
+        .is_retryable());
+        assert!(!ModelCallErrorKind::ProviderFailure {
+            status: Some(400),
+            retryable: false
+        }
+        .is_retryable());
+        assert!(!ModelCallErrorKind::Admission {
+            reason: "queue_timeout".into()
+        }
+        .is_retryable());
+        assert!(!ModelCallErrorKind::MalformedResponse.is_retryable());
+    }
+
+    #[tokio::test]
+    async fn no_model_facade_refuses() {
+        let err = NoModelFacade.chat("m", "p").await.unwrap_err();
+        assert_eq!(err.kind, ModelCallErrorKind::UnknownAlias);
+    }
+}

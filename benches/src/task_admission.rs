@@ -1,8 +1,202 @@
-//! task_admission micro benchmarks for weir-micro (being written).
+//! task_admission micro benchmarks for weir-micro: the scheduler's dispatch cycle
+//! (`select_next → try_acquire → commit → release`) against a tokio `Semaphore` baseline.
 
-use crate::MicroResult;
+use crate::{measure_ns_per_op, median, Baseline, MicroResult};
+use serde_json::json;
+use std::collections::VecDeque;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Instant;
+use weir_contracts::{
+    SchedulerResourceRequest, SchedulingKind, TaskGroupKey, TaskGroupSpec, TaskId,
+};
+use weir_task_admission::{
+    BoundedBorrowTaskAdmissionPolicyConfig, FairTaskQueue, SchedulableTask, TaskAdmissionConfig,
+    TaskAdmissionController, TaskAdmissionDecision, TaskAdmissionLease,
+};
+
+/// Task counts of the matrix.
+pub const TASKS: [usize; 3] = [1_000, 10_000, 100_000];
+/// Group counts of the matrix.
+pub const GROUPS: [usize; 4] = [1, 8, 64, 256];
+/// Leases held in flight during the cycle (each op releases the oldest one).
+pub const IN_FLIGHT: usize = 32;
+/// Submission capacity of the benchmarked controller.
+pub const CAPACITY: u32 = 1024;
+
+/// A dispatch-cycle workload: `tasks` ready tasks spread round-robin over `groups` groups with
+/// weights 1..=4, bounded-borrow policy (the production default), admitted limit 64 per group.
+pub struct CycleBench {
+    template: Vec<SchedulableTask<u64>>,
+    queue: FairTaskQueue<u64>,
+    admission: TaskAdmissionController,
+    held: VecDeque<TaskAdmissionLease>,
+}
+
+impl CycleBench {
+    /// Builds the workload (queue empty until [`Self::refill`]).
+    pub fn new(tasks: usize, groups: usize) -> Self {
+        let specs: Vec<Arc<TaskGroupSpec>> = (0..groups.max(1))
+            .map(|g| {
+                let key = TaskGroupKey::new(
+                    SchedulingKind::Model,
+                    vec![
+                        "model".into(),
+                        "provider".into(),
+                        format!("model-{g}"),
+                        "chat".into(),
+                    ],
+                );
+                Arc::new(
+                    TaskGroupSpec::new(key, (g % 4) as u32 + 1, Some(64))
+                        .expect("invariant: benchmark specs are valid"),
+                )
+            })
+            .collect();
+        let request = Arc::new(SchedulerResourceRequest::submission());
+        let template = (0..tasks)
+            .map(|i| {
+                SchedulableTask::new(
+                    TaskId::new(format!("task-{i:016x}")),
+                    i as u64,
+                    specs[i % specs.len()].clone(),
+                    request.clone(),
+                )
+            })
+            .collect();
+        let config = TaskAdmissionConfig::with_submission_capacity(CAPACITY)
+            .with_bounded_borrow(BoundedBorrowTaskAdmissionPolicyConfig::default());
+        Self {
+            template,
+            queue: FairTaskQueue::new(),
+            admission: TaskAdmissionController::new(config)
+                .expect("invariant: benchmark config is valid"),
+            held: VecDeque::with_capacity(IN_FLIGHT + 1),
+        }
+    }
+
+    /// Tasks in the workload.
+    pub fn tasks(&self) -> usize {
+        self.template.len()
+    }
+
+    /// Re-enqueues every task of the workload (untimed setup).
+    pub fn refill(&mut self) {
+        self.queue.enqueue(self.template.iter().cloned());
+    }
+
+    /// Queued tasks left.
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// One op: select_next + try_acquire + commit, and release of the oldest held lease.
+    /// Returns false when nothing could be dispatched.
+    pub fn cycle(&mut self) -> bool {
+        let admission = &mut self.admission;
+        let Some(sel) = self.queue.select_next(|t, v| admission.is_eligible(t, v)) else {
+            return false;
+        };
+        let TaskAdmissionDecision::Lease(lease) = admission.try_acquire(sel.item, &sel.queue_view)
+        else {
+            return false;
+        };
+        let token = sel.token();
+        match self.queue.commit(token) {
+            Some(task) => {
+                black_box(task);
+            }
+            None => {
+                admission.release(&lease);
+                return false;
+            }
+        }
+        self.held.push_back(lease);
+        if self.held.len() > IN_FLIGHT {
+            if let Some(old) = self.held.pop_front() {
+                black_box(admission.release(&old));
+            }
+        }
+        true
+    }
+
+    /// Releases every held lease (between samples).
+    pub fn release_all(&mut self) {
+        while let Some(l) = self.held.pop_front() {
+            self.admission.release(&l);
+        }
+    }
+}
+
+/// Median ns per dispatch op over `samples` full drains, plus (p10, p90).
+pub fn measure_cycle(bench: &mut CycleBench, samples: usize) -> (f64, f64, f64) {
+    let mut per_op = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        bench.refill();
+        let n = bench.queued();
+        let start = Instant::now();
+        let mut done = 0usize;
+        while bench.cycle() {
+            done += 1;
+        }
+        let elapsed = start.elapsed().as_nanos() as f64;
+        assert_eq!(done, n, "every queued task is dispatched");
+        per_op.push(elapsed / done.max(1) as f64);
+        bench.release_all();
+    }
+    let mut sorted = per_op.clone();
+    sorted.sort_by(|a, b| a.total_cmp(b));
+    let pick = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize];
+    (median(&mut per_op), pick(0.1), pick(0.9))
+}
+
+/// Median ns of tokio `Semaphore::try_acquire` + release (permit drop).
+pub fn tokio_semaphore_baseline(samples: usize, ops: u64) -> f64 {
+    let sem = tokio::sync::Semaphore::new(CAPACITY as usize);
+    measure_ns_per_op(samples, ops, || {
+        if let Ok(permit) = black_box(&sem).try_acquire() {
+            drop(black_box(permit));
+        }
+    })
+}
 
 /// Runs this area's micro benchmarks.
 pub fn run() -> Vec<MicroResult> {
-    Vec::new()
+    let baseline = tokio_semaphore_baseline(31, 200_000);
+    let mut out = Vec::new();
+    for &tasks in &TASKS {
+        for &groups in &GROUPS {
+            let mut bench = CycleBench::new(tasks, groups);
+            let samples = match tasks {
+                t if t >= 100_000 => 9,
+                t if t >= 10_000 => 21,
+                _ => 101,
+            };
+            // One untimed warm-up drain sizes the maps.
+            measure_cycle(&mut bench, 1);
+            let (med, p10, p90) = measure_cycle(&mut bench, samples);
+            let mut extra = serde_json::Map::new();
+            extra.insert("ns_per_op_p10".into(), json!(p10));
+            extra.insert("ns_per_op_p90".into(), json!(p90));
+            extra.insert("samples".into(), json!(samples));
+            extra.insert("policy".into(), json!("bounded_borrow"));
+            extra.insert("in_flight_leases".into(), json!(IN_FLIGHT));
+            extra.insert(
+                "op".into(),
+                json!("select_next + try_acquire + commit + release"),
+            );
+            out.push(MicroResult {
+                benchmark: "task_admission_dispatch_cycle".into(),
+                params: json!({"tasks": tasks, "groups": groups}),
+                ns_per_op_median: med,
+                baseline: Some(Baseline {
+                    name: "tokio_semaphore_acquire_release".into(),
+                    ns_per_op_median: baseline,
+                }),
+                ratio: (baseline > 0.0).then(|| med / baseline),
+                extra,
+            });
+        }
+    }
+    out
 }

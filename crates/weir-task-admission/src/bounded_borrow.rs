@@ -1,0 +1,234 @@
+//! `BoundedBorrowTaskAdmissionPolicy`: strict shares under pressure, bounded borrowing without it.
+
+use crate::admission_view::TaskAdmissionView;
+use crate::config::{BoundedBorrowTaskAdmissionPolicyConfig, StrictShareRounding};
+use crate::lease::TaskAdmissionLease;
+use crate::policy::{
+    fair_pressure_resources, peer_stats, AdmissionCandidate, DebtChange, PeerStats, PolicyDetail,
+    PolicyStateDelta, TaskAdmissionPolicy, TaskAdmissionPolicyDecision,
+};
+use crate::queue_view::QueueView;
+use weir_contracts::{ContractError, TaskAdmissionDenyReason, TaskGroupSpec};
+
+/// Strict share of a resource with limit `limit` for `group` against hard-eligible `peers`.
+///
+/// `L·w / T`, where `T = w + Σ peer weights`, or `2w` for a solo group (one imagined equal peer);
+/// rounded per `rounding`, then at least 1, at most `admitted_limit` and at most `L`.
+pub fn strict_share(
+    group: &TaskGroupSpec,
+    limit: u32,
+    peers: PeerStats,
+    rounding: StrictShareRounding,
+) -> u64 {
+    if limit == 0 {
+        return 0;
+    }
+    let w = u128::from(group.weight.max(1));
+    let t = if peers.groups == 0 {
+        2 * w
+    } else {
+        w + u128::from(peers.weight)
+    };
+    let num = u128::from(limit) * w;
+    let raw = match rounding {
+        StrictShareRounding::Floor => num / t,
+        StrictShareRounding::Ceil => num.div_ceil(t),
+    };
+    let mut share = u64::try_from(raw.max(1)).unwrap_or(u64::MAX);
+    if let Some(a) = group.admitted_limit {
+        share = share.min(u64::from(a));
+    }
+    share.min(u64::from(limit))
+}
+
+/// Bounded borrow (reference §4.3, with the liveness rule from `plans/task-admission.md`).
+///
+/// For a group with an `admitted_limit`, per requested resource `r`:
+/// * under peer pressure on `r`: deny `borrow_debt` while the group owes `r`, deny `group_cap`
+///   when the admission would exceed its strict share;
+/// * without pressure: admit up to the strict share, then borrow above it up to the ceiling
+///   (explicit per group/resource, else default, else dynamic `L − reserved − share`), booking
+///   the borrowed units as debt.
+///
+/// A group holding none of `r` is never capped on `r`, so every group can always run one task.
+#[derive(Debug, Clone, Default)]
+pub struct BoundedBorrowTaskAdmissionPolicy {
+    config: BoundedBorrowTaskAdmissionPolicyConfig,
+}
+
+impl BoundedBorrowTaskAdmissionPolicy {
+    /// A policy with a validated config.
+    pub fn new(config: BoundedBorrowTaskAdmissionPolicyConfig) -> Result<Self, ContractError> {
+        config.validate()?;
+        Ok(Self { config })
+    }
+
+    /// The config.
+    pub fn config(&self) -> &BoundedBorrowTaskAdmissionPolicyConfig {
+        &self.config
+    }
+
+    fn ceiling(
+        &self,
+        group: &TaskGroupSpec,
+        r: &weir_contracts::SchedulerResourceKey,
+        limit: u32,
+        share: u64,
+    ) -> u64 {
+        if !self.config.borrow_ceiling_by_group_resource.is_empty() {
+            if let Some(c) = self
+                .config
+                .borrow_ceiling_by_group_resource
+                .get(&(group.key.clone(), r.clone()))
+            {
+                return u64::from(*c);
+            }
+        }
+        if let Some(c) = self.config.default_borrow_ceiling {
+            return u64::from(c);
+        }
+        let l = u64::from(limit);
+        let reserved_f = (l as f64 * self.config.dynamic_borrow_reserve_fraction).ceil();
+        let reserved =
+            (reserved_f as u64).min(u64::from(self.config.dynamic_borrow_max_reserved_slots));
+        l.saturating_sub(reserved).saturating_sub(share)
+    }
+}
+
+impl TaskAdmissionPolicy for BoundedBorrowTaskAdmissionPolicy {
+    fn name(&self) -> &'static str {
+        "bounded_borrow"
+    }
+
+    fn evaluate(
+        &self,
+        candidate: &AdmissionCandidate<'_>,
+        queue_view: &QueueView<'_>,
+        admission_view: &TaskAdmissionView<'_>,
+    ) -> TaskAdmissionPolicyDecision {
+        let Some(admitted_limit) = candidate.group.admitted_limit else {
+            return TaskAdmissionPolicyDecision::allow();
+        };
+        let mut borrow = Vec::new();
+        for (r, amount) in candidate.request.amounts() {
+            let admitted = candidate.leased(r);
+            if admitted == 0 {
+                // Liveness: a group holding none of r may always take one task's worth.
+                continue;
+            }
+            let limit = admission_view.limit(r).unwrap_or(0);
+            let peers = peer_stats(candidate.group, r, queue_view, admission_view);
+            let pressured =
+                peers.groups > 0 && fair_pressure_resources(candidate.request).any(|k| k == r);
+            let share = strict_share(
+                candidate.group,
+                limit,
+                peers,
+                self.config.strict_share_rounding,
+            );
+            let projected = admitted + u64::from(*amount);
+            let debt = candidate.debt(r);
+            if pressured {
+                if debt > 0 {
+                    return TaskAdmissionPolicyDecision::deny(
+                        TaskAdmissionDenyReason::BorrowDebt,
+                        PolicyDetail::BorrowDebt {
+                            resource: r.clone(),
+                            debt,
+                            requested: *amount,
+                            new_debt: 0,
+                            ceiling: None,
+                            strict_share: share,
+                        },
+                    );
+                }
+                if projected > share {
+                    return TaskAdmissionPolicyDecision::deny(
+                        TaskAdmissionDenyReason::GroupCap,
+                        PolicyDetail::GroupCap {
+                            admitted_limit,
+                            running: candidate.running(),
+                            resource: r.clone(),
+                            admitted,
+                            requested: *amount,
+                            strict_share: share,
+                        },
+                    );
+                }
+                continue;
+            }
+            if projected <= share {
+                continue;
+            }
+            let new_debt = u64::from(*amount).min(projected - share);
+            let ceiling = self.ceiling(candidate.group, r, limit, share);
+            if debt + new_debt > ceiling {
+                return TaskAdmissionPolicyDecision::deny(
+                    TaskAdmissionDenyReason::BorrowDebt,
+                    PolicyDetail::BorrowDebt {
+                        resource: r.clone(),
+                        debt,
+                        requested: *amount,
+                        new_debt,
+                        ceiling: Some(ceiling),
+                        strict_share: share,
+                    },
+                );
+            }
+            borrow.push((r.clone(), u32::try_from(new_debt).unwrap_or(u32::MAX)));
+        }
+        TaskAdmissionPolicyDecision {
+            borrow,
+            ..TaskAdmissionPolicyDecision::allow()
+        }
+    }
+
+    fn on_acquire(
+        &self,
+        lease: &TaskAdmissionLease,
+        decision: &TaskAdmissionPolicyDecision,
+    ) -> PolicyStateDelta {
+        PolicyStateDelta {
+            debt_changes: decision
+                .borrow
+                .iter()
+                .map(|(r, n)| DebtChange {
+                    group: lease.group().key.clone(),
+                    resource: r.clone(),
+                    delta: i64::from(*n),
+                })
+                .collect(),
+            diagnostic_counters: Vec::new(),
+        }
+    }
+
+    fn on_release(
+        &self,
+        lease: &TaskAdmissionLease,
+        admission_view: &TaskAdmissionView<'_>,
+    ) -> PolicyStateDelta {
+        let owes = admission_view
+            .group_of_spec(lease.group())
+            .is_some_and(|g| !g.debt_by_resource().is_empty());
+        if !owes {
+            return PolicyStateDelta::default();
+        }
+        let repaid: &[(weir_contracts::SchedulerResourceKey, u32)] =
+            if self.config.repay_on_withheld_peer_pressure {
+                lease.resources().amounts()
+            } else {
+                lease.borrowed()
+            };
+        PolicyStateDelta {
+            debt_changes: repaid
+                .iter()
+                .map(|(r, n)| DebtChange {
+                    group: lease.group().key.clone(),
+                    resource: r.clone(),
+                    delta: -i64::from(*n),
+                })
+                .collect(),
+            diagnostic_counters: Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,558 @@
+//! `TaskAdmissionController`: the hard resource ledger, task leases, release diagnostics, policy.
+//!
+//! A `&mut self` API: the scheduler calls it from its dispatch critical section; it is `Send` so
+//! it can live in a `Mutex` shared across threads. The ledger is authoritative; policy debt is
+//! stored beside it and changed only through `PolicyStateDelta`s applied in the same call.
+
+use crate::admission_view::{
+    lookup, reason_index, GroupLedger, GroupLedgerView, LedgerState, ResourceSlot,
+    TaskAdmissionView,
+};
+use crate::bounded_borrow::BoundedBorrowTaskAdmissionPolicy;
+use crate::config::TaskAdmissionConfig;
+use crate::hash::IdMap;
+use crate::lease::{TaskAdmissionDecision, TaskAdmissionDenied, TaskAdmissionLease};
+use crate::policy::{
+    AdmissionCandidate, PolicyDetail, PolicyStateDelta, TaskAdmissionPolicy,
+    TaskAdmissionPolicyDecision,
+};
+use crate::queue_view::{add_sorted, QueueView};
+use crate::strict_fair::StrictFairTaskAdmissionPolicy;
+use crate::task::SchedulableTask;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use weir_contracts::{
+    ContractError, ControllerGeneration, LeaseId, ReleaseReason, ReleaseResult,
+    SchedulerResourceRequest, TaskAdmissionDenyReason, TaskAdmissionSnapshot, TaskGroupSpec,
+};
+use weir_telemetry::MonotonicClock;
+
+#[derive(Debug)]
+struct ActiveLease {
+    group_slot: u32,
+    group: Arc<TaskGroupSpec>,
+    resources: Arc<SchedulerResourceRequest>,
+}
+
+/// Why queued work cannot be admitted now: the source of `admission_blocked` / `group_capped`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskAdmissionBlockSummary {
+    /// Live queued tasks.
+    pub queued_count: usize,
+    /// Denied group heads per reason.
+    pub dominant_denial_reasons: BTreeMap<TaskAdmissionDenyReason, u64>,
+    /// Queued tasks blocked behind a denied head, per reason (heads block their whole group).
+    pub blocked_tasks_by_reason: BTreeMap<TaskAdmissionDenyReason, u64>,
+    /// Group heads whose request can never be admitted (unlimited resource / above limit).
+    pub unsatisfiable_groups: u64,
+    /// Earliest monotonic second at which a denial may lift, when any policy knows.
+    pub available_after: Option<f64>,
+    /// Per-group label → `{reason, detail}` for denied heads (sanitized).
+    pub diagnostics: BTreeMap<String, Value>,
+    /// Ledger snapshot at the time of the explanation.
+    pub snapshot: TaskAdmissionSnapshot,
+}
+
+impl TaskAdmissionBlockSummary {
+    /// The reason blocking the most queued tasks (ties: plan order).
+    pub fn dominant_reason(&self) -> Option<TaskAdmissionDenyReason> {
+        let mut best: Option<(TaskAdmissionDenyReason, u64)> = None;
+        for (r, n) in &self.blocked_tasks_by_reason {
+            if best.is_none_or(|(_, b)| *n > b) {
+                best = Some((*r, *n));
+            }
+        }
+        best.map(|(r, _)| r)
+    }
+}
+
+/// Owns task-stage resource availability, leases, per-group accounting and policy state.
+#[derive(Debug)]
+pub struct TaskAdmissionController {
+    generation: ControllerGeneration,
+    issued: u64,
+    state: LedgerState,
+    active: IdMap<ActiveLease>,
+    policy: Box<dyn TaskAdmissionPolicy>,
+    clock: MonotonicClock,
+    snapshot_on_denial: bool,
+}
+
+impl TaskAdmissionController {
+    /// A controller for a validated `config`; bounded borrow when configured, else strict fair.
+    pub fn new(config: TaskAdmissionConfig) -> Result<Self, ContractError> {
+        config.validate()?;
+        let policy: Box<dyn TaskAdmissionPolicy> = match &config.bounded_borrow {
+            Some(b) => Box::new(BoundedBorrowTaskAdmissionPolicy::new(b.clone())?),
+            None => Box::new(StrictFairTaskAdmissionPolicy),
+        };
+        Self::with_policy(config, policy)
+    }
+
+    /// A controller with an explicit policy (it wins over `config.bounded_borrow`).
+    pub fn with_policy(
+        config: TaskAdmissionConfig,
+        policy: Box<dyn TaskAdmissionPolicy>,
+    ) -> Result<Self, ContractError> {
+        config.validate()?;
+        let resources = config
+            .merged_limits()
+            .into_iter()
+            .map(|(key, limit)| ResourceSlot {
+                key,
+                limit,
+                leased: 0,
+            })
+            .collect();
+        Ok(Self {
+            generation: ControllerGeneration::next(),
+            issued: 0,
+            state: LedgerState {
+                resources,
+                ..LedgerState::default()
+            },
+            active: IdMap::default(),
+            policy,
+            clock: MonotonicClock::start(),
+            snapshot_on_denial: config.snapshot_on_denial,
+        })
+    }
+
+    /// Uses `clock` for `acquired_at` (share the run's clock so timelines line up).
+    pub fn with_clock(mut self, clock: MonotonicClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// This controller's generation (leases from others are rejected).
+    pub fn generation(&self) -> ControllerGeneration {
+        self.generation
+    }
+
+    /// The active policy's name.
+    pub fn policy_name(&self) -> &'static str {
+        self.policy.name()
+    }
+
+    /// Rejects a request that could never be admitted: a resource with no configured limit or
+    /// an amount above its limit. Call it before enqueueing.
+    pub fn validate_request(
+        &self,
+        request: &SchedulerResourceRequest,
+    ) -> Result<(), ContractError> {
+        for (k, a) in request.amounts() {
+            match self.state.resource(k) {
+                None => {
+                    return Err(ContractError::new(
+                        format!("resource_request.amounts.{k}"),
+                        "no task admission limit is configured for this resource",
+                    ))
+                }
+                Some(r) if *a > r.limit => {
+                    return Err(ContractError::new(
+                        format!("resource_request.amounts.{k}"),
+                        format!("amount {a} exceeds the resource's limit {}", r.limit),
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Self::validate_request`] for a task.
+    pub fn validate_task<P>(&self, task: &SchedulableTask<P>) -> Result<(), ContractError> {
+        self.validate_request(&task.resource_request)
+    }
+
+    /// True when `item` could be admitted now. Pure; the queue predicate.
+    pub fn is_eligible<P>(&self, item: &SchedulableTask<P>, queue_view: &QueueView<'_>) -> bool {
+        let slot = self.slot_if_needed(&item.group);
+        self.evaluate(&item.group, &item.resource_request, queue_view, slot)
+            .allowed
+    }
+
+    /// Leases `item`'s resources, or returns a typed denial. Re-evaluates (nothing is cached).
+    pub fn try_acquire<P>(
+        &mut self,
+        item: &SchedulableTask<P>,
+        queue_view: &QueueView<'_>,
+    ) -> TaskAdmissionDecision {
+        let slot = self.slot_if_needed(&item.group);
+        let decision = self.evaluate(&item.group, &item.resource_request, queue_view, slot);
+        if !decision.allowed {
+            return TaskAdmissionDecision::Denied(TaskAdmissionDenied {
+                task_id: item.task_id.clone(),
+                group: item.group.clone(),
+                reason: decision
+                    .reason
+                    .unwrap_or(TaskAdmissionDenyReason::PolicyDenial),
+                available_after: decision.available_after,
+                detail: decision.detail,
+                snapshot: self
+                    .snapshot_on_denial
+                    .then(|| Box::new(self.view().to_snapshot())),
+            });
+        }
+        let slot = match slot {
+            Some(s) => {
+                if self.state.ledger(s).is_some_and(|g| g.is_idle()) {
+                    self.state.idle_groups = self.state.idle_groups.saturating_sub(1);
+                }
+                s
+            }
+            None => self.create_group(&item.group),
+        };
+        for (k, a) in item.resource_request.amounts() {
+            if let Ok(i) = self.state.resources.binary_search_by(|r| r.key.cmp(k)) {
+                self.state.resources[i].leased += u64::from(*a);
+            }
+        }
+        if let Some(Some(g)) = self.state.groups.get_mut(slot as usize) {
+            g.running += 1;
+            for (k, a) in item.resource_request.amounts() {
+                add_sorted(&mut g.leased, k, i64::from(*a));
+            }
+        }
+        self.issued += 1;
+        self.state.active_leases += 1;
+        let lease = TaskAdmissionLease {
+            lease_id: LeaseId::new(self.generation, self.issued),
+            task_id: item.task_id.clone(),
+            group: item.group.clone(),
+            resources: item.resource_request.clone(),
+            acquired_at: self.clock.now(),
+            borrowed: decision.borrow.clone(),
+        };
+        let delta = self.policy.on_acquire(&lease, &decision);
+        self.apply_delta(slot, delta);
+        self.active.insert(
+            self.issued,
+            ActiveLease {
+                group_slot: slot,
+                group: item.group.clone(),
+                resources: item.resource_request.clone(),
+            },
+        );
+        TaskAdmissionDecision::Lease(lease)
+    }
+
+    /// Returns `lease`'s resources exactly once. Never panics; a duplicate, stale,
+    /// wrong-generation or unknown release changes nothing but its diagnostic counter.
+    pub fn release(&mut self, lease: &TaskAdmissionLease) -> ReleaseResult {
+        let id = lease.lease_id;
+        if id.generation != self.generation {
+            return self.reject(ReleaseReason::WrongControllerGeneration, id);
+        }
+        if id.counter == 0 || id.counter > self.issued {
+            return self.reject(ReleaseReason::UnknownLease, id);
+        }
+        let Some(active) = self.active.get(&id.counter) else {
+            // Counters are issued once and every issued, inactive id has been released: exact.
+            return self.reject(ReleaseReason::Duplicate, id);
+        };
+        if !Arc::ptr_eq(&active.resources, &lease.resources)
+            && *active.resources != *lease.resources
+            || active.group.key != lease.group.key
+        {
+            return self.reject(ReleaseReason::StaleLease, id);
+        }
+        let Some(active) = self.active.remove(&id.counter) else {
+            return self.reject(ReleaseReason::Duplicate, id);
+        };
+        for (k, a) in active.resources.amounts() {
+            if let Ok(i) = self.state.resources.binary_search_by(|r| r.key.cmp(k)) {
+                let r = &mut self.state.resources[i];
+                r.leased = r.leased.saturating_sub(u64::from(*a));
+            }
+        }
+        if let Some(Some(g)) = self.state.groups.get_mut(active.group_slot as usize) {
+            g.running = g.running.saturating_sub(1);
+            for (k, a) in active.resources.amounts() {
+                add_sorted(&mut g.leased, k, -i64::from(*a));
+            }
+        }
+        self.state.active_leases = self.state.active_leases.saturating_sub(1);
+        let delta = self.policy.on_release(lease, &self.view());
+        self.apply_delta(active.group_slot, delta);
+        self.maybe_free_group(active.group_slot);
+        ReleaseResult::released()
+    }
+
+    /// The O(1) borrowed view of the ledger.
+    pub fn view(&self) -> TaskAdmissionView<'_> {
+        TaskAdmissionView { state: &self.state }
+    }
+
+    /// The serializable snapshot of the ledger.
+    pub fn snapshot(&self) -> TaskAdmissionSnapshot {
+        self.view().to_snapshot()
+    }
+
+    /// Explains why no queued head is admissible: per-reason counts over group heads and the
+    /// tasks blocked behind them, earliest `available_after`, and a snapshot.
+    pub fn explain_blocked(&self, queue_view: &QueueView<'_>) -> TaskAdmissionBlockSummary {
+        let mut s = TaskAdmissionBlockSummary {
+            queued_count: queue_view.queued_total(),
+            dominant_denial_reasons: BTreeMap::new(),
+            blocked_tasks_by_reason: BTreeMap::new(),
+            unsatisfiable_groups: 0,
+            available_after: None,
+            diagnostics: BTreeMap::new(),
+            snapshot: self.snapshot(),
+        };
+        for g in queue_view.groups() {
+            let slot = self.state.group_slot(g.key());
+            let d = self.evaluate(g.head_spec(), g.head_request(), queue_view, slot);
+            if d.allowed {
+                continue;
+            }
+            let reason = d.reason.unwrap_or(TaskAdmissionDenyReason::PolicyDenial);
+            *s.dominant_denial_reasons.entry(reason).or_default() += 1;
+            *s.blocked_tasks_by_reason.entry(reason).or_default() += u64::from(g.queued());
+            if matches!(d.detail, PolicyDetail::Unsatisfiable { .. }) {
+                s.unsatisfiable_groups += 1;
+            }
+            if let Some(t) = d.available_after {
+                s.available_after = Some(s.available_after.map_or(t, |a: f64| a.min(t)));
+            }
+            s.diagnostics.insert(
+                g.key().label(),
+                serde_json::json!({"reason": reason.as_str(), "queued": g.queued(), "detail": d.detail.diagnostics()}),
+            );
+        }
+        s
+    }
+
+    // ---- internals ------------------------------------------------------------------------
+
+    /// The group's ledger slot (`None` when the group holds nothing).
+    fn slot_if_needed(&self, group: &TaskGroupSpec) -> Option<u32> {
+        if self.state.group_index.is_empty() {
+            return None;
+        }
+        self.state.group_slot_of(group)
+    }
+
+    /// Hard check, then the policy. Pure.
+    fn evaluate(
+        &self,
+        group: &TaskGroupSpec,
+        request: &SchedulerResourceRequest,
+        queue_view: &QueueView<'_>,
+        slot: Option<u32>,
+    ) -> TaskAdmissionPolicyDecision {
+        for (k, a) in request.amounts() {
+            let Some(r) = self.state.resource(k) else {
+                return TaskAdmissionPolicyDecision::deny(
+                    TaskAdmissionDenyReason::NoCapacity,
+                    PolicyDetail::Unsatisfiable {
+                        field: format!("resource_request.amounts.{k}"),
+                        message: "no task admission limit is configured for this resource".into(),
+                    },
+                );
+            };
+            if *a > r.limit {
+                return TaskAdmissionPolicyDecision::deny(
+                    TaskAdmissionDenyReason::NoCapacity,
+                    PolicyDetail::Unsatisfiable {
+                        field: format!("resource_request.amounts.{k}"),
+                        message: format!("amount {a} exceeds the resource's limit {}", r.limit),
+                    },
+                );
+            }
+            let available = u64::from(r.limit).saturating_sub(r.leased);
+            if available < u64::from(*a) {
+                return TaskAdmissionPolicyDecision::deny(
+                    TaskAdmissionDenyReason::NoCapacity,
+                    PolicyDetail::NoCapacity {
+                        resource: k.clone(),
+                        requested: *a,
+                        available,
+                    },
+                );
+            }
+        }
+        let candidate = AdmissionCandidate {
+            group,
+            request,
+            ledger: slot
+                .and_then(|s| self.state.ledger(s))
+                .map(|ledger| GroupLedgerView { ledger }),
+        };
+        let mut d = self.policy.evaluate(&candidate, queue_view, &self.view());
+        if !d.allowed && d.reason.is_none() {
+            d.reason = Some(TaskAdmissionDenyReason::PolicyDenial);
+        }
+        d
+    }
+
+    fn create_group(&mut self, spec: &Arc<TaskGroupSpec>) -> u32 {
+        let ledger = GroupLedger {
+            spec: spec.clone(),
+            running: 0,
+            leased: Vec::new(),
+            debt: Vec::new(),
+        };
+        let slot = match self.state.free_groups.pop() {
+            Some(s) => {
+                self.state.groups[s as usize] = Some(ledger);
+                s
+            }
+            None => {
+                self.state.groups.push(Some(ledger));
+                (self.state.groups.len() - 1) as u32
+            }
+        };
+        self.state.group_index.insert(spec.key.clone(), slot);
+        self.state
+            .spec_ptr_index
+            .insert(Arc::as_ptr(spec) as usize as u64, slot);
+        slot
+    }
+
+    /// Counts a ledger that now holds nothing; sweeps idle ledgers once they outnumber
+    /// `max(256, active leases)`, so memory stays bounded by live work (amortized O(1)).
+    fn maybe_free_group(&mut self, slot: u32) {
+        if !self.state.ledger(slot).is_some_and(|g| g.is_idle()) {
+            return;
+        }
+        self.state.idle_groups += 1;
+        let bound = 256usize.max(self.state.active_leases as usize);
+        if self.state.idle_groups <= bound {
+            return;
+        }
+        for s in 0..self.state.groups.len() {
+            if self.state.groups[s].as_ref().is_some_and(|g| g.is_idle()) {
+                if let Some(g) = self.state.groups[s].take() {
+                    self.state.group_index.remove(&g.spec.key);
+                    let addr = Arc::as_ptr(&g.spec) as usize as u64;
+                    if self.state.spec_ptr_index.get(&addr) == Some(&(s as u32)) {
+                        self.state.spec_ptr_index.remove(&addr);
+                    }
+                }
+                self.state.free_groups.push(s as u32);
+            }
+        }
+        self.state.idle_groups = 0;
+    }
+
+    /// Ledger slots currently held (groups with leases or debt, plus idle ones awaiting reuse).
+    pub fn tracked_groups(&self) -> usize {
+        self.state.groups.iter().flatten().count()
+    }
+
+    /// Applies a policy delta; debt is clamped at zero. `own` is the lease's group slot.
+    fn apply_delta(&mut self, own: u32, delta: PolicyStateDelta) {
+        if delta.is_empty() {
+            return;
+        }
+        for c in delta.debt_changes {
+            let own_matches = self
+                .state
+                .ledger(own)
+                .is_some_and(|g| g.spec.key == c.group);
+            let slot = if own_matches {
+                Some(own)
+            } else {
+                self.state.group_slot(&c.group)
+            };
+            let Some(slot) = slot else {
+                // A repayment for a group holding nothing changes nothing; a new debt for one
+                // is not representable without a spec, so it is dropped (and counted).
+                *self
+                    .state
+                    .policy_counters
+                    .entry("dropped_debt_changes".into())
+                    .or_default() += 1;
+                continue;
+            };
+            if let Some(Some(g)) = self.state.groups.get_mut(slot as usize) {
+                if g.is_idle() && c.delta > 0 {
+                    self.state.idle_groups = self.state.idle_groups.saturating_sub(1);
+                }
+                let cur = lookup(&g.debt, &c.resource);
+                let delta = if c.delta < 0 {
+                    -(i64::try_from(cur)
+                        .unwrap_or(i64::MAX)
+                        .min(c.delta.saturating_neg()))
+                } else {
+                    c.delta
+                };
+                add_sorted(&mut g.debt, &c.resource, delta);
+            }
+            if slot != own {
+                self.maybe_free_group(slot);
+            }
+        }
+        for (name, n) in delta.diagnostic_counters {
+            *self.state.policy_counters.entry(name).or_default() += n;
+        }
+    }
+
+    fn reject(&mut self, reason: ReleaseReason, id: LeaseId) -> ReleaseResult {
+        self.state.release_diagnostics[reason_index(reason)] += 1;
+        let mut r = ReleaseResult::rejected(reason);
+        r.diagnostics.insert("lease_id".into(), id.to_string());
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::FairTaskQueue;
+    use weir_contracts::{SchedulingKind, TaskGroupKey, TaskId};
+
+    fn spec(name: &str) -> Arc<TaskGroupSpec> {
+        let key = TaskGroupKey::new(SchedulingKind::Local, vec!["local".into(), name.into()]);
+        Arc::new(TaskGroupSpec::new(key, 1, None).expect("valid"))
+    }
+
+    #[test]
+    fn unknown_and_stale_leases_change_nothing() {
+        let mut adm =
+            TaskAdmissionController::new(TaskAdmissionConfig::with_submission_capacity(2))
+                .expect("valid");
+        let q: FairTaskQueue<()> = FairTaskQueue::new();
+        let t = SchedulableTask::new(
+            TaskId::new("t"),
+            (),
+            spec("a"),
+            Arc::new(SchedulerResourceRequest::submission()),
+        );
+        let lease = adm
+            .try_acquire(&t, &q.view())
+            .into_lease()
+            .expect("admitted");
+        let before = adm.snapshot();
+
+        let mut unknown = lease.clone();
+        unknown.lease_id = LeaseId::new(adm.generation(), 99);
+        assert_eq!(adm.release(&unknown).reason, ReleaseReason::UnknownLease);
+
+        let mut stale = lease.clone();
+        stale.group = spec("other");
+        assert_eq!(adm.release(&stale).reason, ReleaseReason::StaleLease);
+
+        let mut after = adm.snapshot();
+        assert_eq!(
+            after
+                .release_diagnostics
+                .remove(&ReleaseReason::UnknownLease),
+            Some(1)
+        );
+        assert_eq!(
+            after.release_diagnostics.remove(&ReleaseReason::StaleLease),
+            Some(1)
+        );
+        assert_eq!(after, before);
+        assert!(adm.release(&lease).released);
+        assert_eq!(adm.snapshot().active_lease_count, 0);
+        assert!(
+            adm.view().groups().next().is_none(),
+            "no group holds anything"
+        );
+    }
+}

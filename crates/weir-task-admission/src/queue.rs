@@ -1,0 +1,505 @@
+//! `FairTaskQueue`: ready-work membership and weighted start-time fair ordering across task groups.
+//!
+//! Ordering: start-time fair queueing (SFQ) over groups with exact integer virtual time, FIFO
+//! inside a group. A group with queued work has a start tag `S`; the queue serves the group with
+//! the smallest `(S, F, activation_seq)` where `F = S + SCALE / weight` is the head's finish tag
+//! (so among equal start tags the heavier group goes first; weights 2:1 give `a b a a b a a b …`). Committing a group's head sets `vt = max(vt, S)` and the group's next start tag
+//! to `F`. A group that becomes active takes
+//! `S = max(vt, F)` where `F` is the finish tag it left with (standard SFQ; remembered only while
+//! `F > vt`, and forgotten when the queue empties, so memory is bounded by live work).
+//!
+//! Staleness is per group: a [`SelectionToken`] names the selected entry's unique sequence
+//! number, and `commit` succeeds exactly when that entry is still its group's head. Enqueues,
+//! commits and discards elsewhere do not invalidate it.
+
+use crate::hash::FastMap;
+use crate::queue_view::{GroupFacts, HeadFacts, QueueFacts, QueueView};
+use crate::task::SchedulableTask;
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::Arc;
+use weir_contracts::{TaskGroupSpec, TaskId};
+
+/// Virtual-time scale: `2^16 · 3^6 · 5^4 · 7^2 · 11 · 13 · 17 · 19 · 23` (≈ 1.55e18).
+///
+/// A pick of a weight-`w` group advances its tag by `SCALE / w`, which is exact for every weight
+/// that divides `SCALE`: every weight in 1..=28, every power of two up to 65536, 100, 1000 and
+/// most capacity-like numbers. Other weights are floored; ordering
+/// stays deterministic because all arithmetic is integer. Tags are `u128`, so even weight-1
+/// picks overflow only after ~2e20 commits in one busy period.
+pub const VIRTUAL_TIME_SCALE: u128 = 65_536 * 729 * 625 * 49 * 11 * 13 * 17 * 19 * 23;
+
+/// Identifies one selected queue entry; `commit` accepts it only while that entry is still its
+/// group's head (the per-group staleness rule).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SelectionToken {
+    slot: u32,
+    entry_seq: u64,
+}
+
+/// What `select_next` returns: the candidate, the exact view the predicate saw, and the token.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueSelection<'a, P> {
+    /// The selected head task.
+    pub item: &'a SchedulableTask<P>,
+    /// The view every predicate call of this pass received.
+    pub queue_view: QueueView<'a>,
+    /// Opaque staleness token to pass to [`FairTaskQueue::commit`].
+    pub sequence_version: SelectionToken,
+}
+
+impl<P> QueueSelection<'_, P> {
+    /// The token to commit with (copy it out before calling `commit`, which needs `&mut` queue).
+    pub fn token(&self) -> SelectionToken {
+        self.sequence_version
+    }
+}
+
+#[derive(Debug)]
+struct Entry<P> {
+    seq: u64,
+    sig: u32,
+    task: Option<SchedulableTask<P>>,
+}
+
+#[derive(Debug)]
+struct Lane<P> {
+    /// FIFO of entries; the front is always live (tombstones are popped when they surface).
+    entries: VecDeque<Entry<P>>,
+    tombstones: usize,
+    /// Start tag while active, finish tag while idle.
+    tag: u128,
+    /// Finish tag of the head while active (`tag + SCALE / weight`): the first tie-break.
+    fin: u128,
+    /// Activation sequence (tie-break among equal tags) while active.
+    act: u64,
+    active: bool,
+}
+
+/// Weighted fair ready queue over task groups; FIFO within a group. See the module docs.
+///
+/// A `&mut self` API: the scheduler calls it from its dispatch critical section (wrap it in a
+/// `Mutex` to share it). `select_next` takes `&self`, so it cannot change anything.
+#[derive(Debug)]
+pub struct FairTaskQueue<P> {
+    facts: QueueFacts,
+    lanes: Vec<Option<Lane<P>>>,
+    free_slots: Vec<u32>,
+    index: FastMap<TaskId, (u32, u64)>,
+    /// Active groups keyed by (start tag, finish tag, activation seq, slot).
+    active: BTreeSet<(u128, u128, u64, u32)>,
+    idle: BTreeSet<(u128, u32)>,
+    vt: u128,
+    next_entry: u64,
+    next_act: u64,
+}
+
+impl<P> Default for FairTaskQueue<P> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn increment(weight: u32) -> u128 {
+    VIRTUAL_TIME_SCALE / u128::from(weight.max(1))
+}
+
+impl<P> FairTaskQueue<P> {
+    /// An empty queue.
+    pub fn new() -> Self {
+        Self {
+            facts: QueueFacts::default(),
+            lanes: Vec::new(),
+            free_slots: Vec::new(),
+            index: FastMap::default(),
+            active: BTreeSet::new(),
+            idle: BTreeSet::new(),
+            vt: 0,
+            next_entry: 1,
+            next_act: 0,
+        }
+    }
+
+    /// Live queued tasks.
+    pub fn len(&self) -> usize {
+        self.facts.total
+    }
+
+    /// True when nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.facts.total == 0
+    }
+
+    /// True when `task_id` is queued.
+    pub fn contains(&self, task_id: &TaskId) -> bool {
+        self.index.contains_key(task_id)
+    }
+
+    /// The queued task `task_id`, if any.
+    pub fn get(&self, task_id: &TaskId) -> Option<&SchedulableTask<P>> {
+        let &(slot, seq) = self.index.get(task_id)?;
+        let lane = self.lanes.get(slot as usize)?.as_ref()?;
+        let i = lane.entries.binary_search_by_key(&seq, |e| e.seq).ok()?;
+        lane.entries[i].task.as_ref()
+    }
+
+    /// The O(1) borrowed view of membership and demand facts.
+    pub fn view(&self) -> QueueView<'_> {
+        QueueView { facts: &self.facts }
+    }
+
+    /// Group slots currently held (groups with queued work plus idle groups whose tag matters).
+    pub fn tracked_groups(&self) -> usize {
+        self.lanes.iter().filter(|l| l.is_some()).count()
+    }
+
+    /// Adds ready tasks; returns the ids accepted, in input order. Idempotent by task id: an id
+    /// already queued (or repeated in `items`) is skipped.
+    pub fn enqueue(&mut self, items: impl IntoIterator<Item = SchedulableTask<P>>) -> Vec<TaskId> {
+        let mut accepted = Vec::new();
+        for task in items {
+            if self.index.contains_key(&task.task_id) {
+                continue;
+            }
+            let slot = self.group_slot(&task.group);
+            let sig = self.facts.intern(&task.resource_request);
+            let seq = self.next_entry;
+            self.next_entry += 1;
+            self.facts.total += 1;
+            self.facts.add_demand(slot, &task.resource_request, 1);
+            let id = task.task_id.clone();
+            self.index.insert(id.clone(), (slot, seq));
+            let became_active = {
+                let (g, lane) = self.slot_mut(slot);
+                g.queued += 1;
+                lane.entries.push_back(Entry {
+                    seq,
+                    sig,
+                    task: Some(task),
+                });
+                !lane.active
+            };
+            if became_active {
+                self.activate(slot);
+            }
+            accepted.push(id);
+        }
+        if !accepted.is_empty() {
+            self.facts.version += 1;
+        }
+        accepted
+    }
+
+    /// Offers each active group's head, in fair order, to `is_eligible` (always with the same
+    /// view) and returns the first accepted one. Changes nothing.
+    pub fn select_next<F>(&self, mut is_eligible: F) -> Option<QueueSelection<'_, P>>
+    where
+        F: FnMut(&SchedulableTask<P>, &QueueView<'_>) -> bool,
+    {
+        let view = self.view();
+        for &(_, _, _, slot) in &self.active {
+            let Some(Some(lane)) = self.lanes.get(slot as usize) else {
+                continue;
+            };
+            let Some(entry) = lane.entries.front() else {
+                continue;
+            };
+            let Some(task) = entry.task.as_ref() else {
+                continue;
+            };
+            if is_eligible(task, &view) {
+                return Some(QueueSelection {
+                    item: task,
+                    queue_view: view,
+                    sequence_version: SelectionToken {
+                        slot,
+                        entry_seq: entry.seq,
+                    },
+                });
+            }
+        }
+        None
+    }
+
+    /// Removes and returns the selected task, advancing fair-queue state; `None` (and no change)
+    /// when the selection is stale, i.e. its entry is no longer its group's head.
+    pub fn commit(&mut self, token: SelectionToken) -> Option<SchedulableTask<P>> {
+        let lane = self.lanes.get(token.slot as usize)?.as_ref()?;
+        if lane.entries.front()?.seq != token.entry_seq {
+            return None;
+        }
+        let slot = token.slot;
+        self.clear_head(slot);
+        let (weight, tag, fin, act, entry) = {
+            let (g, lane) = self.slot_mut(slot);
+            let entry = lane.entries.pop_front();
+            g.queued = g.queued.saturating_sub(1);
+            Self::pop_tombstones(lane);
+            (g.spec.weight, lane.tag, lane.fin, lane.act, entry)
+        };
+        let entry = entry?;
+        let task = entry.task?;
+        self.index.remove(&task.task_id);
+        self.facts.total = self.facts.total.saturating_sub(1);
+        self.facts.add_demand(slot, &task.resource_request, -1);
+        self.facts.release_sig(entry.sig);
+        self.active.remove(&(tag, fin, act, slot));
+        self.vt = self.vt.max(tag);
+        let finish = fin;
+        if self.queued(slot) > 0 {
+            let act = self.next_act;
+            self.next_act += 1;
+            let next_fin = finish.saturating_add(increment(weight));
+            if let Some(Some(lane)) = self.lanes.get_mut(slot as usize) {
+                lane.tag = finish;
+                lane.fin = next_fin;
+                lane.act = act;
+            }
+            self.active.insert((finish, next_fin, act, slot));
+            self.set_head(slot);
+        } else {
+            self.go_idle(slot, finish);
+        }
+        self.after_removal();
+        Some(task)
+    }
+
+    /// Removes `task_id` from the queue (no-op for unknown ids); returns the removed task.
+    pub fn discard(&mut self, task_id: &TaskId) -> Option<SchedulableTask<P>> {
+        let (slot, seq) = self.index.remove(task_id)?;
+        let was_head = {
+            let lane = self.lanes.get(slot as usize)?.as_ref()?;
+            lane.entries.front().map(|e| e.seq) == Some(seq)
+        };
+        if was_head {
+            self.clear_head(slot);
+        }
+        let (sig, task, now_empty, tag, fin, act) = {
+            let (g, lane) = self.slot_mut(slot);
+            let i = lane
+                .entries
+                .binary_search_by_key(&seq, |e| e.seq)
+                .expect("invariant: indexed task has an entry in its lane");
+            let sig = lane.entries[i].sig;
+            let task = lane.entries[i].task.take();
+            lane.tombstones += 1;
+            g.queued = g.queued.saturating_sub(1);
+            Self::pop_tombstones(lane);
+            if g.queued == 0 {
+                lane.entries.clear();
+                lane.tombstones = 0;
+            } else if lane.tombstones > 16 && lane.tombstones * 2 > lane.entries.len() {
+                // Compaction keeps memory within 2x live entries.
+                lane.entries.retain(|e| e.task.is_some());
+                lane.tombstones = 0;
+            }
+            (sig, task, g.queued == 0, lane.tag, lane.fin, lane.act)
+        };
+        let task = task?;
+        self.facts.total = self.facts.total.saturating_sub(1);
+        self.facts.add_demand(slot, &task.resource_request, -1);
+        self.facts.release_sig(sig);
+        if now_empty {
+            self.active.remove(&(tag, fin, act, slot));
+            // The group was not served: it keeps its start tag as the tag it returns with.
+            self.go_idle(slot, tag);
+        } else if was_head {
+            self.set_head(slot);
+        }
+        self.after_removal();
+        Some(task)
+    }
+
+    /// Removes every queued task matching `pred`; returns them (FIFO per group, groups in slot order).
+    pub fn discard_where(
+        &mut self,
+        mut pred: impl FnMut(&SchedulableTask<P>) -> bool,
+    ) -> Vec<SchedulableTask<P>> {
+        let ids: Vec<TaskId> = self
+            .lanes
+            .iter()
+            .flatten()
+            .flat_map(|l| l.entries.iter())
+            .filter_map(|e| e.task.as_ref())
+            .filter(|t| pred(t))
+            .map(|t| t.task_id.clone())
+            .collect();
+        ids.iter().filter_map(|id| self.discard(id)).collect()
+    }
+
+    // ---- internals ------------------------------------------------------------------------
+
+    fn queued(&self, slot: u32) -> u32 {
+        self.facts
+            .groups
+            .get(slot as usize)
+            .and_then(|g| g.as_ref())
+            .map_or(0, |g| g.queued)
+    }
+
+    fn slot_mut(&mut self, slot: u32) -> (&mut GroupFacts, &mut Lane<P>) {
+        let g = self.facts.groups[slot as usize]
+            .as_mut()
+            .expect("invariant: live slot has facts");
+        let lane = self.lanes[slot as usize]
+            .as_mut()
+            .expect("invariant: live slot has a lane");
+        (g, lane)
+    }
+
+    fn pop_tombstones(lane: &mut Lane<P>) {
+        while lane.entries.front().is_some_and(|e| e.task.is_none()) {
+            lane.entries.pop_front();
+            lane.tombstones = lane.tombstones.saturating_sub(1);
+        }
+    }
+
+    /// The slot of `spec`'s group, created when new; records `spec` as the group's latest spec.
+    fn group_slot(&mut self, spec: &Arc<TaskGroupSpec>) -> u32 {
+        if let Some(&slot) = self.facts.group_index.get(&spec.key) {
+            if let Some(Some(g)) = self.facts.groups.get_mut(slot as usize) {
+                if !Arc::ptr_eq(&g.spec, spec) {
+                    let old = std::mem::replace(&mut g.spec, spec.clone());
+                    self.facts
+                        .spec_ptr_index
+                        .remove(&(Arc::as_ptr(&old) as usize as u64));
+                    self.facts
+                        .spec_ptr_index
+                        .insert(Arc::as_ptr(spec) as usize as u64, slot);
+                }
+            }
+            return slot;
+        }
+        let facts = GroupFacts {
+            spec: spec.clone(),
+            queued: 0,
+            demand: Vec::new(),
+            head: None,
+        };
+        let lane = Lane {
+            entries: VecDeque::new(),
+            tombstones: 0,
+            tag: self.vt,
+            fin: self.vt,
+            act: 0,
+            active: false,
+        };
+        let slot = match self.free_slots.pop() {
+            Some(s) => {
+                self.facts.groups[s as usize] = Some(facts);
+                self.lanes[s as usize] = Some(lane);
+                s
+            }
+            None => {
+                self.facts.groups.push(Some(facts));
+                self.lanes.push(Some(lane));
+                (self.lanes.len() - 1) as u32
+            }
+        };
+        self.facts.group_index.insert(spec.key.clone(), slot);
+        self.facts
+            .spec_ptr_index
+            .insert(Arc::as_ptr(spec) as usize as u64, slot);
+        slot
+    }
+
+    fn activate(&mut self, slot: u32) {
+        let act = self.next_act;
+        self.next_act += 1;
+        let vt = self.vt;
+        let (g, lane) = self.slot_mut(slot);
+        let weight = g.spec.weight;
+        let old = lane.tag;
+        let tag = old.max(vt);
+        let fin = tag.saturating_add(increment(weight));
+        lane.tag = tag;
+        lane.fin = fin;
+        lane.act = act;
+        lane.active = true;
+        self.idle.remove(&(old, slot));
+        self.active.insert((tag, fin, act, slot));
+        self.set_head(slot);
+    }
+
+    fn go_idle(&mut self, slot: u32, tag: u128) {
+        let vt = self.vt;
+        {
+            let (g, lane) = self.slot_mut(slot);
+            lane.tag = tag;
+            lane.active = false;
+            g.head = None;
+        }
+        if tag > vt {
+            self.idle.insert((tag, slot));
+        } else {
+            self.free_group(slot);
+        }
+    }
+
+    fn free_group(&mut self, slot: u32) {
+        if let Some(g) = self.facts.groups[slot as usize].take() {
+            self.facts.group_index.remove(&g.spec.key);
+            self.facts
+                .spec_ptr_index
+                .remove(&(Arc::as_ptr(&g.spec) as usize as u64));
+        }
+        self.lanes[slot as usize] = None;
+        self.free_slots.push(slot);
+    }
+
+    /// Drops idle tags that no longer matter; forgets everything when the queue is empty.
+    fn after_removal(&mut self) {
+        self.facts.version += 1;
+        if self.facts.total == 0 {
+            let idle = std::mem::take(&mut self.idle);
+            for (_, slot) in idle {
+                self.free_group(slot);
+            }
+            self.vt = 0;
+            return;
+        }
+        while let Some(&(tag, slot)) = self.idle.first() {
+            if tag > self.vt {
+                break;
+            }
+            self.idle.pop_first();
+            self.free_group(slot);
+        }
+    }
+
+    fn clear_head(&mut self, slot: u32) {
+        let Some(Some(g)) = self.facts.groups.get_mut(slot as usize) else {
+            return;
+        };
+        if let Some(h) = g.head.take() {
+            if let Some(Some(s)) = self.facts.sigs.get_mut(h.sig as usize) {
+                s.head_groups = s.head_groups.saturating_sub(1);
+                s.head_weight = s.head_weight.saturating_sub(u64::from(h.spec.weight));
+            }
+        }
+    }
+
+    fn set_head(&mut self, slot: u32) {
+        self.clear_head(slot);
+        let Some(Some(lane)) = self.lanes.get(slot as usize) else {
+            return;
+        };
+        let Some(entry) = lane.entries.front() else {
+            return;
+        };
+        let Some(task) = entry.task.as_ref() else {
+            return;
+        };
+        let head = HeadFacts {
+            request: task.resource_request.clone(),
+            spec: task.group.clone(),
+            sig: entry.sig,
+        };
+        if let Some(Some(s)) = self.facts.sigs.get_mut(entry.sig as usize) {
+            s.head_groups += 1;
+            s.head_weight += u64::from(head.spec.weight);
+        }
+        if let Some(Some(g)) = self.facts.groups.get_mut(slot as usize) {
+            g.head = Some(head);
+        }
+    }
+}

@@ -1,6 +1,8 @@
 //! weir's engine: the workflow model, readiness tracking, providers, and (with issue 5) the scheduler.
 
 pub mod completion;
+pub mod engine;
+pub mod executor;
 pub mod generators;
 pub mod model_facade;
 pub mod provider;

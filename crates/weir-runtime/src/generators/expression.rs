@@ -23,6 +23,10 @@ impl Expression {
 
 #[async_trait]
 impl ColumnGenerator for Expression {
+    fn runs_inline(&self) -> bool {
+        true
+    }
+
     fn strategy(&self) -> Strategy {
         Strategy::Cell
     }

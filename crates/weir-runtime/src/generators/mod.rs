@@ -384,6 +384,14 @@ pub trait ColumnGenerator: Send + Sync {
         Vec::new()
     }
 
+    /// True when generation is short, pure CPU work that never waits (built-in samplers,
+    /// expressions, validators): the scheduler may then run it inline on its dispatch loop,
+    /// after its lease, instead of spawning a worker. Default false — a generator that awaits
+    /// anything must keep it false.
+    fn runs_inline(&self) -> bool {
+        false
+    }
+
     /// Generates one cell.
     async fn generate_cell(&self, _ctx: &CellContext<'_>) -> Result<Value, GenerationError> {
         Err(GenerationError::UnsupportedStrategy {

@@ -59,6 +59,10 @@ impl Category {
 
 #[async_trait]
 impl ColumnGenerator for Category {
+    fn runs_inline(&self) -> bool {
+        true
+    }
+
     fn strategy(&self) -> Strategy {
         Strategy::Cell
     }
@@ -99,6 +103,10 @@ impl UniformInt {
 
 #[async_trait]
 impl ColumnGenerator for UniformInt {
+    fn runs_inline(&self) -> bool {
+        true
+    }
+
     fn strategy(&self) -> Strategy {
         Strategy::Cell
     }
@@ -137,6 +145,10 @@ impl UniformFloat {
 
 #[async_trait]
 impl ColumnGenerator for UniformFloat {
+    fn runs_inline(&self) -> bool {
+        true
+    }
+
     fn strategy(&self) -> Strategy {
         Strategy::Cell
     }
@@ -158,6 +170,10 @@ pub struct Uuid;
 
 #[async_trait]
 impl ColumnGenerator for Uuid {
+    fn runs_inline(&self) -> bool {
+        true
+    }
+
     fn strategy(&self) -> Strategy {
         Strategy::Cell
     }

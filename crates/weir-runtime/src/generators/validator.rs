@@ -33,6 +33,10 @@ impl Validator {
 
 #[async_trait]
 impl ColumnGenerator for Validator {
+    fn runs_inline(&self) -> bool {
+        true
+    }
+
     fn strategy(&self) -> Strategy {
         Strategy::FullColumn
     }

@@ -338,10 +338,13 @@ fn respond(request: &ProviderRequest) -> ProviderResponse {
     }
 }
 
-/// `"sim:<model>:<16-hex FNV-1a of input> w1 w2 w3 w4"`: a pure function of model and input.
+/// `"<score>/10 sim:<model>:<16-hex FNV-1a of input> w1 w2 w3 w4"`: a pure function of model
+/// and input. The leading score (1–10, from the hash) makes replies usable by judge columns,
+/// which read the first integer of a reply, whatever digits the model id contains.
 pub fn simulated_text(model_id: &str, input: &str) -> String {
     let hash = fnv(input.as_bytes());
-    let mut text = format!("sim:{model_id}:{hash:016x}");
+    let score = 1 + (hash >> 60) % 10;
+    let mut text = format!("{score}/10 sim:{model_id}:{hash:016x}");
     for i in 0..4 {
         text.push(' ');
         text.push_str(WORDS[((hash >> (4 * i)) & 0xf) as usize]);

@@ -17,7 +17,7 @@ pub(crate) struct ColumnInfo {
     pub metadata: SchedulingMetadata,
     pub kind: SchedulingKind,
     pub identity_hash: Arc<str>,
-    /// Local work runs inline on the dispatch loop (after its lease): no spawn, no copy.
+    /// Cheap local work runs inline on the dispatch loop (after its lease): no spawn, no copy.
     pub inline: bool,
 }
 
@@ -47,7 +47,7 @@ pub(crate) fn resolve_columns(
             group: Arc::new(resolved.group.clone()),
             request: Arc::new(resolved.resource_request.clone()),
             identity_hash: Arc::from(identity_hash(resolved.group.key.identity.as_ref())),
-            inline: inline_local && kind == SchedulingKind::Local,
+            inline: inline_local && kind == SchedulingKind::Local && spec.generator.runs_inline(),
             metadata,
             kind,
         });

@@ -527,9 +527,10 @@ impl RunLoop {
         };
         if col.inline {
             self.emit_spawned(&running, true);
-            let ending = match self.run_inline(&running).await {
-                Ok(out) => Ending::Output(out),
-                Err(e) => Ending::Failed(e),
+            let ending = match catch_panics(self.run_inline(&running)).await {
+                Ok(Ok(out)) => Ending::Output(out),
+                Ok(Err(e)) => Ending::Failed(e),
+                Err(()) => Ending::Panicked,
             };
             self.finish(running, ending)
         } else {
@@ -1140,6 +1141,20 @@ fn drop_label(cause: &DropCause) -> String {
 
 fn internal(message: String) -> SchedulerError {
     SchedulerError::Internal { message }
+}
+
+/// Runs `fut`, turning a panic while polling it into `Err(())` (inline work must not take the
+/// dispatch loop down with it; spawned workers get the same from their `JoinSet`).
+async fn catch_panics<F: std::future::Future>(fut: F) -> Result<F::Output, ()> {
+    let mut fut = Box::pin(fut);
+    std::future::poll_fn(move |cx| {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+            Ok(std::task::Poll::Ready(v)) => std::task::Poll::Ready(Ok(v)),
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Err(_) => std::task::Poll::Ready(Err(())),
+        }
+    })
+    .await
 }
 
 async fn sleep_until_opt(at: Option<Instant>) {

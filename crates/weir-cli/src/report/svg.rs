@@ -1,0 +1,356 @@
+//! Inline SVG charts: line/step charts with axes, ticks, labels, legend and event markers, and a
+//! stacked horizontal bar. Pure string building; every text goes through [`escape`].
+
+use std::fmt::Write as _;
+
+/// Escapes text for HTML/SVG content and attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// One line of a chart.
+#[derive(Debug, Clone)]
+pub struct Line {
+    /// Legend label.
+    pub label: String,
+    /// CSS color.
+    pub color: &'static str,
+    /// `(x, y)` points in x order.
+    pub points: Vec<(f64, f64)>,
+    /// Dashed stroke.
+    pub dashed: bool,
+    /// Draw as a step function held to the chart's right edge (gauges and counters).
+    pub step: bool,
+}
+
+/// Point events drawn as markers on the x axis, e.g. 429s: `(x, count)`.
+#[derive(Debug, Clone)]
+pub struct Markers {
+    /// Legend label.
+    pub label: String,
+    /// CSS color.
+    pub color: &'static str,
+    /// `(x, count)`.
+    pub points: Vec<(f64, f64)>,
+}
+
+/// A line chart.
+#[derive(Debug, Clone)]
+pub struct LineChart {
+    /// Title drawn above the plot.
+    pub title: String,
+    /// X axis label.
+    pub x_label: String,
+    /// Y axis label.
+    pub y_label: String,
+    /// Lines.
+    pub lines: Vec<Line>,
+    /// Optional markers.
+    pub markers: Option<Markers>,
+    /// Right end of the x axis (at least the last point).
+    pub x_max: f64,
+}
+
+const W: f64 = 760.0;
+const H: f64 = 280.0;
+const LEFT: f64 = 62.0;
+const RIGHT: f64 = 20.0;
+const TOP: f64 = 52.0;
+const BOTTOM: f64 = 48.0;
+
+/// "Nice" tick values covering `[0, max]` (steps of 1, 2 or 5 × 10^k).
+pub fn nice_ticks(max: f64, target: usize) -> Vec<f64> {
+    let max = if max.is_finite() && max > 0.0 {
+        max
+    } else {
+        1.0
+    };
+    let raw = max / target.max(1) as f64;
+    let mag = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|s| *s >= raw)
+        .unwrap_or(10.0 * mag);
+    let n = (max / step).ceil() as usize;
+    (0..=n).map(|i| i as f64 * step).collect()
+}
+
+fn fmt_tick(v: f64) -> String {
+    if v == 0.0 {
+        "0".to_string()
+    } else if v.abs() >= 10_000.0 {
+        format!("{:.0}k", v / 1000.0)
+    } else if (v - v.round()).abs() < 1e-9 {
+        format!("{v:.0}")
+    } else if v.abs() >= 1.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+impl LineChart {
+    /// Renders the chart as an `<svg>` element.
+    pub fn render(&self) -> String {
+        let x_end = self
+            .lines
+            .iter()
+            .flat_map(|l| l.points.iter().map(|p| p.0))
+            .chain(
+                self.markers
+                    .iter()
+                    .flat_map(|m| m.points.iter().map(|p| p.0)),
+            )
+            .fold(self.x_max, f64::max);
+        let y_top = self
+            .lines
+            .iter()
+            .flat_map(|l| l.points.iter().map(|p| p.1))
+            .fold(0.0, f64::max);
+        let x_ticks = nice_ticks(x_end, 8);
+        let y_ticks = nice_ticks(y_top * 1.05, 5);
+        let x_hi = x_ticks.last().copied().unwrap_or(1.0).max(1e-9);
+        let y_hi = y_ticks.last().copied().unwrap_or(1.0).max(1e-9);
+        let pw = W - LEFT - RIGHT;
+        let ph = H - TOP - BOTTOM;
+        let sx = |x: f64| LEFT + (x / x_hi).clamp(0.0, 1.0) * pw;
+        let sy = |y: f64| TOP + ph - (y / y_hi).clamp(0.0, 1.0) * ph;
+        let mut s = String::new();
+        let _ = write!(
+            s,
+            r#"<svg class="chart" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" xmlns="http://www.w3.org/2000/svg"><title>{}</title>"#,
+            escape(&self.title)
+        );
+        let _ = write!(
+            s,
+            r#"<text class="chart-title" x="{LEFT}" y="20">{}</text>"#,
+            escape(&self.title)
+        );
+        // Legend row under the title.
+        let mut lx = LEFT;
+        for l in &self.lines {
+            let dash = if l.dashed {
+                r#" stroke-dasharray="6 4""#
+            } else {
+                ""
+            };
+            let _ = write!(
+                s,
+                r#"<line x1="{lx}" y1="36" x2="{}" y2="36" stroke="{}" stroke-width="2.5"{dash}/><text class="legend" x="{}" y="40">{}</text>"#,
+                lx + 18.0,
+                l.color,
+                lx + 23.0,
+                escape(&l.label)
+            );
+            lx += 32.0 + 7.0 * l.label.chars().count() as f64;
+        }
+        if let Some(m) = &self.markers {
+            let _ = write!(
+                s,
+                r#"<path d="M{} 40 l5 -9 l5 9 z" fill="{}"/><text class="legend" x="{}" y="40">{}</text>"#,
+                lx,
+                m.color,
+                lx + 14.0,
+                escape(&m.label)
+            );
+        }
+        // Grid, ticks and tick labels.
+        for y in &y_ticks {
+            let py = sy(*y);
+            let _ = write!(
+                s,
+                r#"<line class="grid" x1="{LEFT}" y1="{py:.1}" x2="{:.1}" y2="{py:.1}"/><text class="tick" x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
+                LEFT + pw,
+                LEFT - 6.0,
+                py + 4.0,
+                fmt_tick(*y)
+            );
+        }
+        for x in &x_ticks {
+            let px = sx(*x);
+            let _ = write!(
+                s,
+                r#"<line class="axis" x1="{px:.1}" y1="{:.1}" x2="{px:.1}" y2="{:.1}"/><text class="tick" x="{px:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+                TOP + ph,
+                TOP + ph + 5.0,
+                TOP + ph + 18.0,
+                fmt_tick(*x)
+            );
+        }
+        let _ = write!(
+            s,
+            r#"<line class="axis" x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{:.1}"/><line class="axis" x1="{LEFT}" y1="{:.1}" x2="{:.1}" y2="{:.1}"/>"#,
+            TOP + ph,
+            TOP + ph,
+            LEFT + pw,
+            TOP + ph
+        );
+        let _ = write!(
+            s,
+            r#"<text class="axis-label" x="{:.1}" y="{:.1}" text-anchor="middle">{}</text><text class="axis-label" transform="translate(16 {:.1}) rotate(-90)" text-anchor="middle">{}</text>"#,
+            LEFT + pw / 2.0,
+            H - 8.0,
+            escape(&self.x_label),
+            TOP + ph / 2.0,
+            escape(&self.y_label)
+        );
+        for l in &self.lines {
+            if l.points.is_empty() {
+                continue;
+            }
+            let mut pts: Vec<(f64, f64)> = Vec::with_capacity(l.points.len() * 2 + 1);
+            for (i, (x, y)) in l.points.iter().enumerate() {
+                if l.step && i > 0 {
+                    pts.push((*x, l.points[i - 1].1));
+                }
+                pts.push((*x, *y));
+            }
+            if l.step {
+                if let Some(&(_, y)) = l.points.last() {
+                    pts.push((x_end, y));
+                }
+            }
+            let coords: Vec<String> = pts
+                .iter()
+                .map(|(x, y)| format!("{:.1},{:.1}", sx(*x), sy(*y)))
+                .collect();
+            let dash = if l.dashed {
+                r#" stroke-dasharray="6 4""#
+            } else {
+                ""
+            };
+            let _ = write!(
+                s,
+                r#"<polyline class="series" fill="none" stroke="{}" stroke-width="2"{dash} points="{}"><title>{}</title></polyline>"#,
+                l.color,
+                coords.join(" "),
+                escape(&l.label)
+            );
+        }
+        if let Some(m) = &self.markers {
+            for (x, n) in &m.points {
+                let px = sx(*x);
+                let _ = write!(
+                    s,
+                    r#"<path class="marker" d="M{:.1} {:.1} l4 -8 l4 8 z" fill="{}"><title>{} × {} at {:.2} s</title></path>"#,
+                    px - 4.0,
+                    TOP + ph - 1.0,
+                    m.color,
+                    fmt_tick(*n),
+                    escape(&m.label),
+                    x
+                );
+            }
+        }
+        s.push_str("</svg>");
+        s
+    }
+}
+
+/// One segment of a stacked bar.
+#[derive(Debug, Clone)]
+pub struct Segment {
+    /// Legend label.
+    pub label: String,
+    /// CSS color.
+    pub color: &'static str,
+    /// Value (≥ 0).
+    pub value: f64,
+}
+
+/// A single stacked horizontal bar with a legend (label, value, share) below it.
+pub fn stacked_bar(title: &str, unit: &str, segments: &[Segment]) -> String {
+    let total: f64 = segments.iter().map(|s| s.value.max(0.0)).sum();
+    let rows = segments.len();
+    let height = 70.0 + 20.0 * rows as f64;
+    let bar_w = W - LEFT - RIGHT;
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r#"<svg class="chart" viewBox="0 0 {W} {height}" width="{W}" height="{height}" role="img" xmlns="http://www.w3.org/2000/svg"><title>{}</title><text class="chart-title" x="{LEFT}" y="20">{}</text>"#,
+        escape(title),
+        escape(title)
+    );
+    let mut x = LEFT;
+    if total > 0.0 {
+        for seg in segments {
+            let w = seg.value.max(0.0) / total * bar_w;
+            if w <= 0.0 {
+                continue;
+            }
+            let _ = write!(
+                s,
+                r#"<rect x="{x:.1}" y="30" width="{w:.1}" height="26" fill="{}"><title>{}: {:.2} {} ({:.1}%)</title></rect>"#,
+                seg.color,
+                escape(&seg.label),
+                seg.value,
+                escape(unit),
+                seg.value / total * 100.0
+            );
+            x += w;
+        }
+    } else {
+        let _ = write!(
+            s,
+            r##"<rect x="{LEFT}" y="30" width="{bar_w}" height="26" fill="#eeeeee"/><text class="tick" x="{:.1}" y="47" text-anchor="middle">no task time recorded</text>"##,
+            LEFT + bar_w / 2.0
+        );
+    }
+    for (i, seg) in segments.iter().enumerate() {
+        let y = 78.0 + 20.0 * i as f64;
+        let share = if total > 0.0 {
+            seg.value / total * 100.0
+        } else {
+            0.0
+        };
+        let _ = write!(
+            s,
+            r#"<rect x="{LEFT}" y="{:.1}" width="12" height="12" fill="{}"/><text class="legend" x="{:.1}" y="{y:.1}">{}</text><text class="legend" x="{:.1}" y="{y:.1}" text-anchor="end">{:.2} {}</text><text class="legend" x="{:.1}" y="{y:.1}" text-anchor="end">{share:.1}%</text>"#,
+            y - 10.0,
+            seg.color,
+            LEFT + 18.0,
+            escape(&seg.label),
+            LEFT + 420.0,
+            seg.value,
+            escape(unit),
+            LEFT + 500.0
+        );
+    }
+    s.push_str("</svg>");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_are_nice_and_cover_the_range() {
+        assert_eq!(nice_ticks(10.0, 5), vec![0.0, 2.0, 4.0, 6.0, 8.0, 10.0]);
+        let t = nice_ticks(37.0, 5);
+        assert!(*t.last().unwrap() >= 37.0);
+        let z = nice_ticks(0.0, 5);
+        assert_eq!(z.len(), 6);
+        assert!((z[5] - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn escapes_markup() {
+        assert_eq!(
+            escape(r#"<a href="x">&'"#),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
+    }
+}

@@ -1,0 +1,521 @@
+//! `TimelineCollector`: an `EventSink` of both streams that keeps bounded time series and counters.
+//!
+//! It turns events into what the report draws and the summary counts, without keeping events:
+//! records completed (from `row_group_checkpointed`), row groups in flight, per request resource
+//! in-flight / adaptive limit / effective max (from the pressure snapshots on request events) and
+//! 429 markers, task and request outcome counts, and the layer attribution of task time. Series
+//! are [`BucketedSeries`] (≤ `max_points` each); per-task state lives only while a task is live.
+//!
+//! Diagnostics keys it reads (all optional; each has a fallback):
+//! * `row_group_checkpointed`: `surviving_rows` (else `records`, else `row_group_size −
+//!   dropped_rows`), `dropped_rows`, `active_row_groups`, `row_group`;
+//! * `row_group_admitted`: `row_group`, `active_row_groups` (else a +1/−1 counter);
+//! * the row group of a task: `captured_correlation.row_group`, else diagnostics `row_group`;
+//! * request events: `pressure_snapshot` (a `RequestPressureSnapshot`: `in_flight_count`,
+//!   `current_limit`, `effective_max`, `cooldown_remaining_seconds`), else a lease counter;
+//! * `model_request_completed`: `reason_or_outcome` = a `RequestReleaseOutcomeKind` name.
+
+use super::series::{Aggregate, BucketedSeries};
+use crate::summary::{LayerAttribution, RequestCounts, TaskCounts};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, PoisonError};
+use weir_contracts::{
+    RequestAdmissionEvent, RequestEventKind as R, SchedulerAdmissionEvent, SchedulerEventKind as S,
+};
+use weir_telemetry::EventSink;
+
+/// Default bound on points per series.
+pub const DEFAULT_MAX_POINTS: usize = 2000;
+
+/// Time series of one request resource (provider/model/domain).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ModelSeries {
+    /// Provider name.
+    pub provider: String,
+    /// Model endpoint id.
+    pub model_id: String,
+    /// Request domain (`chat`, `embedding`, ...).
+    pub domain: String,
+    /// Static cap of the endpoint, when known (filled from the workflow, not from events).
+    pub static_cap: Option<u32>,
+    /// Requests in flight over time (bucket maxima).
+    pub in_flight: Vec<(f64, f64)>,
+    /// Adaptive limit over time (bucket maxima, so sawtooth peaks survive downsampling).
+    pub limit: Vec<(f64, f64)>,
+    /// Effective max (min of static cap and clamp) over time.
+    pub effective_max: Vec<(f64, f64)>,
+    /// 429s over time, as (t, count in bucket).
+    pub rate_limited: Vec<(f64, f64)>,
+    /// Provider calls started.
+    pub attempts: u64,
+    /// Calls that succeeded.
+    pub succeeded: u64,
+    /// 429s in total.
+    pub rate_limited_total: u64,
+    /// Most requests in flight at once.
+    pub max_in_flight: u32,
+    /// Last adaptive limit seen.
+    pub final_limit: Option<u32>,
+}
+
+impl ModelSeries {
+    /// `provider/model_id/domain`.
+    pub fn label(&self) -> String {
+        format!("{}/{}/{}", self.provider, self.model_id, self.domain)
+    }
+}
+
+/// Every time series of a run (the `series` part of `ReportData`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TimeSeries {
+    /// Latest event time seen, in seconds since the run's clock origin.
+    pub duration_seconds: f64,
+    /// Cumulative records completed over time.
+    pub records_completed: Vec<(f64, f64)>,
+    /// Row groups in flight over time (bucket maxima).
+    pub row_groups_in_flight: Vec<(f64, f64)>,
+    /// One entry per request resource, sorted by label.
+    pub models: Vec<ModelSeries>,
+}
+
+/// The counters a collector derived from events.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CollectedCounts {
+    /// Records reported by `row_group_checkpointed`.
+    pub records_completed: u64,
+    /// Rows dropped, reported by `row_group_checkpointed`.
+    pub rows_dropped: u64,
+    /// Task outcomes.
+    pub tasks: TaskCounts,
+    /// Request outcomes.
+    pub requests: RequestCounts,
+    /// Layer attribution (task-seconds).
+    pub layers: LayerAttribution,
+    /// Most row groups in flight at once.
+    pub max_row_groups_in_flight: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layer {
+    ReadyQueue,
+    TaskAdmission,
+    RequestAdmission,
+    Cooldown,
+    Provider,
+    Other,
+}
+
+#[derive(Debug)]
+struct LiveTask {
+    layer: Layer,
+    since: f64,
+    executions: Vec<u64>,
+}
+
+#[derive(Debug)]
+struct ResourceState {
+    series: ModelSeries,
+    in_flight_now: i64,
+    in_flight: BucketedSeries,
+    limit: BucketedSeries,
+    effective_max: BucketedSeries,
+    rate_limited: BucketedSeries,
+}
+
+#[derive(Debug)]
+struct State {
+    max_points: usize,
+    last_t: f64,
+    counts: CollectedCounts,
+    records: BucketedSeries,
+    row_groups_now: i64,
+    row_groups: BucketedSeries,
+    row_group_admitted_at: HashMap<u64, f64>,
+    resources: BTreeMap<(String, String, String), ResourceState>,
+    live: HashMap<String, LiveTask>,
+    execution_task: HashMap<u64, String>,
+}
+
+/// Builds the report's time series and the summary's counters from both event streams.
+#[derive(Debug)]
+pub struct TimelineCollector {
+    state: Mutex<State>,
+}
+
+impl Default for TimelineCollector {
+    fn default() -> Self {
+        Self::new(DEFAULT_MAX_POINTS)
+    }
+}
+
+fn diag_u64(d: &BTreeMap<String, Value>, key: &str) -> Option<u64> {
+    d.get(key).and_then(Value::as_u64)
+}
+
+fn snap_u64(snap: Option<&Value>, key: &str) -> Option<u64> {
+    snap?.get(key).and_then(Value::as_u64)
+}
+
+fn to_u32(v: u64) -> u32 {
+    u32::try_from(v).unwrap_or(u32::MAX)
+}
+
+impl TimelineCollector {
+    /// A collector keeping at most `max_points` points per series.
+    pub fn new(max_points: usize) -> Self {
+        Self {
+            state: Mutex::new(State {
+                max_points,
+                last_t: 0.0,
+                counts: CollectedCounts::default(),
+                records: BucketedSeries::new(Aggregate::Last, max_points),
+                row_groups_now: 0,
+                row_groups: BucketedSeries::new(Aggregate::Max, max_points),
+                row_group_admitted_at: HashMap::new(),
+                resources: BTreeMap::new(),
+                live: HashMap::new(),
+                execution_task: HashMap::new(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The series so far.
+    pub fn series(&self) -> TimeSeries {
+        let s = self.lock();
+        TimeSeries {
+            duration_seconds: s.last_t,
+            records_completed: s.records.points(),
+            row_groups_in_flight: s.row_groups.points(),
+            models: s
+                .resources
+                .values()
+                .map(|r| ModelSeries {
+                    in_flight: r.in_flight.points(),
+                    limit: r.limit.points(),
+                    effective_max: r.effective_max.points(),
+                    rate_limited: r.rate_limited.points(),
+                    ..r.series.clone()
+                })
+                .collect(),
+        }
+    }
+
+    /// The counters so far.
+    pub fn counts(&self) -> CollectedCounts {
+        self.lock().counts.clone()
+    }
+
+    /// Tasks currently tracked for layer attribution (bounded by live tasks).
+    pub fn live_tasks(&self) -> usize {
+        self.lock().live.len()
+    }
+}
+
+impl State {
+    fn seen(&mut self, t: f64) {
+        if t.is_finite() && t > self.last_t {
+            self.last_t = t;
+        }
+    }
+
+    fn add_layer(&mut self, layer: Layer, seconds: f64) {
+        let l = &mut self.counts.layers;
+        let slot = match layer {
+            Layer::ReadyQueue => &mut l.ready_queue_wait,
+            Layer::TaskAdmission => &mut l.task_admission_wait,
+            Layer::RequestAdmission => &mut l.request_admission_wait,
+            Layer::Cooldown => &mut l.cooldown,
+            Layer::Provider => &mut l.provider_execution,
+            Layer::Other => &mut l.other,
+        };
+        *slot += seconds.max(0.0);
+    }
+
+    /// Moves a live task into `layer` at `t` (creating it when `create`), charging the time spent
+    /// in its previous layer.
+    fn transition(&mut self, task: &str, layer: Layer, t: f64, create_rg: Option<Option<u64>>) {
+        if let Some(live) = self.live.get_mut(task) {
+            let (prev, since) = (live.layer, live.since);
+            live.layer = layer;
+            live.since = t;
+            self.add_layer(prev, t - since);
+            return;
+        }
+        let Some(row_group) = create_rg else { return };
+        if let Some(admitted) =
+            row_group.and_then(|rg| self.row_group_admitted_at.get(&rg).copied())
+        {
+            self.counts.layers.dependency_wait += (t - admitted).max(0.0);
+        }
+        self.live.insert(
+            task.to_string(),
+            LiveTask {
+                layer,
+                since: t,
+                executions: Vec::new(),
+            },
+        );
+    }
+
+    fn close(&mut self, task: &str, t: f64) {
+        if let Some(live) = self.live.remove(task) {
+            self.add_layer(live.layer, t - live.since);
+            for e in live.executions {
+                self.execution_task.remove(&e);
+            }
+        }
+    }
+
+    fn scheduler(&mut self, e: &SchedulerAdmissionEvent) {
+        let t = e.captured_at_monotonic;
+        self.seen(t);
+        let d = &e.diagnostics;
+        let row_group = e
+            .captured_correlation
+            .as_ref()
+            .and_then(|c| c.row_group)
+            .or_else(|| diag_u64(d, "row_group"));
+        match e.event_kind {
+            S::RowGroupAdmitted => {
+                self.row_groups_now =
+                    diag_u64(d, "active_row_groups").map_or(self.row_groups_now + 1, |n| n as i64);
+                if let Some(rg) = row_group {
+                    self.row_group_admitted_at.insert(rg, t);
+                }
+                self.push_row_groups(t);
+            }
+            S::RowGroupCheckpointed => {
+                let dropped = diag_u64(d, "dropped_rows").unwrap_or(0);
+                let records = diag_u64(d, "surviving_rows")
+                    .or_else(|| diag_u64(d, "records"))
+                    .or_else(|| diag_u64(d, "row_group_size").map(|n| n.saturating_sub(dropped)))
+                    .unwrap_or(0);
+                self.counts.records_completed += records;
+                self.counts.rows_dropped += dropped;
+                self.records.push(t, self.counts.records_completed as f64);
+                self.row_groups_now = diag_u64(d, "active_row_groups")
+                    .map_or(self.row_groups_now - 1, |n| n as i64)
+                    .max(0);
+                if let Some(rg) = row_group {
+                    self.row_group_admitted_at.remove(&rg);
+                }
+                self.push_row_groups(t);
+            }
+            S::TaskCompleted => self.counts.tasks.completed += 1,
+            S::NonRetryableDropped => self.counts.tasks.failed += 1,
+            S::RetryDeferred => self.counts.tasks.retried += 1,
+            _ => {}
+        }
+        let Some(task) = e.task_id.as_ref().map(|id| id.as_str().to_string()) else {
+            return;
+        };
+        if let Some(exec) = e.task_execution_id.or_else(|| {
+            e.captured_correlation
+                .as_ref()
+                .and_then(|c| c.task_execution_id)
+        }) {
+            if self.live.contains_key(&task) && !self.execution_task.contains_key(&exec.0) {
+                self.execution_task.insert(exec.0, task.clone());
+                if let Some(live) = self.live.get_mut(&task) {
+                    live.executions.push(exec.0);
+                }
+            }
+        }
+        match e.event_kind {
+            S::DependencyReady | S::ReadyEnqueued => {
+                self.transition(&task, Layer::ReadyQueue, t, Some(row_group))
+            }
+            S::Selected => self.transition(&task, Layer::TaskAdmission, t, None),
+            S::AdmissionDenied | S::StaleSelection => {
+                self.transition(&task, Layer::ReadyQueue, t, None)
+            }
+            S::TaskLeaseAcquired | S::WorkerSpawned | S::RetryDeferred => {
+                self.transition(&task, Layer::Other, t, None)
+            }
+            S::TaskCompleted | S::NonRetryableDropped | S::Cancelled | S::TaskLeaseReleased => {
+                self.close(&task, t)
+            }
+            _ => {}
+        }
+    }
+
+    fn push_row_groups(&mut self, t: f64) {
+        self.row_groups.push(t, self.row_groups_now as f64);
+        self.counts.max_row_groups_in_flight = self
+            .counts
+            .max_row_groups_in_flight
+            .max(to_u32(self.row_groups_now.max(0) as u64));
+    }
+
+    fn request(&mut self, e: &RequestAdmissionEvent) {
+        let t = e.captured_at_monotonic;
+        self.seen(t);
+        let snap = e.pressure_snapshot.as_ref();
+        let key = e
+            .request_resource_key
+            .as_ref()
+            .map(|k| {
+                (
+                    k.provider_name.to_string(),
+                    k.model_id.to_string(),
+                    k.domain.as_str().to_string(),
+                )
+            })
+            .or_else(|| {
+                let r = snap?.get("resource")?;
+                let s = |f: &str| r.get(f).and_then(Value::as_str).map(str::to_string);
+                Some((s("provider_name")?, s("model_id")?, s("domain")?))
+            });
+        if let Some(key) = key {
+            self.resource_event(e, key, t);
+        }
+        match e.event_kind {
+            R::ModelRequestStarted => self.counts.requests.attempts += 1,
+            R::RequestRateLimited => self.counts.requests.rate_limited += 1,
+            R::ModelRequestCompleted => match e.reason_or_outcome.as_deref() {
+                Some("success") => self.counts.requests.succeeded += 1,
+                Some("rate_limited") => {} // counted by request_rate_limited
+                Some("provider_timeout" | "local_timeout") => self.counts.requests.timeouts += 1,
+                Some("local_cancelled") => self.counts.requests.cancelled += 1,
+                _ => self.counts.requests.failed += 1,
+            },
+            _ => {}
+        }
+        let exec = e.task_execution_id.or_else(|| {
+            e.captured_correlation
+                .as_ref()
+                .and_then(|c| c.task_execution_id)
+        });
+        let Some(task) = exec.and_then(|x| self.execution_task.get(&x.0).cloned()) else {
+            return;
+        };
+        let cooling = snap
+            .and_then(|s| s.get("cooldown_remaining_seconds"))
+            .and_then(Value::as_f64)
+            .is_some_and(|c| c > 0.0);
+        let layer = match e.event_kind {
+            R::RequestWaitStarted if cooling => Layer::Cooldown,
+            R::RequestWaitStarted => Layer::RequestAdmission,
+            R::ModelRequestStarted => Layer::Provider,
+            R::RequestWaitCompleted
+            | R::RequestWaitTimeout
+            | R::RequestWaitCancelled
+            | R::RequestLeaseAcquired
+            | R::ModelRequestCompleted
+            | R::RequestLeaseReleased => Layer::Other,
+            _ => return,
+        };
+        self.transition(&task, layer, t, None);
+    }
+
+    fn resource_event(&mut self, e: &RequestAdmissionEvent, key: (String, String, String), t: f64) {
+        let max_points = self.max_points;
+        let r = self
+            .resources
+            .entry(key.clone())
+            .or_insert_with(|| ResourceState {
+                series: ModelSeries {
+                    provider: key.0.clone(),
+                    model_id: key.1.clone(),
+                    domain: key.2.clone(),
+                    ..ModelSeries::default()
+                },
+                in_flight_now: 0,
+                in_flight: BucketedSeries::new(Aggregate::Max, max_points),
+                limit: BucketedSeries::new(Aggregate::Max, max_points),
+                effective_max: BucketedSeries::new(Aggregate::Last, max_points),
+                rate_limited: BucketedSeries::new(Aggregate::Sum, max_points),
+            });
+        let snap = e.pressure_snapshot.as_ref();
+        match e.event_kind {
+            R::ModelRequestStarted => r.series.attempts += 1,
+            R::ModelRequestCompleted if e.reason_or_outcome.as_deref() == Some("success") => {
+                r.series.succeeded += 1
+            }
+            R::RequestRateLimited => {
+                r.series.rate_limited_total += 1;
+                r.rate_limited.push(t, 1.0);
+            }
+            _ => {}
+        }
+        let in_flight =
+            snap_u64(snap, "in_flight_count")
+                .map(|n| n as i64)
+                .or(match e.event_kind {
+                    R::RequestLeaseAcquired => Some(r.in_flight_now + 1),
+                    R::RequestLeaseReleased => Some((r.in_flight_now - 1).max(0)),
+                    _ => None,
+                });
+        if let Some(n) = in_flight {
+            r.in_flight_now = n;
+            r.in_flight.push(t, n as f64);
+            r.series.max_in_flight = r.series.max_in_flight.max(to_u32(n.max(0) as u64));
+        }
+        if let Some(limit) = snap_u64(snap, "current_limit") {
+            r.limit.push(t, limit as f64);
+            r.series.final_limit = Some(to_u32(limit));
+        }
+        if let Some(m) = snap_u64(snap, "effective_max") {
+            r.effective_max.push(t, m as f64);
+        }
+    }
+}
+
+impl EventSink<SchedulerAdmissionEvent> for TimelineCollector {
+    fn accepts(&self, kind: S) -> bool {
+        matches!(
+            kind,
+            S::RowGroupAdmitted
+                | S::RowGroupCheckpointed
+                | S::DependencyReady
+                | S::ReadyEnqueued
+                | S::Selected
+                | S::AdmissionDenied
+                | S::StaleSelection
+                | S::TaskLeaseAcquired
+                | S::WorkerSpawned
+                | S::RetryDeferred
+                | S::NonRetryableDropped
+                | S::Cancelled
+                | S::TaskCompleted
+                | S::TaskLeaseReleased
+        )
+    }
+
+    fn emit(&self, event: &SchedulerAdmissionEvent) {
+        self.lock().scheduler(event);
+    }
+}
+
+impl EventSink<RequestAdmissionEvent> for TimelineCollector {
+    fn accepts(&self, kind: R) -> bool {
+        matches!(
+            kind,
+            R::RequestWaitStarted
+                | R::RequestWaitCompleted
+                | R::RequestWaitTimeout
+                | R::RequestWaitCancelled
+                | R::RequestLeaseAcquired
+                | R::ModelRequestStarted
+                | R::ModelRequestCompleted
+                | R::RequestRateLimited
+                | R::RequestLimitDecreased
+                | R::RequestLimitIncreased
+                | R::RequestSoftCeilingRecovered
+                | R::RequestFullyRecovered
+                | R::RequestEffectiveCapChanged
+                | R::RequestResourceRegistered
+                | R::RequestLeaseReleased
+        )
+    }
+
+    fn emit(&self, event: &RequestAdmissionEvent) {
+        self.lock().request(event);
+    }
+}

@@ -1,0 +1,288 @@
+//! `WorkflowSpec::build`: a validated spec turned into the runtime's objects.
+//!
+//! Produces a `weir_runtime::workflow::Workflow` (generators built with the runtime's own
+//! constructors) and one `SimulatedProvider` per simulated provider. Runtime construction errors
+//! are mapped back to the JSON path they came from. Build inside a tokio runtime, right before
+//! the run: a simulated provider's capacity schedule is measured from its construction.
+
+use super::validate::NOT_YET_SUPPORTED;
+use super::{
+    ColumnDef, ColumnKind, ProviderKind, RequestAdmissionSpec, SamplerType, SpecError, WorkflowSpec,
+};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use weir_capacity::ModelDeclaration;
+use weir_contracts::Fnv64;
+use weir_runtime::generators::{
+    Category, ColumnGenerator, CustomCalls, Embedding, Expression, GeneratorConfigError, LlmJudge,
+    LlmText, UniformFloat, UniformInt, Uuid, Validator,
+};
+use weir_runtime::provider::{SimulatedModelConfig, SimulatedProvider};
+use weir_runtime::workflow::{ColumnSpec, ModelAlias, ModelRegistry, Workflow, WorkflowError};
+
+/// One simulated endpoint: provider name, its config, and the static cap of its aliases.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimulatedEndpoint {
+    /// Provider name.
+    pub provider: String,
+    /// The model's simulated config.
+    pub config: SimulatedModelConfig,
+    /// Min `max_parallel_requests` over the aliases bound to it (`None`: no alias uses it).
+    pub static_cap: Option<u32>,
+}
+
+/// Everything `weir run` needs from a spec, as runtime objects.
+#[derive(Debug)]
+pub struct BuiltWorkflow {
+    /// The workflow (validated by the runtime too).
+    pub workflow: Workflow,
+    /// Simulated providers by name.
+    pub providers: BTreeMap<String, Arc<SimulatedProvider>>,
+    /// Model aliases, in spec order.
+    pub models: Vec<ModelAlias>,
+    /// Request-admission tuning in effect (defaults filled in).
+    pub request_admission: RequestAdmissionSpec,
+    /// Simulated endpoints by (provider, model_id).
+    pub endpoints: BTreeMap<(String, String), SimulatedEndpoint>,
+}
+
+impl BuiltWorkflow {
+    /// Alias declarations for `weir_capacity::AsyncCapacityPlanBuilder::models`.
+    pub fn model_declarations(&self) -> Vec<ModelDeclaration> {
+        self.models
+            .iter()
+            .map(|m| {
+                ModelDeclaration::new(
+                    &m.alias,
+                    &m.provider,
+                    &m.model_id,
+                    Some(m.max_parallel_requests),
+                )
+            })
+            .collect()
+    }
+
+    /// Lower bound on wall seconds: max over endpoints of `calls × mean latency /
+    /// min(capacity, static cap)` (and the rpm bound), given calls per (provider, model_id).
+    /// `None` when a called endpoint is not simulated (its latency is unknown).
+    pub fn lower_bound_seconds(&self, calls: &BTreeMap<(String, String), u64>) -> Option<f64> {
+        let mut best = 0.0f64;
+        for (key, n) in calls {
+            if *n == 0 {
+                continue;
+            }
+            let ep = self.endpoints.get(key)?;
+            best = best.max(ep.config.lower_bound_seconds(*n, ep.static_cap));
+        }
+        Some(best)
+    }
+}
+
+impl WorkflowSpec {
+    /// Validates, then builds the runtime objects. A provider kind `weir run` cannot use yet
+    /// (`openai`) is an error here. Call inside a tokio runtime.
+    pub fn build(&self) -> Result<BuiltWorkflow, SpecError> {
+        if let Err(errors) = self.validate() {
+            return Err(errors
+                .0
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| SpecError::new("(root)", "invalid workflow")));
+        }
+        if let Some(i) = self
+            .providers
+            .iter()
+            .position(|p| p.kind == ProviderKind::Openai)
+        {
+            return Err(SpecError::new(
+                format!("providers[{i}].kind"),
+                NOT_YET_SUPPORTED,
+            ));
+        }
+        let models: Vec<ModelAlias> = self
+            .models
+            .iter()
+            .map(|m| ModelAlias::new(&m.alias, &m.provider, &m.model_id, m.cap()))
+            .collect();
+        let mut workflow = Workflow::new(&self.name, self.records, self.seed)
+            .with_buffer_size(self.effective_buffer_size())
+            .with_max_concurrent_row_groups(self.effective_max_concurrent_row_groups());
+        for m in &models {
+            workflow = workflow.with_model(m.clone());
+        }
+        let registry = workflow.model_registry();
+        for (i, col) in self.columns.iter().enumerate() {
+            let generator = build_generator(&registry, col).map_err(|e| {
+                SpecError::new(
+                    format!("columns[{i}].{}", field_path(col, &e.field)),
+                    e.message,
+                )
+            })?;
+            let mut spec =
+                ColumnSpec::new(&col.name, generator).depends_on(col.depends_on.iter().cloned());
+            if let Some(s) = col.strategy {
+                spec.strategy = s;
+            }
+            workflow = workflow.with_column(spec);
+        }
+        workflow.validate().map_err(|e| workflow_error(self, &e))?;
+
+        let mut providers = BTreeMap::new();
+        let mut endpoints = BTreeMap::new();
+        for (i, p) in self.providers.iter().enumerate() {
+            let configs = p.models.clone().unwrap_or_default();
+            for config in &configs {
+                let static_cap = self
+                    .models
+                    .iter()
+                    .filter(|m| m.provider == p.name && m.model_id == config.model_id)
+                    .map(super::ModelSpec::cap)
+                    .min();
+                endpoints.insert(
+                    (p.name.clone(), config.model_id.clone()),
+                    SimulatedEndpoint {
+                        provider: p.name.clone(),
+                        config: config.clone(),
+                        static_cap,
+                    },
+                );
+            }
+            let provider =
+                SimulatedProvider::new(&p.name, provider_seed(self.seed, &p.name), configs)
+                    .map_err(|e| {
+                        SpecError::new(format!("providers[{i}].{}", e.field), e.message)
+                    })?;
+            providers.insert(p.name.clone(), Arc::new(provider));
+        }
+        Ok(BuiltWorkflow {
+            workflow,
+            providers,
+            models,
+            request_admission: self.effective_request_admission(),
+            endpoints,
+        })
+    }
+}
+
+/// Each provider gets its own seed stream derived from the workflow seed and its name.
+fn provider_seed(seed: u64, provider: &str) -> u64 {
+    let mut h = Fnv64::new();
+    h.write(&seed.to_le_bytes());
+    h.write(provider.as_bytes());
+    h.finish()
+}
+
+fn build_generator(
+    registry: &ModelRegistry,
+    col: &ColumnDef,
+) -> Result<Arc<dyn ColumnGenerator>, GeneratorConfigError> {
+    let missing = |field: &str| GeneratorConfigError::new(field, "required field is missing");
+    let model = || col.model.as_deref().ok_or_else(|| missing("model"));
+    Ok(match col.kind {
+        ColumnKind::Sampler => {
+            let s = col.sampler.as_ref().ok_or_else(|| missing("sampler"))?;
+            match s.kind {
+                SamplerType::Category => {
+                    let values = s.values.clone().unwrap_or_default();
+                    match &s.weights {
+                        Some(w) => Arc::new(Category::weighted(values, w.clone())?),
+                        None => Arc::new(Category::new(values)?),
+                    }
+                }
+                SamplerType::UniformInt => {
+                    let int = |f: &'static str, v: &Option<serde_json::Number>| {
+                        v.as_ref()
+                            .and_then(serde_json::Number::as_i64)
+                            .ok_or_else(|| GeneratorConfigError::new(f, "must be an integer"))
+                    };
+                    Arc::new(UniformInt::new(int("low", &s.low)?, int("high", &s.high)?)?)
+                }
+                SamplerType::UniformFloat => {
+                    let num = |f: &'static str, v: &Option<serde_json::Number>| {
+                        v.as_ref()
+                            .and_then(serde_json::Number::as_f64)
+                            .ok_or_else(|| GeneratorConfigError::new(f, "must be a number"))
+                    };
+                    Arc::new(UniformFloat::new(
+                        num("low", &s.low)?,
+                        num("high", &s.high)?,
+                    )?)
+                }
+                SamplerType::Uuid => Arc::new(Uuid),
+            }
+        }
+        ColumnKind::Expression => Arc::new(Expression::new(
+            col.template.as_deref().ok_or_else(|| missing("template"))?,
+        )?),
+        ColumnKind::LlmText => Arc::new(LlmText::new(
+            registry,
+            model()?,
+            col.prompt.as_deref().ok_or_else(|| missing("prompt"))?,
+        )?),
+        ColumnKind::LlmJudge => Arc::new(LlmJudge::new(
+            registry,
+            model()?,
+            col.prompt.as_deref().ok_or_else(|| missing("prompt"))?,
+        )?),
+        ColumnKind::Embedding => Arc::new(Embedding::new(
+            registry,
+            model()?,
+            col.input.as_deref().ok_or_else(|| missing("input"))?,
+        )?),
+        ColumnKind::Custom => {
+            let calls = col.calls.ok_or_else(|| missing("calls"))?;
+            // Without a prompt, each call names the column: dependencies come from depends_on.
+            let default_prompt = format!("custom call for column {}", col.name);
+            let prompt = col.prompt.as_deref().unwrap_or(&default_prompt);
+            Arc::new(CustomCalls::new(
+                registry,
+                model()?,
+                prompt,
+                calls.min,
+                calls.max,
+            )?)
+        }
+        ColumnKind::Validator => Arc::new(Validator::new(col.columns.clone().unwrap_or_default())?),
+    })
+}
+
+/// Maps a runtime generator field name onto the column's JSON field.
+fn field_path(col: &ColumnDef, field: &str) -> String {
+    match (col.kind, field) {
+        (ColumnKind::Sampler, f) => format!("sampler.{f}"),
+        (_, "model_alias") => "model".to_string(),
+        (ColumnKind::Custom, "min" | "max") => format!("calls.{field}"),
+        (ColumnKind::Expression, "template") => "template".to_string(),
+        (ColumnKind::Embedding, "template") => "input".to_string(),
+        (ColumnKind::LlmText | ColumnKind::LlmJudge | ColumnKind::Custom, "template") => {
+            "prompt".to_string()
+        }
+        (_, f) => f.to_string(),
+    }
+}
+
+/// Maps a runtime workflow error back onto the spec's JSON path.
+fn workflow_error(spec: &WorkflowSpec, e: &WorkflowError) -> SpecError {
+    let col = |name: &str| {
+        spec.columns
+            .iter()
+            .position(|c| c.name == name)
+            .map_or_else(|| "columns".to_string(), |i| format!("columns[{i}]"))
+    };
+    let path = match e {
+        WorkflowError::ZeroRecords => "records".to_string(),
+        WorkflowError::ZeroBufferSize => "buffer_size".to_string(),
+        WorkflowError::ZeroMaxConcurrentRowGroups => "max_concurrent_row_groups".to_string(),
+        WorkflowError::NoColumns => "columns".to_string(),
+        WorkflowError::EmptyColumnName { position } => format!("columns[{position}].name"),
+        WorkflowError::DuplicateColumn { column } => format!("{}.name", col(column)),
+        WorkflowError::DuplicateModelAlias { .. } => "models".to_string(),
+        WorkflowError::UnknownModelAlias { column, .. } => format!("{}.model", col(column)),
+        WorkflowError::UnknownColumn { column, .. } => col(column),
+        WorkflowError::StrategyMismatch { column, .. } => format!("{}.strategy", col(column)),
+        WorkflowError::Cycle { columns } => columns
+            .first()
+            .map_or_else(|| "columns".to_string(), |c| col(c)),
+    };
+    SpecError::new(path, e.to_string())
+}

@@ -1,0 +1,447 @@
+//! The workflow spec: the JSON contract `weir` reads, its parsing with exact JSON paths, and overrides.
+//!
+//! Shape and syntax errors come from `serde_path_to_error` (`columns[2].kind: unknown variant ...`);
+//! meaning errors (unknown alias, cycle, ...) from [`WorkflowSpec::validate`]; conversion into the
+//! runtime's objects from [`WorkflowSpec::build`]. Unknown fields are errors everywhere. Columns,
+//! providers and samplers are flat structs tagged by `kind`/`type` (not serde-tagged enums) so that
+//! every error, including ones inside them, keeps its exact path.
+
+mod build;
+mod validate;
+
+pub use build::{BuiltWorkflow, SimulatedEndpoint};
+pub use validate::SpecNotice;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::fmt;
+use std::path::Path;
+use weir_runtime::provider::SimulatedModelConfig;
+use weir_runtime::workflow::Strategy;
+
+/// Default `max_concurrent_row_groups` when the spec omits it.
+pub const DEFAULT_MAX_CONCURRENT_ROW_GROUPS: u32 = 3;
+/// Upper bound of the default `buffer_size` (the default is `min(records, this)`).
+pub const DEFAULT_BUFFER_SIZE_CAP: u64 = 1000;
+/// Default `max_parallel_requests` of a model alias that declares none (weir-capacity's default).
+pub const DEFAULT_MAX_PARALLEL_REQUESTS: u32 = weir_capacity::DEFAULT_MAX_PARALLEL_REQUESTS;
+
+/// One problem in a spec: the JSON path (`columns[2].model`) and what is wrong there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecError {
+    /// JSON path of the offending value (`(root)` for the whole document).
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl SpecError {
+    /// An error at `path`.
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for SpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+impl std::error::Error for SpecError {}
+
+/// Every problem found in a spec (never empty), in document order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecErrors(pub Vec<SpecError>);
+
+impl SpecErrors {
+    /// The first error.
+    pub fn first(&self) -> Option<&SpecError> {
+        self.0.first()
+    }
+}
+
+impl From<SpecError> for SpecErrors {
+    fn from(e: SpecError) -> Self {
+        Self(vec![e])
+    }
+}
+
+impl fmt::Display for SpecErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for SpecErrors {}
+
+/// A workflow file: what to generate, with which models, on which providers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkflowSpec {
+    /// Workflow name (used for the default output directory `./weir-out/<name>`).
+    pub name: String,
+    /// One-line description (shown by `weir examples`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Records to generate (≥ 1).
+    pub records: u64,
+    /// Seed of every sampler and simulated provider (default 0).
+    #[serde(default)]
+    pub seed: u64,
+    /// Rows per row group (≥ 1; default `min(records, 1000)`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buffer_size: Option<u64>,
+    /// Row groups in flight at once (≥ 1; default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrent_row_groups: Option<u32>,
+    /// Model providers.
+    #[serde(default)]
+    pub providers: Vec<ProviderSpec>,
+    /// Model aliases: alias → provider/model_id with a static concurrency cap.
+    #[serde(default)]
+    pub models: Vec<ModelSpec>,
+    /// Output columns, in order (at least one).
+    pub columns: Vec<ColumnDef>,
+    /// Public request-admission (AIMD) tuning; omitted fields take the defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_admission: Option<RequestAdmissionSpec>,
+}
+
+/// Provider kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderKind {
+    /// The embedded simulated provider (hidden capacity, latency, faults).
+    Simulated,
+    /// An OpenAI-compatible HTTP endpoint (accepted by the parser; not yet runnable).
+    Openai,
+}
+
+impl ProviderKind {
+    /// Snake_case name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Simulated => "simulated",
+            Self::Openai => "openai",
+        }
+    }
+}
+
+/// One provider. `simulated` uses `models`; `openai` uses `base_url`, `api_key_env`,
+/// `timeout_s`, `pool_size`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderSpec {
+    /// Canonical provider name (unique).
+    pub name: String,
+    /// Provider kind.
+    pub kind: ProviderKind,
+    /// Simulated model endpoints (kind `simulated`; the runtime's `SimulatedModelConfig` shape).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub models: Option<Vec<SimulatedModelConfig>>,
+    /// Base URL (kind `openai`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// Name of the environment variable holding the API key (kind `openai`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_env: Option<String>,
+    /// Per-request timeout in seconds (kind `openai`, > 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_s: Option<f64>,
+    /// Connection pool size (kind `openai`, ≥ 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_size: Option<u32>,
+}
+
+/// A model alias: the name columns use, bound to a provider's model endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// The alias (unique).
+    pub alias: String,
+    /// Name of a declared provider.
+    pub provider: String,
+    /// Model endpoint id declared by that provider.
+    pub model_id: String,
+    /// Static cap on concurrent requests (≥ 1; default 4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_parallel_requests: Option<u32>,
+}
+
+impl ModelSpec {
+    /// The static cap in effect (declared, or the default).
+    pub fn cap(&self) -> u32 {
+        self.max_parallel_requests
+            .unwrap_or(DEFAULT_MAX_PARALLEL_REQUESTS)
+    }
+}
+
+/// Column kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ColumnKind {
+    /// A seeded sampler (`sampler`).
+    Sampler,
+    /// A `{{ name }}` template over other columns (`template`).
+    Expression,
+    /// One chat call per row (`model`, `prompt`).
+    LlmText,
+    /// One chat call per row whose reply carries a 1–10 score (`model`, `prompt`).
+    LlmJudge,
+    /// One embedding call per row (`model`, `input`).
+    Embedding,
+    /// A data-dependent number of chat calls per row (`model`, `calls`, optional `prompt`).
+    Custom,
+    /// A full-column check that `columns` are present and non-null; bad rows are dropped.
+    Validator,
+}
+
+impl ColumnKind {
+    /// Snake_case name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Sampler => "sampler",
+            Self::Expression => "expression",
+            Self::LlmText => "llm_text",
+            Self::LlmJudge => "llm_judge",
+            Self::Embedding => "embedding",
+            Self::Custom => "custom",
+            Self::Validator => "validator",
+        }
+    }
+
+    /// The only strategy the built-in generator of this kind supports.
+    pub const fn strategy(self) -> Strategy {
+        match self {
+            Self::Validator => Strategy::FullColumn,
+            _ => Strategy::Cell,
+        }
+    }
+
+    /// True for kinds that call a model.
+    pub const fn uses_model(self) -> bool {
+        matches!(
+            self,
+            Self::LlmText | Self::LlmJudge | Self::Embedding | Self::Custom
+        )
+    }
+}
+
+/// One output column. Which optional fields apply depends on `kind`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnDef {
+    /// Column name (unique).
+    pub name: String,
+    /// Column kind.
+    pub kind: ColumnKind,
+    /// `cell` or `full_column` (default: the kind's only strategy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<Strategy>,
+    /// Explicit dependencies, in addition to `{{ name }}` references.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
+    /// Sampler settings (kind `sampler`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampler: Option<SamplerSpec>,
+    /// Template (kind `expression`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    /// Model alias (kinds `llm_text`, `llm_judge`, `embedding`, `custom`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Prompt template (kinds `llm_text`, `llm_judge`; optional for `custom`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+    /// Embedding input template (kind `embedding`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<String>,
+    /// Calls per row (kind `custom`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calls: Option<CallsSpec>,
+    /// Columns to check (kind `validator`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub columns: Option<Vec<String>>,
+}
+
+/// Sampler types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SamplerType {
+    /// One of `values`, optionally by `weights`.
+    Category,
+    /// Integer in `[low, high]` (inclusive).
+    UniformInt,
+    /// Float in `[low, high)`.
+    UniformFloat,
+    /// UUID v4 text.
+    Uuid,
+}
+
+impl SamplerType {
+    /// Snake_case name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Category => "category",
+            Self::UniformInt => "uniform_int",
+            Self::UniformFloat => "uniform_float",
+            Self::Uuid => "uuid",
+        }
+    }
+}
+
+/// Sampler settings; which fields apply depends on `type`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamplerSpec {
+    /// Sampler type.
+    #[serde(rename = "type")]
+    pub kind: SamplerType,
+    /// Category values (non-empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<Vec<Value>>,
+    /// Category weights (one per value, finite, ≥ 0, not all 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<Vec<f64>>,
+    /// Lower bound (integer for `uniform_int`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub low: Option<serde_json::Number>,
+    /// Upper bound (integer for `uniform_int`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub high: Option<serde_json::Number>,
+}
+
+/// How many chat calls a `custom` column makes per row: drawn from the cell seed in `[min, max]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallsSpec {
+    /// Fewest calls.
+    pub min: u32,
+    /// Most calls (≥ min).
+    pub max: u32,
+}
+
+/// The public request-admission tuning: the five AIMD fields (same shape and defaults as
+/// weir-request-admission's `RequestAdmissionTuningConfig`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RequestAdmissionSpec {
+    /// Multiplicative decrease factor, 0 < x < 1 (default 0.75).
+    pub multiplicative_decrease_factor: f64,
+    /// Additive increase step, ≥ 1 (default 1).
+    pub additive_increase_step: u32,
+    /// Successes before an increase, ≥ 1 (default 25).
+    pub successes_until_increase: u32,
+    /// Cooldown when a rate limit has no Retry-After, > 0 seconds (default 2.0).
+    pub cooldown_seconds: f64,
+    /// Startup ramp, ≥ 0 seconds (default 0 = off).
+    pub startup_ramp_seconds: f64,
+}
+
+impl Default for RequestAdmissionSpec {
+    fn default() -> Self {
+        Self {
+            multiplicative_decrease_factor: 0.75,
+            additive_increase_step: 1,
+            successes_until_increase: 25,
+            cooldown_seconds: 2.0,
+            startup_ramp_seconds: 0.0,
+        }
+    }
+}
+
+impl WorkflowSpec {
+    /// Parses JSON text; a syntax or shape error names its JSON path. Does not validate meaning.
+    pub fn from_json(text: &str) -> Result<Self, SpecError> {
+        let de = &mut serde_json::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let message = e.inner().to_string();
+            shape_error(&path, &message)
+        })
+    }
+
+    /// Parses and validates JSON text: every problem found, or the notices of a valid spec.
+    pub fn parse_and_validate(text: &str) -> Result<(Self, Vec<SpecNotice>), SpecErrors> {
+        let spec = Self::from_json(text)?;
+        let notices = spec.validate()?;
+        Ok((spec, notices))
+    }
+
+    /// Reads, parses and validates a workflow file.
+    pub fn load(path: &Path) -> Result<(Self, Vec<SpecNotice>), SpecErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            SpecError::new("(file)", format!("cannot read {}: {e}", path.display()))
+        })?;
+        Self::parse_and_validate(&text)
+    }
+
+    /// Applies `--records` / `--seed` overrides (a default `buffer_size` follows the new records).
+    pub fn with_overrides(mut self, records: Option<u64>, seed: Option<u64>) -> Self {
+        if let Some(r) = records {
+            self.records = r;
+        }
+        if let Some(s) = seed {
+            self.seed = s;
+        }
+        self
+    }
+
+    /// Rows per row group in effect: declared, or `min(records, 1000)` (at least 1).
+    pub fn effective_buffer_size(&self) -> u64 {
+        self.buffer_size
+            .unwrap_or_else(|| self.records.clamp(1, DEFAULT_BUFFER_SIZE_CAP))
+    }
+
+    /// Row groups in flight in effect: declared, or 3.
+    pub fn effective_max_concurrent_row_groups(&self) -> u32 {
+        self.max_concurrent_row_groups
+            .unwrap_or(DEFAULT_MAX_CONCURRENT_ROW_GROUPS)
+    }
+
+    /// Request-admission tuning in effect: declared, or the defaults.
+    pub fn effective_request_admission(&self) -> RequestAdmissionSpec {
+        self.request_admission.unwrap_or_default()
+    }
+}
+
+/// Turns a serde error at `path` into a `SpecError`; "missing field `x`" moves onto the field's
+/// own path so the message names what is missing where it belongs.
+fn shape_error(path: &str, message: &str) -> SpecError {
+    // `?` marks a key serde could not read (a syntax error): keep the readable prefix.
+    let trimmed = path.trim_end_matches('?').trim_end_matches('.');
+    let base = if trimmed.is_empty() {
+        None
+    } else {
+        Some(trimmed.to_string())
+    };
+    if let Some(rest) = message.strip_prefix("missing field `") {
+        if let Some(field) = rest.split('`').next() {
+            let full = match &base {
+                Some(b) => format!("{b}.{field}"),
+                None => field.to_string(),
+            };
+            let tail = rest
+                .split_once(" at line ")
+                .map(|(_, pos)| format!(" (line {pos})"));
+            return SpecError::new(
+                full,
+                format!("required field is missing{}", tail.unwrap_or_default()),
+            );
+        }
+    }
+    SpecError::new(
+        base.unwrap_or_else(|| "(root)".to_string()),
+        message.to_string(),
+    )
+}

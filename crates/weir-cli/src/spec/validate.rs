@@ -1,0 +1,619 @@
+//! Semantic validation of a parsed [`WorkflowSpec`]: every meaning error with its JSON path.
+//!
+//! Runs after the shape is known to be right. Checks names (unique, non-empty), references
+//! (provider, model alias, model id, column), per-kind required and forbidden fields, sampler and
+//! custom-call ranges, the request-admission tuning, and dependency cycles. All errors are
+//! collected (document order) so one `weir validate` shows every problem at once.
+
+use super::{
+    ColumnDef, ColumnKind, ProviderKind, ProviderSpec, SamplerSpec, SamplerType, SpecError,
+    SpecErrors, WorkflowSpec,
+};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use weir_runtime::template::Template;
+
+/// Something a valid spec should know (not an error).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecNotice {
+    /// JSON path it concerns.
+    pub path: String,
+    /// The note.
+    pub message: String,
+}
+
+impl fmt::Display for SpecNotice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// Message of a provider kind `weir run` cannot use yet.
+pub(crate) const NOT_YET_SUPPORTED: &str =
+    "kind \"openai\" is valid but not yet supported by `weir run` (the HTTP provider has not landed)";
+
+struct Checker {
+    errors: Vec<SpecError>,
+}
+
+impl Checker {
+    fn err(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(SpecError::new(path, message));
+    }
+}
+
+fn list(names: impl IntoIterator<Item = impl AsRef<str>>) -> String {
+    let v: Vec<String> = names.into_iter().map(|n| n.as_ref().to_string()).collect();
+    if v.is_empty() {
+        "none".to_string()
+    } else {
+        v.join(", ")
+    }
+}
+
+impl WorkflowSpec {
+    /// Checks the spec's meaning. `Ok` carries notices (e.g. a provider `weir run` cannot use yet).
+    pub fn validate(&self) -> Result<Vec<SpecNotice>, SpecErrors> {
+        let mut c = Checker { errors: Vec::new() };
+        let mut notices = Vec::new();
+        if self.name.trim().is_empty() {
+            c.err("name", "must be non-empty");
+        }
+        if self.records == 0 {
+            c.err("records", "must be at least 1");
+        }
+        if self.buffer_size == Some(0) {
+            c.err("buffer_size", "must be at least 1");
+        }
+        if self.max_concurrent_row_groups == Some(0) {
+            c.err("max_concurrent_row_groups", "must be at least 1");
+        }
+        let providers = check_providers(&mut c, &self.providers, &mut notices);
+        let aliases = self.check_models(&mut c, &providers);
+        self.check_columns(&mut c, &aliases);
+        if let Some(ra) = &self.request_admission {
+            let f = ra.multiplicative_decrease_factor;
+            if !(f.is_finite() && f > 0.0 && f < 1.0) {
+                c.err(
+                    "request_admission.multiplicative_decrease_factor",
+                    format!("must be strictly between 0 and 1 (got {f})"),
+                );
+            }
+            if ra.additive_increase_step == 0 {
+                c.err(
+                    "request_admission.additive_increase_step",
+                    "must be at least 1",
+                );
+            }
+            if ra.successes_until_increase == 0 {
+                c.err(
+                    "request_admission.successes_until_increase",
+                    "must be at least 1",
+                );
+            }
+            if !(ra.cooldown_seconds.is_finite() && ra.cooldown_seconds > 0.0) {
+                c.err(
+                    "request_admission.cooldown_seconds",
+                    format!(
+                        "must be a finite number of seconds > 0 (got {})",
+                        ra.cooldown_seconds
+                    ),
+                );
+            }
+            if !(ra.startup_ramp_seconds.is_finite() && ra.startup_ramp_seconds >= 0.0) {
+                c.err(
+                    "request_admission.startup_ramp_seconds",
+                    format!(
+                        "must be a finite number of seconds ≥ 0 (got {})",
+                        ra.startup_ramp_seconds
+                    ),
+                );
+            }
+        }
+        if c.errors.is_empty() {
+            Ok(notices)
+        } else {
+            Err(SpecErrors(c.errors))
+        }
+    }
+
+    /// Checks `models`; returns alias → model index for the aliases that are well-formed.
+    fn check_models(
+        &self,
+        c: &mut Checker,
+        providers: &BTreeMap<&str, &ProviderSpec>,
+    ) -> BTreeMap<String, usize> {
+        let mut aliases: BTreeMap<String, usize> = BTreeMap::new();
+        for (i, m) in self.models.iter().enumerate() {
+            let p = format!("models[{i}]");
+            if m.alias.trim().is_empty() {
+                c.err(format!("{p}.alias"), "must be non-empty");
+            } else if let Some(first) = aliases.get(&m.alias) {
+                c.err(
+                    format!("{p}.alias"),
+                    format!(
+                        "duplicate model alias {:?} (first defined at models[{first}])",
+                        m.alias
+                    ),
+                );
+            } else {
+                aliases.insert(m.alias.clone(), i);
+            }
+            match providers.get(m.provider.as_str()) {
+                None => c.err(
+                    format!("{p}.provider"),
+                    format!(
+                        "unknown provider {:?} (declared providers: {})",
+                        m.provider,
+                        list(providers.keys())
+                    ),
+                ),
+                Some(prov) => {
+                    if let (ProviderKind::Simulated, Some(models)) = (prov.kind, &prov.models) {
+                        if !models.iter().any(|sm| sm.model_id == m.model_id) {
+                            c.err(
+                                format!("{p}.model_id"),
+                                format!(
+                                    "provider {:?} declares no model {:?} (declared: {})",
+                                    m.provider,
+                                    m.model_id,
+                                    list(models.iter().map(|sm| sm.model_id.as_str()))
+                                ),
+                            );
+                        }
+                    }
+                }
+            }
+            if m.model_id.trim().is_empty() {
+                c.err(format!("{p}.model_id"), "must be non-empty");
+            }
+            if m.max_parallel_requests == Some(0) {
+                c.err(format!("{p}.max_parallel_requests"), "must be at least 1");
+            }
+        }
+        aliases
+    }
+
+    fn check_columns(&self, c: &mut Checker, aliases: &BTreeMap<String, usize>) {
+        if self.columns.is_empty() {
+            c.err("columns", "a workflow needs at least one column");
+            return;
+        }
+        let mut index: BTreeMap<&str, usize> = BTreeMap::new();
+        for (i, col) in self.columns.iter().enumerate() {
+            if col.name.trim().is_empty() {
+                c.err(format!("columns[{i}].name"), "must be non-empty");
+            } else if let Some(first) = index.get(col.name.as_str()) {
+                c.err(
+                    format!("columns[{i}].name"),
+                    format!(
+                        "duplicate column name {:?} (first defined at columns[{first}])",
+                        col.name
+                    ),
+                );
+            } else {
+                index.insert(col.name.as_str(), i);
+            }
+        }
+        // upstream[i] = indices column i reads (only resolvable references).
+        let mut upstream: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); self.columns.len()];
+        let mut refs_ok = true;
+        let mut template_ok = true;
+        for (i, col) in self.columns.iter().enumerate() {
+            let p = format!("columns[{i}]");
+            check_kind_fields(c, &p, col);
+            if let Some(s) = col.strategy {
+                if s != col.kind.strategy() {
+                    c.err(
+                        format!("{p}.strategy"),
+                        format!(
+                            "kind {:?} supports only the {:?} strategy (got {:?})",
+                            col.kind.as_str(),
+                            col.kind.strategy().as_str(),
+                            s.as_str()
+                        ),
+                    );
+                }
+            }
+            if col.kind.uses_model() {
+                if let Some(alias) = &col.model {
+                    if !aliases.contains_key(alias) {
+                        c.err(
+                            format!("{p}.model"),
+                            format!(
+                                "unknown model alias {alias:?} (declared aliases: {})",
+                                list(aliases.keys())
+                            ),
+                        );
+                    }
+                }
+            }
+            if let (ColumnKind::Custom, Some(calls)) = (col.kind, &col.calls) {
+                if calls.min > calls.max {
+                    c.err(
+                        format!("{p}.calls.min"),
+                        format!("min ({}) must not exceed max ({})", calls.min, calls.max),
+                    );
+                }
+            }
+            if let (ColumnKind::Sampler, Some(s)) = (col.kind, &col.sampler) {
+                check_sampler(c, &format!("{p}.sampler"), s);
+            }
+            let mut reference =
+                |c: &mut Checker, path: String, name: &str, how: &str| match index.get(name) {
+                    Some(j) => {
+                        upstream[i].insert(*j);
+                    }
+                    None => {
+                        refs_ok = false;
+                        c.err(
+                            path,
+                            format!(
+                                "unknown column {name:?}{how} (columns: {})",
+                                list(index.keys())
+                            ),
+                        );
+                    }
+                };
+            for (field, text) in [
+                ("template", &col.template),
+                ("prompt", &col.prompt),
+                ("input", &col.input),
+            ] {
+                let Some(text) = text else { continue };
+                match Template::parse(text) {
+                    Ok(t) => {
+                        for name in t.referenced_columns() {
+                            let how = format!(" referenced as {{{{ {name} }}}}");
+                            reference(c, format!("{p}.{field}"), &name, &how);
+                        }
+                    }
+                    Err(e) => {
+                        template_ok = false;
+                        c.err(format!("{p}.{field}"), e.to_string());
+                    }
+                }
+            }
+            for (j, dep) in col.depends_on.iter().enumerate() {
+                reference(c, format!("{p}.depends_on[{j}]"), dep, "");
+            }
+            if let (ColumnKind::Validator, Some(cols)) = (col.kind, &col.columns) {
+                for (j, name) in cols.iter().enumerate() {
+                    reference(c, format!("{p}.columns[{j}]"), name, "");
+                }
+            }
+        }
+        if refs_ok && template_ok {
+            if let Some(cycle) = find_cycle(&upstream) {
+                let names: Vec<&str> = cycle
+                    .iter()
+                    .map(|i| self.columns[*i].name.as_str())
+                    .collect();
+                let first = cycle.first().copied().unwrap_or(0);
+                c.err(
+                    format!("columns[{first}]"),
+                    format!(
+                        "dependency cycle: {} -> {}",
+                        names.join(" -> "),
+                        names.first().copied().unwrap_or_default()
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// Checks `providers`; returns name → provider for the well-named ones.
+fn check_providers<'a>(
+    c: &mut Checker,
+    providers: &'a [ProviderSpec],
+    notices: &mut Vec<SpecNotice>,
+) -> BTreeMap<&'a str, &'a ProviderSpec> {
+    let mut by_name: BTreeMap<&str, &ProviderSpec> = BTreeMap::new();
+    let mut first_at: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, prov) in providers.iter().enumerate() {
+        let p = format!("providers[{i}]");
+        if prov.name.trim().is_empty() {
+            c.err(format!("{p}.name"), "must be non-empty");
+        } else if let Some(first) = first_at.get(prov.name.as_str()) {
+            c.err(
+                format!("{p}.name"),
+                format!(
+                    "duplicate provider name {:?} (first defined at providers[{first}])",
+                    prov.name
+                ),
+            );
+        } else {
+            first_at.insert(prov.name.as_str(), i);
+            by_name.insert(prov.name.as_str(), prov);
+        }
+        let kind = prov.kind.as_str();
+        let forbid = |c: &mut Checker, field: &str, present: bool| {
+            if present {
+                c.err(
+                    format!("{p}.{field}"),
+                    format!("not used by providers of kind {kind:?}"),
+                );
+            }
+        };
+        match prov.kind {
+            ProviderKind::Simulated => {
+                forbid(c, "base_url", prov.base_url.is_some());
+                forbid(c, "api_key_env", prov.api_key_env.is_some());
+                forbid(c, "timeout_s", prov.timeout_s.is_some());
+                forbid(c, "pool_size", prov.pool_size.is_some());
+                match &prov.models {
+                    None => c.err(
+                        format!("{p}.models"),
+                        "required for providers of kind \"simulated\"",
+                    ),
+                    Some(models) if models.is_empty() => {
+                        c.err(format!("{p}.models"), "must declare at least one model")
+                    }
+                    Some(models) => {
+                        for (j, m) in models.iter().enumerate() {
+                            if let Err(e) = m.validate() {
+                                c.err(format!("{p}.models[{j}].{}", e.field), e.message);
+                            }
+                            if let Some(k) =
+                                models[..j].iter().position(|o| o.model_id == m.model_id)
+                            {
+                                c.err(
+                                    format!("{p}.models[{j}].model_id"),
+                                    format!(
+                                        "duplicate model_id {:?} (first at {p}.models[{k}])",
+                                        m.model_id
+                                    ),
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+            ProviderKind::Openai => {
+                forbid(c, "models", prov.models.is_some());
+                match &prov.base_url {
+                    None => c.err(
+                        format!("{p}.base_url"),
+                        "required for providers of kind \"openai\"",
+                    ),
+                    Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => c.err(
+                        format!("{p}.base_url"),
+                        format!("must start with http:// or https:// (got {u:?})"),
+                    ),
+                    Some(_) => {}
+                }
+                match &prov.api_key_env {
+                    None => c.err(
+                        format!("{p}.api_key_env"),
+                        "required for providers of kind \"openai\"",
+                    ),
+                    Some(v) if v.trim().is_empty() => {
+                        c.err(format!("{p}.api_key_env"), "must be non-empty")
+                    }
+                    Some(_) => {}
+                }
+                if let Some(t) = prov.timeout_s {
+                    if !(t.is_finite() && t > 0.0) {
+                        c.err(
+                            format!("{p}.timeout_s"),
+                            format!("must be a finite number of seconds > 0 (got {t})"),
+                        );
+                    }
+                }
+                if prov.pool_size == Some(0) {
+                    c.err(format!("{p}.pool_size"), "must be at least 1");
+                }
+                notices.push(SpecNotice {
+                    path: format!("{p}.kind"),
+                    message: NOT_YET_SUPPORTED.to_string(),
+                });
+            }
+        }
+    }
+    by_name
+}
+
+/// Required and forbidden fields per column kind.
+fn check_kind_fields(c: &mut Checker, p: &str, col: &ColumnDef) {
+    let kind = col.kind.as_str();
+    let present = [
+        ("sampler", col.sampler.is_some()),
+        ("template", col.template.is_some()),
+        ("model", col.model.is_some()),
+        ("prompt", col.prompt.is_some()),
+        ("input", col.input.is_some()),
+        ("calls", col.calls.is_some()),
+        ("columns", col.columns.is_some()),
+    ];
+    let (required, optional): (&[&str], &[&str]) = match col.kind {
+        ColumnKind::Sampler => (&["sampler"], &[]),
+        ColumnKind::Expression => (&["template"], &[]),
+        ColumnKind::LlmText | ColumnKind::LlmJudge => (&["model", "prompt"], &[]),
+        ColumnKind::Embedding => (&["model", "input"], &[]),
+        ColumnKind::Custom => (&["model", "calls"], &["prompt"]),
+        ColumnKind::Validator => (&["columns"], &[]),
+    };
+    for (field, is_present) in present {
+        let needed = required.contains(&field);
+        if needed && !is_present {
+            c.err(
+                format!("{p}.{field}"),
+                format!("required for columns of kind {kind:?}"),
+            );
+        } else if is_present && !needed && !optional.contains(&field) {
+            c.err(
+                format!("{p}.{field}"),
+                format!("not used by columns of kind {kind:?}"),
+            );
+        }
+    }
+    if let Some(m) = &col.model {
+        if m.trim().is_empty() {
+            c.err(format!("{p}.model"), "must be non-empty");
+        }
+    }
+    if let (ColumnKind::Validator, Some(cols)) = (col.kind, &col.columns) {
+        if cols.is_empty() {
+            c.err(format!("{p}.columns"), "must name at least one column");
+        }
+    }
+}
+
+fn check_sampler(c: &mut Checker, p: &str, s: &SamplerSpec) {
+    let t = s.kind.as_str();
+    let forbid = |c: &mut Checker, field: &str, present: bool| {
+        if present {
+            c.err(
+                format!("{p}.{field}"),
+                format!("not used by samplers of type {t:?}"),
+            );
+        }
+    };
+    let require = |c: &mut Checker, field: &str, present: bool| {
+        if !present {
+            c.err(
+                format!("{p}.{field}"),
+                format!("required for samplers of type {t:?}"),
+            );
+        }
+    };
+    match s.kind {
+        SamplerType::Category => {
+            forbid(c, "low", s.low.is_some());
+            forbid(c, "high", s.high.is_some());
+            require(c, "values", s.values.is_some());
+            let n = s.values.as_ref().map_or(0, Vec::len);
+            if s.values.is_some() && n == 0 {
+                c.err(format!("{p}.values"), "must list at least one value");
+            }
+            if let Some(w) = &s.weights {
+                if s.values.is_some() && w.len() != n {
+                    c.err(
+                        format!("{p}.weights"),
+                        format!("expected {n} weights (one per value), got {}", w.len()),
+                    );
+                }
+                if let Some(k) = w.iter().position(|x| !x.is_finite() || *x < 0.0) {
+                    c.err(
+                        format!("{p}.weights[{k}]"),
+                        format!("must be finite and ≥ 0 (got {})", w[k]),
+                    );
+                } else if !w.is_empty() && w.iter().all(|x| *x == 0.0) {
+                    c.err(format!("{p}.weights"), "must not all be zero");
+                }
+            }
+        }
+        SamplerType::UniformInt => {
+            forbid(c, "values", s.values.is_some());
+            forbid(c, "weights", s.weights.is_some());
+            require(c, "low", s.low.is_some());
+            require(c, "high", s.high.is_some());
+            let int = |c: &mut Checker, field: &str, v: &Option<serde_json::Number>| {
+                let n = v.as_ref()?;
+                let i = n.as_i64();
+                if i.is_none() {
+                    c.err(
+                        format!("{p}.{field}"),
+                        format!("must be an integer in the i64 range (got {n})"),
+                    );
+                }
+                i
+            };
+            if let (Some(lo), Some(hi)) = (int(c, "low", &s.low), int(c, "high", &s.high)) {
+                if lo > hi {
+                    c.err(
+                        format!("{p}.low"),
+                        format!("low ({lo}) must not exceed high ({hi})"),
+                    );
+                }
+            }
+        }
+        SamplerType::UniformFloat => {
+            forbid(c, "values", s.values.is_some());
+            forbid(c, "weights", s.weights.is_some());
+            require(c, "low", s.low.is_some());
+            require(c, "high", s.high.is_some());
+            let lo = s.low.as_ref().and_then(serde_json::Number::as_f64);
+            let hi = s.high.as_ref().and_then(serde_json::Number::as_f64);
+            if let (Some(lo), Some(hi)) = (lo, hi) {
+                if lo >= hi {
+                    c.err(
+                        format!("{p}.low"),
+                        format!("low ({lo}) must be below high ({hi})"),
+                    );
+                }
+            }
+        }
+        SamplerType::Uuid => {
+            forbid(c, "values", s.values.is_some());
+            forbid(c, "weights", s.weights.is_some());
+            forbid(c, "low", s.low.is_some());
+            forbid(c, "high", s.high.is_some());
+        }
+    }
+}
+
+/// One dependency cycle (indices, rotated to start at its smallest), if the graph has any.
+fn find_cycle(upstream: &[BTreeSet<usize>]) -> Option<Vec<usize>> {
+    // 0 = unvisited, 1 = on the current path, 2 = done. Iterative DFS over upstream edges.
+    let n = upstream.len();
+    let mut state = vec![0u8; n];
+    for start in 0..n {
+        if state[start] != 0 {
+            continue;
+        }
+        let mut path: Vec<usize> = vec![start];
+        let mut iters: Vec<std::collections::btree_set::Iter<'_, usize>> =
+            vec![upstream[start].iter()];
+        state[start] = 1;
+        while let Some(it) = iters.last_mut() {
+            match it.next() {
+                Some(&next) => match state[next] {
+                    0 => {
+                        state[next] = 1;
+                        path.push(next);
+                        iters.push(upstream[next].iter());
+                    }
+                    1 => {
+                        let at = path.iter().position(|v| *v == next).unwrap_or(0);
+                        // path[at..] follows "reads" edges; reverse so each column is read by the next.
+                        let mut cycle: Vec<usize> = path[at..].iter().rev().copied().collect();
+                        let min_at = cycle
+                            .iter()
+                            .enumerate()
+                            .min_by_key(|(_, v)| **v)
+                            .map_or(0, |(i, _)| i);
+                        cycle.rotate_left(min_at);
+                        return Some(cycle);
+                    }
+                    _ => {}
+                },
+                None => {
+                    iters.pop();
+                    if let Some(v) = path.pop() {
+                        state[v] = 2;
+                    }
+                }
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::find_cycle;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn finds_cycles_and_accepts_dags() {
+        let g = |edges: &[&[usize]]| -> Vec<BTreeSet<usize>> {
+            edges.iter().map(|e| e.iter().copied().collect()).collect()
+        };
+        assert_eq!(find_cycle(&g(&[&[], &[0], &[0, 1]])), None);
+        // 0 reads 2, 2 reads 1, 1 reads 0: data flows 0 -> 1 -> 2 -> 0.
+        assert_eq!(find_cycle(&g(&[&[2], &[0], &[1]])), Some(vec![0, 1, 2]));
+        assert_eq!(find_cycle(&g(&[&[0]])), Some(vec![0]));
+    }
+}

@@ -1,0 +1,150 @@
+//! `Summary`: the run's headline numbers, saved as `summary.json` (its keys are a contract).
+
+use serde::{Deserialize, Serialize};
+
+/// Task outcome counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskCounts {
+    /// Tasks that completed (`task_completed`).
+    pub completed: u64,
+    /// Tasks that failed non-retryably and dropped their rows (`non_retryable_dropped`).
+    pub failed: u64,
+    /// Retryable failures deferred for retry (`retry_deferred`).
+    pub retried: u64,
+}
+
+/// Provider request attempt counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestCounts {
+    /// Provider calls started (`model_request_started`).
+    pub attempts: u64,
+    /// Calls that succeeded.
+    pub succeeded: u64,
+    /// Calls rate-limited by the provider (`request_rate_limited`).
+    pub rate_limited: u64,
+    /// Calls that failed otherwise (5xx, 4xx, malformed, unexpected).
+    pub failed: u64,
+    /// Calls that timed out (provider or local timeout).
+    pub timeouts: u64,
+    /// Calls cancelled locally.
+    pub cancelled: u64,
+}
+
+/// Task-admission ledger at the end of the run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FinalTaskSnapshot {
+    /// Task leases still held (0 after a clean run).
+    pub active_leases: u64,
+    /// Tasks still queued.
+    pub queued: u64,
+}
+
+/// Request-admission ledger at the end of the run (summed over resources).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FinalRequestSnapshot {
+    /// Request leases still held.
+    pub active_leases: u64,
+    /// Queued request waiters.
+    pub waiters: u64,
+    /// Requests in flight.
+    pub in_flight: u64,
+}
+
+/// One model alias's request statistics (aliases of one endpoint share the endpoint's numbers).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelSummary {
+    /// The alias.
+    pub alias: String,
+    /// Provider name.
+    pub provider: String,
+    /// Model endpoint id.
+    pub model_id: String,
+    /// Provider calls started against the endpoint.
+    pub attempts: u64,
+    /// Of which rate-limited.
+    pub rate_limited: u64,
+    /// Most requests in flight at once.
+    pub max_in_flight: u32,
+    /// Adaptive limit at the end of the run (`None`: never observed).
+    pub final_limit: Option<u32>,
+    /// Static cap (min `max_parallel_requests` over the endpoint's aliases).
+    pub static_cap: u32,
+}
+
+/// Where task time went, in task-seconds (each task's life split into layers).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct LayerAttribution {
+    /// Row group admitted → the task's dependencies ready.
+    pub dependency_wait: f64,
+    /// Ready → selected by the fair queue.
+    pub ready_queue_wait: f64,
+    /// Selected → task lease acquired.
+    pub task_admission_wait: f64,
+    /// Waiting for a request lease (no cooldown in effect).
+    pub request_admission_wait: f64,
+    /// Waiting for a request lease while the resource was cooling down after a rate limit.
+    pub cooldown: f64,
+    /// Provider call in flight.
+    pub provider_execution: f64,
+    /// Everything else (generator code, spawn, retry backoff, release).
+    pub other: f64,
+}
+
+impl LayerAttribution {
+    /// The layers as (key, task-seconds), in display order.
+    pub fn entries(&self) -> [(&'static str, f64); 7] {
+        [
+            ("dependency_wait", self.dependency_wait),
+            ("ready_queue_wait", self.ready_queue_wait),
+            ("task_admission_wait", self.task_admission_wait),
+            ("request_admission_wait", self.request_admission_wait),
+            ("cooldown", self.cooldown),
+            ("provider_execution", self.provider_execution),
+            ("other", self.other),
+        ]
+    }
+
+    /// Sum over layers.
+    pub fn total(&self) -> f64 {
+        self.entries().iter().map(|(_, v)| v).sum()
+    }
+}
+
+/// The run's headline numbers (`summary.json`). Keys are a contract.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Records the workflow asked for.
+    pub records_requested: u64,
+    /// Records written to `dataset.jsonl`.
+    pub records_written: u64,
+    /// Rows dropped (non-retryable failures, validators).
+    pub rows_dropped: u64,
+    /// Wall-clock seconds of the run.
+    pub wall_seconds: f64,
+    /// Task outcome counts.
+    pub tasks: TaskCounts,
+    /// Provider request counts.
+    pub requests: RequestCounts,
+    /// Task-admission ledger at the end.
+    pub final_task_snapshot: FinalTaskSnapshot,
+    /// Request-admission ledger at the end.
+    pub final_request_snapshot: FinalRequestSnapshot,
+    /// Workers that waited for a scheduler resource after spawn (must be 0).
+    pub hidden_scheduler_resource_waiters: u64,
+    /// Per model alias.
+    pub per_model: Vec<ModelSummary>,
+    /// Max over models of calls × mean latency / min(capacity, cap); `None` when unknown.
+    pub lower_bound_seconds: Option<f64>,
+    /// Task-seconds per layer.
+    pub layer_attribution: LayerAttribution,
+}
+
+impl Summary {
+    /// An all-zero summary for `records_requested` records (fill the rest from the run).
+    pub fn new(records_requested: u64) -> Self {
+        Self {
+            records_requested,
+            ..Self::default()
+        }
+    }
+}

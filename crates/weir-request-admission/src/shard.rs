@@ -1,0 +1,1752 @@
+//! `Shard`: all admission state of one provider/model endpoint behind one mutex — static cap,
+//! per-domain adaptive limits, the fair waiter queue, the active-lease ledger and the cooldown /
+//! ramp timer. Different endpoints never share a lock.
+//!
+//! Every public operation locks once, mutates, collects its side effects (events, waiter wake-ups,
+//! a timer action) into `Effects`, unlocks, and only then applies them.
+
+use crate::config::RequestAdmissionConfig;
+use crate::events::PendingEvent;
+use crate::lease::{
+    RequestAdmissionDecision, RequestAdmissionDenied, RequestAdmissionError, RequestAdmissionItem,
+    RequestAdmissionLease,
+};
+use crate::limit::AdaptiveRequestLimitState;
+use crate::policy::{self, ReleaseFacts, Transition};
+use crate::queue::RequestFairQueue;
+use crate::slab::Slab;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
+use std::time::Duration;
+use tokio::runtime::Handle;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use weir_contracts::{
+    CapMergeRule, ControllerGeneration, LeaseId, ProviderModelKey, ProviderModelPressureSnapshot,
+    ProviderModelStaticCap, ReleaseReason, ReleaseResult, RequestAdmissionDenyReason,
+    RequestDomain, RequestEventContext, RequestEventKind, RequestPressureSnapshot,
+    RequestReleaseOutcome, RequestReleaseOutcomeKind, RequestResourceKey,
+};
+use weir_telemetry::{MonotonicClock, RequestEventStream};
+
+/// How many released lease ids each shard remembers to tell `duplicate` from `stale_lease`.
+pub(crate) const RELEASED_LEASE_HISTORY_LIMIT: usize = 8192;
+
+/// Bits of a lease counter that hold the shard-local counter (the rest is the shard index).
+const LOCAL_COUNTER_BITS: u32 = 40;
+
+const REJECT_REASONS: [ReleaseReason; 4] = [
+    ReleaseReason::Duplicate,
+    ReleaseReason::StaleLease,
+    ReleaseReason::WrongControllerGeneration,
+    ReleaseReason::UnknownLease,
+];
+
+/// Controller-wide state every shard reads.
+pub(crate) struct Shared {
+    pub generation: ControllerGeneration,
+    pub config: RequestAdmissionConfig,
+    pub events: RequestEventStream,
+    pub clock: MonotonicClock,
+    pub shutdown: AtomicBool,
+    /// Rejected releases by reason (index into `REJECT_REASONS`).
+    rejected: [AtomicU64; 4],
+    snapshot_sequence: AtomicU64,
+}
+
+impl Shared {
+    pub fn new(
+        generation: ControllerGeneration,
+        config: RequestAdmissionConfig,
+        events: RequestEventStream,
+    ) -> Self {
+        let clock = events.clock();
+        Self {
+            generation,
+            config,
+            events,
+            clock,
+            shutdown: AtomicBool::new(false),
+            rejected: Default::default(),
+            snapshot_sequence: AtomicU64::new(0),
+        }
+    }
+
+    pub fn is_shut_down(&self) -> bool {
+        self.shutdown.load(Ordering::Acquire)
+    }
+
+    /// Counts a rejected release and emits `request_release_diagnostic`.
+    pub fn reject_release(
+        &self,
+        reason: ReleaseReason,
+        lease_id: LeaseId,
+        resource: &RequestResourceKey,
+    ) -> ReleaseResult {
+        if let Some(i) = REJECT_REASONS.iter().position(|r| *r == reason) {
+            self.rejected[i].fetch_add(1, Ordering::Relaxed);
+        }
+        if self
+            .events
+            .wants(RequestEventKind::RequestReleaseDiagnostic)
+        {
+            PendingEvent::new(RequestEventKind::RequestReleaseDiagnostic)
+                .resource(resource)
+                .lease(lease_id)
+                .reason(reason.as_str())
+                .emit(&self.events);
+        }
+        let mut result = ReleaseResult::rejected(reason);
+        result
+            .diagnostics
+            .insert("lease_id".to_string(), lease_id.to_string());
+        result
+    }
+
+    /// Rejected releases by reason (non-zero entries).
+    pub fn leak_diagnostics(&self) -> BTreeMap<ReleaseReason, u64> {
+        REJECT_REASONS
+            .iter()
+            .zip(&self.rejected)
+            .filter_map(|(r, c)| {
+                let n = c.load(Ordering::Relaxed);
+                (n > 0).then_some((*r, n))
+            })
+            .collect()
+    }
+
+    fn next_snapshot_sequence(&self) -> u64 {
+        self.snapshot_sequence.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
+
+/// How a waiter is woken.
+#[derive(Debug, Clone)]
+pub(crate) enum WakeHandle {
+    Task(Arc<Notify>),
+    Thread(std::thread::Thread),
+}
+
+impl WakeHandle {
+    fn wake(self) {
+        match self {
+            Self::Task(n) => n.notify_one(),
+            Self::Thread(t) => t.unpark(),
+        }
+    }
+}
+
+/// A lease admitted for a waiter, waiting to be claimed by its acquire call.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Grant {
+    counter: u64,
+    slot: u32,
+    limit: u32,
+    effective_max: u32,
+    acquired_at: Instant,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum WaiterState {
+    Queued,
+    Granted(Grant),
+    Denied(RequestAdmissionDenyReason),
+}
+
+#[derive(Debug)]
+struct PendingWaiter {
+    state: WaiterState,
+    wake: WakeHandle,
+    domain: RequestDomain,
+    enqueued_at: Instant,
+    /// Group key and context for the admitter's events (only kept when events are on).
+    event_info: Option<Box<(RequestResourceKey, RequestEventContext)>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ActiveLease {
+    domain: RequestDomain,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum TimerAction {
+    #[default]
+    None,
+    Spawn(u64),
+    Notify,
+}
+
+/// Side effects applied after the shard lock is released.
+#[derive(Debug, Default)]
+pub(crate) struct Effects {
+    events: Vec<PendingEvent>,
+    wakes: Vec<WakeHandle>,
+    timer: TimerAction,
+}
+
+/// Why a domain cannot admit right now (small; the hot path's error type).
+#[derive(Debug, Clone, Copy)]
+struct Block {
+    reason: RequestAdmissionDenyReason,
+    available_after: Option<Instant>,
+}
+
+impl Block {
+    fn of(reason: RequestAdmissionDenyReason) -> Self {
+        Self {
+            reason,
+            available_after: None,
+        }
+    }
+}
+
+impl From<Block> for Denial {
+    fn from(b: Block) -> Self {
+        Self {
+            reason: b.reason,
+            available_after: b.available_after,
+            snapshot: None,
+            diagnostics: BTreeMap::new(),
+        }
+    }
+}
+
+/// A denial decided under the lock (the item is attached outside).
+#[derive(Debug, Clone)]
+struct Denial {
+    reason: RequestAdmissionDenyReason,
+    available_after: Option<Instant>,
+    snapshot: Option<RequestPressureSnapshot>,
+    diagnostics: BTreeMap<String, String>,
+}
+
+impl Denial {
+    fn of(reason: RequestAdmissionDenyReason) -> Self {
+        Self {
+            reason,
+            available_after: None,
+            snapshot: None,
+            diagnostics: BTreeMap::new(),
+        }
+    }
+
+    fn into_denied(
+        self,
+        item: RequestAdmissionItem,
+        clock: &MonotonicClock,
+        now: Instant,
+    ) -> RequestAdmissionDenied {
+        RequestAdmissionDenied {
+            item,
+            reason: self.reason,
+            retry_after_seconds: self
+                .available_after
+                .map(|a| a.saturating_duration_since(now).as_secs_f64()),
+            available_after_monotonic: self.available_after.map(|a| clock.seconds_at(a)),
+            snapshot: self.snapshot,
+            diagnostics: self.diagnostics,
+        }
+    }
+}
+
+/// Mutable state of one endpoint.
+struct ShardState {
+    /// Shard index (the high bits of every lease counter it issues).
+    shard_index: u64,
+    aliases: BTreeMap<String, u32>,
+    static_cap: u32,
+    aggregate_in_flight: u32,
+    domains: [Option<AdaptiveRequestLimitState>; 4],
+    queue: RequestFairQueue,
+    waiters: Slab<PendingWaiter>,
+    next_waiter_id: u64,
+    leases: Slab<ActiveLease>,
+    next_local: u64,
+    released: VecDeque<u64>,
+    blocking_waiters: u32,
+    timer_running: bool,
+    timer_epoch: u64,
+    timer_armed: Option<Instant>,
+}
+
+/// One provider/model endpoint.
+pub(crate) struct Shard {
+    index: u64,
+    key: ProviderModelKey,
+    pub(crate) shared: Arc<Shared>,
+    state: Mutex<ShardState>,
+    timer_notify: Notify,
+    runtime: OnceLock<Handle>,
+}
+
+fn di(d: RequestDomain) -> usize {
+    d as usize
+}
+
+/// Outcome of the first, immediate admission attempt of a waiting acquire.
+pub(crate) enum Start {
+    Lease(RequestAdmissionLease),
+    Denied(Box<RequestAdmissionDenied>),
+    /// Boxed so the fast path (and the acquire future) stays small.
+    Queued(Box<Queued>),
+}
+
+/// A waiter that was enqueued by [`Shard::start`].
+pub(crate) struct Queued {
+    shard: Arc<Shard>,
+    item: RequestAdmissionItem,
+    slot: u32,
+    id: u64,
+    deadline: Option<Instant>,
+    wake: WakeHandle,
+}
+
+/// How a wait ended.
+enum WaitEnd {
+    Granted(Grant),
+    Denied(Denial),
+}
+
+/// Removes an abandoned waiter (or releases its unclaimed grant) when an acquire is dropped.
+struct WaiterGuard<'a> {
+    shard: &'a Arc<Shard>,
+    slot: u32,
+    id: u64,
+    armed: bool,
+}
+
+impl Drop for WaiterGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.shard.cancel_waiter(self.slot, self.id);
+        }
+    }
+}
+
+impl Shard {
+    pub fn new(index: u64, key: ProviderModelKey, shared: Arc<Shared>) -> Self {
+        Self {
+            index,
+            key,
+            shared,
+            state: Mutex::new(ShardState {
+                shard_index: index,
+                aliases: BTreeMap::new(),
+                static_cap: 0,
+                aggregate_in_flight: 0,
+                domains: [None, None, None, None],
+                queue: RequestFairQueue::default(),
+                waiters: Slab::default(),
+                next_waiter_id: 1,
+                leases: Slab::default(),
+                next_local: 1,
+                released: VecDeque::new(),
+                blocking_waiters: 0,
+                timer_running: false,
+                timer_epoch: 0,
+                timer_armed: None,
+            }),
+            timer_notify: Notify::new(),
+            runtime: OnceLock::new(),
+        }
+    }
+
+    /// The endpoint.
+    pub fn key(&self) -> &ProviderModelKey {
+        &self.key
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ShardState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Applies effects collected under the lock (call with no lock held).
+    fn finish(self: &Arc<Self>, fx: Effects) {
+        for e in fx.events {
+            e.emit(&self.shared.events);
+        }
+        for w in fx.wakes {
+            w.wake();
+        }
+        match fx.timer {
+            TimerAction::None => {}
+            TimerAction::Notify => self.timer_notify.notify_one(),
+            TimerAction::Spawn(epoch) => self.spawn_timer(epoch),
+        }
+    }
+
+    /// Turns a grant into the caller's lease; the lease owns (moves in) this `Arc`.
+    fn lease_from_grant(
+        self: Arc<Self>,
+        item: RequestAdmissionItem,
+        g: Grant,
+    ) -> RequestAdmissionLease {
+        RequestAdmissionLease {
+            lease_id: LeaseId::new(self.shared.generation, g.counter),
+            item,
+            acquired_at: g.acquired_at,
+            current_adaptive_limit: g.limit,
+            effective_max: g.effective_max,
+            slot: g.slot,
+            shard: self,
+            armed: true,
+        }
+    }
+
+    // ----- registration -------------------------------------------------------------------
+
+    /// Upserts an alias cap; the endpoint's static cap is the minimum over its aliases.
+    pub fn register_alias(
+        self: &Arc<Self>,
+        alias: &str,
+        max_parallel_requests: u32,
+    ) -> ProviderModelStaticCap {
+        let now = Instant::now();
+        let mut fx = Effects::default();
+        let cap = {
+            let mut st = self.lock();
+            let previous = st.static_cap;
+            st.aliases
+                .insert(alias.to_string(), max_parallel_requests.max(1));
+            st.static_cap = st.aliases.values().copied().min().unwrap_or(1).max(1);
+            let current = st.static_cap;
+            if current != previous {
+                st.rebase_limits(&self.shared, now);
+            }
+            let chat = self.key.with_domain(RequestDomain::Chat);
+            if self
+                .shared
+                .events
+                .wants(RequestEventKind::RequestResourceRegistered)
+            {
+                fx.events.push(
+                    PendingEvent::new(RequestEventKind::RequestResourceRegistered)
+                        .resource(&chat)
+                        .diag("alias", alias)
+                        .diag("provider_model", self.key.to_string())
+                        .diag("max_parallel_requests", max_parallel_requests),
+                );
+            }
+            if current != previous
+                && self
+                    .shared
+                    .events
+                    .wants(RequestEventKind::RequestEffectiveCapChanged)
+            {
+                fx.events.push(
+                    PendingEvent::new(RequestEventKind::RequestEffectiveCapChanged)
+                        .resource(&chat)
+                        .diag("previous", previous)
+                        .diag("current", current),
+                );
+            }
+            st.admit_waiters(&self.shared, now, &mut fx);
+            st.plan_timer(&self.shared, now, &mut fx);
+            st.static_cap_info()
+        };
+        self.finish(fx);
+        cap
+    }
+
+    // ----- acquisition --------------------------------------------------------------------
+
+    /// Non-blocking: a lease now, or a denial; never queues and never jumps an eligible waiter.
+    pub fn try_acquire(self: Arc<Self>, item: RequestAdmissionItem) -> RequestAdmissionDecision {
+        let now = Instant::now();
+        let mut fx = Effects::default();
+        let result = {
+            let mut st = self.lock();
+            let d = item.resource.domain;
+            st.ensure_domain(&self.shared, &item.resource, now);
+            let verdict = match st.check(&self.shared, d, now, &mut fx) {
+                Err(block) => Err(Denial::from(block)),
+                Ok(()) if st.has_eligible_waiter(&self.shared, now, &mut fx) => {
+                    Err(Denial::of(RequestAdmissionDenyReason::QueuedWaitersAhead))
+                }
+                Ok(()) => Ok(st.admit(&self.shared, d, now)),
+            };
+            match verdict {
+                Ok(grant) => {
+                    st.immediate_events(&self.shared, &item, grant, &mut fx);
+                    Ok(grant)
+                }
+                Err(mut denial) => {
+                    st.enrich_denial(&self.shared, d, now, &mut denial);
+                    st.denied_event(
+                        &self.shared,
+                        &item,
+                        &denial,
+                        RequestEventKind::RequestAcquireDenied,
+                        &mut fx,
+                    );
+                    Err(denial)
+                }
+            }
+        };
+        self.finish(fx);
+        match result {
+            Ok(grant) => RequestAdmissionDecision::Lease(self.lease_from_grant(item, grant)),
+            Err(denial) => RequestAdmissionDecision::Denied(Box::new(denial.into_denied(
+                item,
+                &self.shared.clock,
+                now,
+            ))),
+        }
+    }
+
+    /// First step of every waiting acquire: admit now, deny, or enqueue.
+    pub fn start(self: Arc<Self>, item: RequestAdmissionItem, blocking: bool) -> Start {
+        let now = Instant::now();
+        let timeout = item
+            .queue_wait_timeout
+            .or_else(|| self.shared.config.default_queue_wait_timeout());
+        let deadline = timeout.map(|t| now + t);
+        let mut fx = Effects::default();
+        let result = {
+            let mut st = self.lock();
+            let d = item.resource.domain;
+            st.ensure_domain(&self.shared, &item.resource, now);
+            // Catch up on cooldown ends / ramp steps first: queued waiters go before this item.
+            st.admit_waiters(&self.shared, now, &mut fx);
+            match st.check(&self.shared, d, now, &mut fx) {
+                Ok(()) => {
+                    let grant = st.admit(&self.shared, d, now);
+                    st.immediate_events(&self.shared, &item, grant, &mut fx);
+                    Ok(Ok(grant))
+                }
+                Err(block) if block.reason == RequestAdmissionDenyReason::Shutdown => {
+                    let mut denial = Denial::from(block);
+                    st.enrich_denial(&self.shared, d, now, &mut denial);
+                    st.denied_event(
+                        &self.shared,
+                        &item,
+                        &denial,
+                        RequestEventKind::RequestAcquireDenied,
+                        &mut fx,
+                    );
+                    Ok(Err(denial))
+                }
+                Err(last) if timeout == Some(Duration::ZERO) => {
+                    // A zero queue-wait timeout means "try once".
+                    let mut denial = Denial::of(RequestAdmissionDenyReason::QueueTimeout);
+                    denial
+                        .diagnostics
+                        .insert("last_denial".to_string(), last.reason.as_str().to_string());
+                    st.enrich_denial(&self.shared, d, now, &mut denial);
+                    st.denied_event(
+                        &self.shared,
+                        &item,
+                        &denial,
+                        RequestEventKind::RequestWaitTimeout,
+                        &mut fx,
+                    );
+                    Ok(Err(denial))
+                }
+                Err(_) => {
+                    // Only a waiter that really queues pays for its wake-up handle.
+                    let wake = if blocking {
+                        st.blocking_waiters += 1;
+                        WakeHandle::Thread(std::thread::current())
+                    } else {
+                        WakeHandle::Task(Arc::new(Notify::new()))
+                    };
+                    let (slot, id) = st.enqueue(&self.shared, &item, wake.clone(), now, &mut fx);
+                    st.plan_timer(&self.shared, now, &mut fx);
+                    Err((slot, id, wake))
+                }
+            }
+        };
+        self.finish(fx);
+        match result {
+            Ok(Ok(grant)) => Start::Lease(self.lease_from_grant(item, grant)),
+            Ok(Err(denial)) => {
+                Start::Denied(Box::new(denial.into_denied(item, &self.shared.clock, now)))
+            }
+            Err((slot, id, wake)) => Start::Queued(Box::new(Queued {
+                shard: self,
+                item,
+                slot,
+                id,
+                deadline,
+                wake,
+            })),
+        }
+    }
+
+    /// Waits for a queued waiter's lease; see `AdaptiveRequestAdmissionController::acquire`.
+    pub async fn wait(queued: Box<Queued>) -> Result<RequestAdmissionLease, RequestAdmissionError> {
+        let Queued {
+            shard,
+            item,
+            slot,
+            id,
+            deadline,
+            wake,
+        } = *queued;
+        let WakeHandle::Task(notify) = wake else {
+            unreachable!("invariant: start(blocking = false) queues a task waker")
+        };
+        // Remember a runtime for the cooldown timer, in case a later release that arms it
+        // happens on a thread outside any runtime.
+        if shard.runtime.get().is_none() {
+            if let Ok(handle) = Handle::try_current() {
+                let _ = shard.runtime.set(handle);
+            }
+        }
+        let mut guard = WaiterGuard {
+            shard: &shard,
+            slot,
+            id,
+            armed: true,
+        };
+        let end = loop {
+            let timed_out = match deadline {
+                Some(deadline) => {
+                    tokio::select! {
+                        biased;
+                        () = notify.notified() => false,
+                        () = tokio::time::sleep_until(deadline) => true,
+                    }
+                }
+                None => {
+                    notify.notified().await;
+                    false
+                }
+            };
+            if let Some(end) = shard.poll_waiter(slot, id, timed_out) {
+                break end;
+            }
+        };
+        guard.armed = false;
+        drop(guard);
+        shard.end_wait(item, end)
+    }
+
+    /// Blocking variant of [`Shard::wait`] for threads outside any tokio runtime.
+    pub fn acquire_blocking(
+        self: Arc<Self>,
+        item: RequestAdmissionItem,
+    ) -> Result<RequestAdmissionLease, RequestAdmissionError> {
+        let q = match self.start(item, true) {
+            Start::Lease(lease) => return Ok(lease),
+            Start::Denied(d) => return Err(RequestAdmissionError::Denied(d)),
+            Start::Queued(q) => q,
+        };
+        let Queued {
+            shard: this,
+            item,
+            slot,
+            id,
+            deadline,
+            ..
+        } = *q;
+        let this = &this;
+        let mut guard = WaiterGuard {
+            shard: this,
+            slot,
+            id,
+            armed: true,
+        };
+        let end = loop {
+            let now = Instant::now();
+            let timed_out = deadline.is_some_and(|d| now >= d);
+            // Blocking waiters are their own timers: they may run where no tokio timer exists.
+            let mut fx = Effects::default();
+            let (end, next_wake) = {
+                let mut st = this.lock();
+                st.admit_waiters(&this.shared, now, &mut fx);
+                let end = st.settle_waiter(&this.shared, slot, id, timed_out, now, &mut fx);
+                let next = st.next_wake(&this.shared, now, &mut fx);
+                (end, next)
+            };
+            this.finish(fx);
+            if let Some(end) = end {
+                break end;
+            }
+            let wake_at = match (deadline, next_wake) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            match wake_at {
+                Some(at) => std::thread::park_timeout(at.saturating_duration_since(Instant::now())),
+                None => std::thread::park(),
+            }
+        };
+        guard.armed = false;
+        drop(guard);
+        Arc::clone(this).end_wait(item, end)
+    }
+
+    fn end_wait(
+        self: Arc<Self>,
+        item: RequestAdmissionItem,
+        end: WaitEnd,
+    ) -> Result<RequestAdmissionLease, RequestAdmissionError> {
+        match end {
+            WaitEnd::Granted(g) => Ok(self.lease_from_grant(item, g)),
+            WaitEnd::Denied(denial) => {
+                let now = Instant::now();
+                Err(RequestAdmissionError::Denied(Box::new(denial.into_denied(
+                    item,
+                    &self.shared.clock,
+                    now,
+                ))))
+            }
+        }
+    }
+
+    /// Checks a woken waiter; `Some` when its wait is over.
+    fn poll_waiter(self: &Arc<Self>, slot: u32, id: u64, timed_out: bool) -> Option<WaitEnd> {
+        let now = Instant::now();
+        let mut fx = Effects::default();
+        let end = {
+            let mut st = self.lock();
+            st.settle_waiter(&self.shared, slot, id, timed_out, now, &mut fx)
+        };
+        self.finish(fx);
+        end
+    }
+
+    /// Drop path of an abandoned acquire: remove the waiter, or release its unclaimed grant.
+    fn cancel_waiter(self: &Arc<Self>, slot: u32, id: u64) {
+        let now = Instant::now();
+        let mut fx = Effects::default();
+        {
+            let mut st = self.lock();
+            let Some(w) = st.waiters.remove(slot, id) else {
+                return;
+            };
+            if matches!(w.wake, WakeHandle::Thread(_)) {
+                st.blocking_waiters = st.blocking_waiters.saturating_sub(1);
+            }
+            let info = w.event_info.as_deref();
+            let resource = st.domains[di(w.domain)]
+                .as_ref()
+                .map(|s| s.resource.clone());
+            match w.state {
+                WaiterState::Queued => {
+                    st.queue.remove(id);
+                    st.dec_waiters(
+                        &self.shared,
+                        w.domain,
+                        info,
+                        &mut fx,
+                        |e| e.reason(RequestAdmissionDenyReason::Cancellation.as_str()),
+                        RequestEventKind::RequestWaitCancelled,
+                    );
+                }
+                WaiterState::Granted(g) => {
+                    if let Some(resource) = resource {
+                        if self
+                            .shared
+                            .events
+                            .wants(RequestEventKind::RequestWaitCancelled)
+                        {
+                            fx.events.push(
+                                PendingEvent::new(RequestEventKind::RequestWaitCancelled)
+                                    .resource(&resource)
+                                    .group(info.map(|i| &i.0))
+                                    .context(info.map(|i| &i.1))
+                                    .lease(LeaseId::new(self.shared.generation, g.counter))
+                                    .reason(RequestAdmissionDenyReason::Cancellation.as_str()),
+                            );
+                        }
+                        let ctx = EventRefs {
+                            resource: &resource,
+                            group: info.map(|i| &i.0),
+                            context: info.map(|i| &i.1),
+                        };
+                        st.release_locked(
+                            &self.shared,
+                            g.slot,
+                            g.counter,
+                            w.domain,
+                            g.limit,
+                            &RequestReleaseOutcome::local_cancelled(),
+                            ctx,
+                            Now::At(now),
+                            &mut fx,
+                        );
+                    }
+                }
+                WaiterState::Denied(_) => {}
+            }
+        }
+        self.finish(fx);
+    }
+
+    // ----- release ------------------------------------------------------------------------
+
+    /// Releases `lease` (whose generation matches) exactly once.
+    pub fn release(
+        self: &Arc<Self>,
+        lease: &RequestAdmissionLease,
+        outcome: &RequestReleaseOutcome,
+    ) -> ReleaseResult {
+        match self.release_inner(lease, outcome) {
+            Ok(()) => ReleaseResult::released(),
+            Err(reason) => self
+                .shared
+                .reject_release(reason, lease.lease_id, &lease.item.resource),
+        }
+    }
+
+    /// Drop-guard path: releases as `local_cancelled` if the lease is still active, else nothing.
+    pub fn release_dropped(self: &Arc<Self>, lease: &RequestAdmissionLease) {
+        let _ = self.release_inner(lease, &RequestReleaseOutcome::local_cancelled());
+    }
+
+    fn release_inner(
+        self: &Arc<Self>,
+        lease: &RequestAdmissionLease,
+        outcome: &RequestReleaseOutcome,
+    ) -> Result<(), ReleaseReason> {
+        let mut fx = Effects::default();
+        let counter = lease.lease_id.counter;
+        let domain = lease.item.resource.domain;
+        let result = {
+            let mut st = self.lock();
+            match st.leases.get(lease.slot, counter) {
+                Some(active) if active.domain == domain => {
+                    let refs = EventRefs {
+                        resource: &lease.item.resource,
+                        group: Some(&lease.item.group.key),
+                        context: Some(&lease.item.event_context),
+                    };
+                    st.release_locked(
+                        &self.shared,
+                        lease.slot,
+                        counter,
+                        domain,
+                        lease.current_adaptive_limit,
+                        outcome,
+                        refs,
+                        Now::Lazy(lease.acquired_at),
+                        &mut fx,
+                    );
+                    Ok(())
+                }
+                Some(_) => Err(ReleaseReason::StaleLease),
+                None => Err(st.classify_inactive(self.index, counter)),
+            }
+        };
+        self.finish(fx);
+        result
+    }
+
+    // ----- shutdown -----------------------------------------------------------------------
+
+    /// Denies every queued waiter with `shutdown` (the controller flag is already set).
+    pub fn shutdown(self: &Arc<Self>) {
+        let mut fx = Effects::default();
+        {
+            let mut st = self.lock();
+            for w in st.queue.drain() {
+                let Some(p) = st.waiters.get_mut(w.slot, w.id) else {
+                    continue;
+                };
+                p.state = WaiterState::Denied(RequestAdmissionDenyReason::Shutdown);
+                let wake = p.wake.clone();
+                let info = p.event_info.take();
+                fx.wakes.push(wake);
+                st.dec_waiters(
+                    &self.shared,
+                    w.domain,
+                    info.as_deref(),
+                    &mut fx,
+                    |e| e.reason(RequestAdmissionDenyReason::Shutdown.as_str()),
+                    RequestEventKind::RequestAcquireDenied,
+                );
+            }
+            if st.timer_running {
+                fx.timer = TimerAction::Notify;
+            }
+        }
+        self.finish(fx);
+    }
+
+    // ----- timer --------------------------------------------------------------------------
+
+    fn spawn_timer(self: &Arc<Self>, epoch: u64) {
+        let handle = Handle::try_current()
+            .ok()
+            .or_else(|| self.runtime.get().cloned());
+        match handle {
+            Some(h) => {
+                h.spawn(timer_loop(Arc::downgrade(self), epoch));
+            }
+            None => {
+                // No runtime anywhere: blocking waiters time themselves.
+                let mut st = self.lock();
+                if st.timer_epoch == epoch {
+                    st.timer_running = false;
+                    st.timer_armed = None;
+                }
+            }
+        }
+    }
+
+    /// One timer wake-up: admit whatever time made eligible; the next wake-up, if any.
+    fn timer_tick(self: &Arc<Self>, epoch: u64) -> Option<Instant> {
+        let now = Instant::now();
+        let mut fx = Effects::default();
+        let next = {
+            let mut st = self.lock();
+            if st.timer_epoch != epoch || !st.timer_running {
+                return None;
+            }
+            st.admit_waiters(&self.shared, now, &mut fx);
+            let next = st.next_wake(&self.shared, now, &mut fx);
+            st.timer_armed = next;
+            if next.is_none() {
+                st.timer_running = false;
+            }
+            next
+        };
+        self.finish(fx);
+        next
+    }
+
+    fn timer_stopped(&self, epoch: u64) {
+        let mut st = self.lock();
+        if st.timer_epoch == epoch {
+            st.timer_running = false;
+            st.timer_armed = None;
+        }
+    }
+
+    // ----- snapshots ----------------------------------------------------------------------
+
+    pub fn snapshot(&self, domain: RequestDomain) -> Option<RequestPressureSnapshot> {
+        let st = self.lock();
+        st.domains[di(domain)].as_ref()?;
+        Some(st.resource_snapshot(&self.shared, domain, Instant::now()))
+    }
+
+    pub fn snapshots(&self) -> Vec<RequestPressureSnapshot> {
+        let st = self.lock();
+        let now = Instant::now();
+        RequestDomain::ALL
+            .iter()
+            .filter(|d| st.domains[di(**d)].is_some())
+            .map(|d| st.resource_snapshot(&self.shared, *d, now))
+            .collect()
+    }
+
+    pub fn global_snapshot(&self) -> ProviderModelPressureSnapshot {
+        let st = self.lock();
+        let now = Instant::now();
+        let ramp = self.shared.config.startup_ramp();
+        ProviderModelPressureSnapshot {
+            captured_at: self.shared.clock.seconds_at(now),
+            sequence: self.shared.next_snapshot_sequence(),
+            provider_model: self.key.clone(),
+            static_cap: st.static_cap,
+            aggregate_in_flight: st.aggregate_in_flight,
+            aggregate_active_lease_count: st.leases.len() as u32,
+            aggregate_waiters: st.queue.view().queued_total as u32,
+            aliases: st.aliases.keys().cloned().collect(),
+            raw_caps: st.aliases.clone(),
+            domains: st
+                .domains
+                .iter()
+                .flatten()
+                .map(|s| {
+                    let target = st.initial_limit(&self.shared, &s.resource);
+                    let limit = s
+                        .ramp_limit_at(target, ramp, now)
+                        .unwrap_or(s.current_limit);
+                    (s.resource.domain, limit)
+                })
+                .collect(),
+        }
+    }
+
+    pub fn static_cap(&self) -> ProviderModelStaticCap {
+        self.lock().static_cap_info()
+    }
+}
+
+async fn timer_loop(weak: Weak<Shard>, epoch: u64) {
+    struct Stopped(Weak<Shard>, u64);
+    impl Drop for Stopped {
+        fn drop(&mut self) {
+            if let Some(shard) = self.0.upgrade() {
+                shard.timer_stopped(self.1);
+            }
+        }
+    }
+    let _stopped = Stopped(weak.clone(), epoch);
+    loop {
+        let Some(shard) = weak.upgrade() else {
+            return;
+        };
+        let Some(next) = shard.timer_tick(epoch) else {
+            return;
+        };
+        tokio::select! {
+            () = tokio::time::sleep_until(next) => {}
+            () = shard.timer_notify.notified() => {}
+        }
+    }
+}
+
+/// The release time: known, or read only when some rule needs it.
+#[derive(Debug, Clone, Copy)]
+enum Now {
+    At(Instant),
+    /// Read the clock if needed; otherwise use this (stale but harmless) instant.
+    Lazy(Instant),
+}
+
+/// Borrowed event data of one lease.
+#[derive(Clone, Copy)]
+struct EventRefs<'a> {
+    resource: &'a RequestResourceKey,
+    group: Option<&'a RequestResourceKey>,
+    context: Option<&'a RequestEventContext>,
+}
+
+impl ShardState {
+    fn effective_max(&self, shared: &Shared, resource: &RequestResourceKey) -> u32 {
+        let cap = self.static_cap.max(1);
+        let clamp = shared
+            .config
+            .max_limit_clamps
+            .get(resource)
+            .copied()
+            .unwrap_or(cap);
+        cap.min(clamp).max(1)
+    }
+
+    fn initial_limit(&self, shared: &Shared, resource: &RequestResourceKey) -> u32 {
+        let eff = self.effective_max(shared, resource);
+        shared
+            .config
+            .initial_limits
+            .get(resource)
+            .copied()
+            .unwrap_or(eff)
+            .clamp(1, eff)
+    }
+
+    fn static_cap_info(&self) -> ProviderModelStaticCap {
+        ProviderModelStaticCap {
+            cap: self.static_cap.max(1),
+            aliases: self.aliases.keys().cloned().collect(),
+            raw_caps: self
+                .aliases
+                .iter()
+                .map(|(k, v)| (k.clone(), Some(*v)))
+                .collect(),
+            merge_rule: CapMergeRule::MinSameEndpoint,
+        }
+    }
+
+    /// Creates the domain's state on first touch (the startup ramp starts then).
+    fn ensure_domain(&mut self, shared: &Shared, resource: &RequestResourceKey, now: Instant) {
+        let i = di(resource.domain);
+        if self.domains[i].is_none() {
+            let initial = self.initial_limit(shared, resource);
+            self.domains[i] = Some(AdaptiveRequestLimitState::new(
+                resource.clone(),
+                initial,
+                shared.config.startup_ramp(),
+                now,
+            ));
+        }
+    }
+
+    /// After a static-cap change: limits never rate limited follow the new initial limit
+    /// (up or down); rate-limited ones are only clamped to the new effective max.
+    fn rebase_limits(&mut self, shared: &Shared, now: Instant) {
+        let ramp = shared.config.startup_ramp();
+        for i in 0..4 {
+            let Some(resource) = self.domains[i].as_ref().map(|s| s.resource.clone()) else {
+                continue;
+            };
+            let eff = self.effective_max(shared, &resource);
+            let target = self.initial_limit(shared, &resource);
+            let Some(s) = self.domains[i].as_mut() else {
+                continue;
+            };
+            if !s.ever_rate_limited {
+                if s.ramp_started.is_some() {
+                    let _ = s.apply_ramp(target, ramp, now);
+                } else {
+                    s.current_limit = target;
+                }
+            }
+            s.current_limit = s.current_limit.clamp(1, eff);
+        }
+    }
+
+    /// Brings a domain's time-driven state up to `now` (startup ramp).
+    fn refresh(&mut self, shared: &Shared, d: RequestDomain, now: Instant, fx: &mut Effects) {
+        let Some(target) = self.domains[di(d)]
+            .as_ref()
+            .filter(|s| s.ramp_started.is_some())
+            .map(|s| self.initial_limit(shared, &s.resource))
+        else {
+            return;
+        };
+        let Some(s) = self.domains[di(d)].as_mut() else {
+            return;
+        };
+        if let Some((prev, cur)) = s.apply_ramp(target, shared.config.startup_ramp(), now) {
+            if shared.events.wants(RequestEventKind::RequestLimitIncreased) && cur > prev {
+                fx.events.push(
+                    PendingEvent::new(RequestEventKind::RequestLimitIncreased)
+                        .resource(&s.resource)
+                        .diag("previous", prev)
+                        .diag("current", cur)
+                        .diag("cause", "startup_ramp"),
+                );
+            }
+        }
+    }
+
+    /// Whether `d` may admit one more lease now.
+    fn check(
+        &mut self,
+        shared: &Shared,
+        d: RequestDomain,
+        now: Instant,
+        fx: &mut Effects,
+    ) -> Result<(), Block> {
+        if shared.is_shut_down() {
+            return Err(Block::of(RequestAdmissionDenyReason::Shutdown));
+        }
+        self.refresh(shared, d, now, fx);
+        let Some(s) = self.domains[di(d)].as_ref() else {
+            return Err(Block::of(RequestAdmissionDenyReason::HardPolicyDenial));
+        };
+        if s.cooling(now) {
+            return Err(Block {
+                reason: RequestAdmissionDenyReason::Cooldown,
+                available_after: s.blocked_until,
+            });
+        }
+        if s.in_flight >= s.current_limit || self.aggregate_in_flight >= self.static_cap {
+            return Err(Block::of(RequestAdmissionDenyReason::NoCapacity));
+        }
+        Ok(())
+    }
+
+    /// Snapshot for non-hot denials (cooldown, shutdown, timeout).
+    fn enrich_denial(&self, shared: &Shared, d: RequestDomain, now: Instant, denial: &mut Denial) {
+        if !matches!(
+            denial.reason,
+            RequestAdmissionDenyReason::NoCapacity | RequestAdmissionDenyReason::QueuedWaitersAhead
+        ) && self.domains[di(d)].is_some()
+        {
+            denial.snapshot = Some(self.resource_snapshot(shared, d, now));
+        }
+    }
+
+    fn has_eligible_waiter(&mut self, shared: &Shared, now: Instant, fx: &mut Effects) -> bool {
+        if self.queue.is_empty() {
+            return false;
+        }
+        let elig = self.eligible_domains(shared, now, fx);
+        self.queue.select_next(|w| elig[di(w.domain)]).is_some()
+    }
+
+    fn eligible_domains(&mut self, shared: &Shared, now: Instant, fx: &mut Effects) -> [bool; 4] {
+        let mut elig = [false; 4];
+        for d in RequestDomain::ALL {
+            if self.domains[di(d)].as_ref().is_some_and(|s| s.waiters > 0) {
+                elig[di(d)] = self.check(shared, d, now, fx).is_ok();
+            }
+        }
+        elig
+    }
+
+    /// Counts a new lease in; the caller turns the grant into a lease.
+    fn admit(&mut self, shared: &Shared, d: RequestDomain, now: Instant) -> Grant {
+        let eff = self.domains[di(d)]
+            .as_ref()
+            .map_or(1, |s| self.effective_max(shared, &s.resource));
+        let local = self.next_local;
+        self.next_local += 1;
+        let counter = (self.index_bits() << LOCAL_COUNTER_BITS) | local;
+        let slot = self.leases.insert(counter, ActiveLease { domain: d });
+        self.aggregate_in_flight += 1;
+        let limit = match self.domains[di(d)].as_mut() {
+            Some(s) => {
+                s.in_flight += 1;
+                debug_assert!(
+                    s.in_flight <= s.current_limit,
+                    "admitted above the domain limit"
+                );
+                s.current_limit
+            }
+            None => 1,
+        };
+        debug_assert!(
+            self.aggregate_in_flight <= self.static_cap,
+            "admitted above the static cap"
+        );
+        Grant {
+            counter,
+            slot,
+            limit,
+            effective_max: eff,
+            acquired_at: now,
+        }
+    }
+
+    fn index_bits(&self) -> u64 {
+        self.shard_index
+    }
+
+    fn enqueue(
+        &mut self,
+        shared: &Shared,
+        item: &RequestAdmissionItem,
+        wake: WakeHandle,
+        now: Instant,
+        fx: &mut Effects,
+    ) -> (u32, u64) {
+        let id = self.next_waiter_id;
+        self.next_waiter_id += 1;
+        let d = item.resource.domain;
+        let event_info = shared
+            .events
+            .is_enabled()
+            .then(|| Box::new((item.group.key.clone(), item.event_context.clone())));
+        let slot = self.waiters.insert(
+            id,
+            PendingWaiter {
+                state: WaiterState::Queued,
+                wake,
+                domain: d,
+                enqueued_at: now,
+                event_info,
+            },
+        );
+        self.queue
+            .enqueue(&item.group.key, item.group.weight, id, slot, d);
+        let formed = match self.domains[di(d)].as_mut() {
+            Some(s) => {
+                s.waiters += 1;
+                s.waiters == 1
+            }
+            None => false,
+        };
+        let refs = Some(&item.event_context);
+        if formed && shared.events.wants(RequestEventKind::RequestQueueFormed) {
+            fx.events.push(
+                PendingEvent::new(RequestEventKind::RequestQueueFormed)
+                    .resource(&item.resource)
+                    .group(Some(&item.group.key))
+                    .context(refs),
+            );
+        }
+        if shared.events.wants(RequestEventKind::RequestWaitStarted) {
+            let snap = self.resource_snapshot(shared, d, now);
+            fx.events.push(
+                PendingEvent::new(RequestEventKind::RequestWaitStarted)
+                    .resource(&item.resource)
+                    .group(Some(&item.group.key))
+                    .context(refs)
+                    .snapshot(snap),
+            );
+        }
+        (slot, id)
+    }
+
+    /// Decrements a domain's waiter count and emits the waiter's end event (+ queue drained).
+    fn dec_waiters(
+        &mut self,
+        shared: &Shared,
+        d: RequestDomain,
+        info: Option<&(RequestResourceKey, RequestEventContext)>,
+        fx: &mut Effects,
+        decorate: impl FnOnce(PendingEvent) -> PendingEvent,
+        kind: RequestEventKind,
+    ) {
+        let Some(s) = self.domains[di(d)].as_mut() else {
+            return;
+        };
+        s.waiters = s.waiters.saturating_sub(1);
+        let drained = s.waiters == 0;
+        let resource = s.resource.clone();
+        if shared.events.wants(kind) {
+            fx.events.push(decorate(
+                PendingEvent::new(kind)
+                    .resource(&resource)
+                    .group(info.map(|i| &i.0))
+                    .context(info.map(|i| &i.1)),
+            ));
+        }
+        if drained && shared.events.wants(RequestEventKind::RequestQueueDrained) {
+            fx.events
+                .push(PendingEvent::new(RequestEventKind::RequestQueueDrained).resource(&resource));
+        }
+    }
+
+    /// Admits queued waiters in fair order while any is eligible.
+    fn admit_waiters(&mut self, shared: &Shared, now: Instant, fx: &mut Effects) {
+        while !self.queue.is_empty() && self.aggregate_in_flight < self.static_cap {
+            let elig = self.eligible_domains(shared, now, fx);
+            let Some(selection) = self.queue.select_next(|w| elig[di(w.domain)]) else {
+                break;
+            };
+            let Some(w) = self.queue.commit(selection) else {
+                break;
+            };
+            let grant = self.admit(shared, w.domain, now);
+            let (wake, info, waited) = match self.waiters.get_mut(w.slot, w.id) {
+                Some(p) => {
+                    p.state = WaiterState::Granted(grant);
+                    (
+                        Some(p.wake.clone()),
+                        p.event_info.take(),
+                        now.saturating_duration_since(p.enqueued_at),
+                    )
+                }
+                None => (None, None, Duration::ZERO),
+            };
+            let Some(wake) = wake else {
+                // Invariant: a queued waiter always has a pending record; undo defensively.
+                self.undo_admit(w.domain, grant);
+                continue;
+            };
+            fx.wakes.push(wake);
+            let lease_id = LeaseId::new(shared.generation, grant.counter);
+            let resource = self.domains[di(w.domain)]
+                .as_ref()
+                .map(|s| s.resource.clone());
+            if let Some(resource) = resource {
+                if shared.events.wants(RequestEventKind::RequestWaitCompleted) {
+                    fx.events.push(
+                        PendingEvent::new(RequestEventKind::RequestWaitCompleted)
+                            .resource(&resource)
+                            .group(info.as_deref().map(|i| &i.0))
+                            .context(info.as_deref().map(|i| &i.1))
+                            .lease(lease_id)
+                            .diag("wait_seconds", waited.as_secs_f64()),
+                    );
+                }
+                if shared.events.wants(RequestEventKind::RequestLeaseAcquired) {
+                    let snap = self.resource_snapshot(shared, w.domain, now);
+                    fx.events.push(
+                        PendingEvent::new(RequestEventKind::RequestLeaseAcquired)
+                            .resource(&resource)
+                            .group(info.as_deref().map(|i| &i.0))
+                            .context(info.as_deref().map(|i| &i.1))
+                            .lease(lease_id)
+                            .snapshot(snap),
+                    );
+                }
+            }
+            if let Some(s) = self.domains[di(w.domain)].as_mut() {
+                s.waiters = s.waiters.saturating_sub(1);
+                if s.waiters == 0 && shared.events.wants(RequestEventKind::RequestQueueDrained) {
+                    fx.events.push(
+                        PendingEvent::new(RequestEventKind::RequestQueueDrained)
+                            .resource(&s.resource),
+                    );
+                }
+            }
+        }
+    }
+
+    fn undo_admit(&mut self, d: RequestDomain, grant: Grant) {
+        let _ = self.leases.remove(grant.slot, grant.counter);
+        self.aggregate_in_flight = self.aggregate_in_flight.saturating_sub(1);
+        if let Some(s) = self.domains[di(d)].as_mut() {
+            s.in_flight = s.in_flight.saturating_sub(1);
+        }
+    }
+
+    /// Events of an immediate admission: a zero-length wait, then the lease.
+    fn immediate_events(
+        &self,
+        shared: &Shared,
+        item: &RequestAdmissionItem,
+        grant: Grant,
+        fx: &mut Effects,
+    ) {
+        if !shared.events.is_enabled() {
+            return;
+        }
+        let lease_id = LeaseId::new(shared.generation, grant.counter);
+        let base = |kind| {
+            PendingEvent::new(kind)
+                .resource(&item.resource)
+                .group(Some(&item.group.key))
+                .context(Some(&item.event_context))
+        };
+        if shared.events.wants(RequestEventKind::RequestWaitStarted) {
+            fx.events.push(base(RequestEventKind::RequestWaitStarted));
+        }
+        if shared.events.wants(RequestEventKind::RequestWaitCompleted) {
+            fx.events.push(
+                base(RequestEventKind::RequestWaitCompleted)
+                    .lease(lease_id)
+                    .diag("wait_seconds", 0.0),
+            );
+        }
+        if shared.events.wants(RequestEventKind::RequestLeaseAcquired) {
+            let snap = self.resource_snapshot(shared, item.resource.domain, grant.acquired_at);
+            fx.events.push(
+                base(RequestEventKind::RequestLeaseAcquired)
+                    .lease(lease_id)
+                    .snapshot(snap),
+            );
+        }
+    }
+
+    fn denied_event(
+        &self,
+        shared: &Shared,
+        item: &RequestAdmissionItem,
+        denial: &Denial,
+        kind: RequestEventKind,
+        fx: &mut Effects,
+    ) {
+        if shared.events.wants(kind) {
+            let mut e = PendingEvent::new(kind)
+                .resource(&item.resource)
+                .group(Some(&item.group.key))
+                .context(Some(&item.event_context))
+                .reason(denial.reason.as_str());
+            if let Some(s) = &denial.snapshot {
+                e = e.snapshot(s.clone());
+            }
+            for (k, v) in &denial.diagnostics {
+                if k == "last_denial" {
+                    e = e.diag("last_denial", v.clone());
+                }
+            }
+            fx.events.push(e);
+        }
+    }
+
+    /// Settles a woken waiter: its grant, its denial, or (after its deadline) a timeout.
+    fn settle_waiter(
+        &mut self,
+        shared: &Shared,
+        slot: u32,
+        id: u64,
+        timed_out: bool,
+        now: Instant,
+        fx: &mut Effects,
+    ) -> Option<WaitEnd> {
+        let state = self.waiters.get_mut(slot, id)?.state;
+        let end = match state {
+            WaiterState::Granted(g) => WaitEnd::Granted(g),
+            WaiterState::Denied(reason) => WaitEnd::Denied(Denial::of(reason)),
+            WaiterState::Queued if timed_out => {
+                self.queue.remove(id);
+                let domain = self.waiters.get_mut(slot, id).map(|w| w.domain);
+                let info = self
+                    .waiters
+                    .get_mut(slot, id)
+                    .and_then(|w| w.event_info.take());
+                let mut denial = Denial::of(RequestAdmissionDenyReason::QueueTimeout);
+                if let Some(d) = domain {
+                    self.dec_waiters(
+                        shared,
+                        d,
+                        info.as_deref(),
+                        fx,
+                        |e| e.reason(RequestAdmissionDenyReason::QueueTimeout.as_str()),
+                        RequestEventKind::RequestWaitTimeout,
+                    );
+                    self.enrich_denial(shared, d, now, &mut denial);
+                }
+                WaitEnd::Denied(denial)
+            }
+            WaiterState::Queued => return None,
+        };
+        if let Some(w) = self.waiters.remove(slot, id) {
+            if matches!(w.wake, WakeHandle::Thread(_)) {
+                self.blocking_waiters = self.blocking_waiters.saturating_sub(1);
+            }
+        }
+        Some(end)
+    }
+
+    /// The earliest instant time alone makes a queued waiter eligible (cooldown end, ramp step).
+    fn next_wake(&mut self, shared: &Shared, now: Instant, fx: &mut Effects) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        let ramp = shared.config.startup_ramp();
+        for d in RequestDomain::ALL {
+            if self.domains[di(d)].as_ref().is_none_or(|s| s.waiters == 0) {
+                continue;
+            }
+            self.refresh(shared, d, now, fx);
+            let Some(s) = self.domains[di(d)].as_ref() else {
+                continue;
+            };
+            let candidate = if s.cooling(now) {
+                s.blocked_until
+            } else {
+                s.next_ramp_step(self.initial_limit(shared, &s.resource), ramp)
+            };
+            if let Some(c) = candidate.filter(|c| *c > now) {
+                next = Some(next.map_or(c, |n| n.min(c)));
+            }
+        }
+        next
+    }
+
+    /// Arms (spawns or re-arms) the shard timer when queued waiters depend on time.
+    fn plan_timer(&mut self, shared: &Shared, now: Instant, fx: &mut Effects) {
+        if self.queue.is_empty() {
+            return;
+        }
+        let Some(next) = self.next_wake(shared, now, fx) else {
+            return;
+        };
+        if !self.timer_running {
+            self.timer_epoch += 1;
+            self.timer_running = true;
+            self.timer_armed = Some(next);
+            fx.timer = TimerAction::Spawn(self.timer_epoch);
+        } else if self.timer_armed.is_none_or(|a| next < a) {
+            self.timer_armed = Some(next);
+            fx.timer = TimerAction::Notify;
+        } else {
+            return;
+        }
+        if self.blocking_waiters > 0 {
+            // Blocking waiters time themselves; let them re-read the new schedule.
+            for w in self.waiters.iter() {
+                if matches!(w.wake, WakeHandle::Thread(_)) && matches!(w.state, WaiterState::Queued)
+                {
+                    fx.wakes.push(w.wake.clone());
+                }
+            }
+        }
+    }
+
+    /// Classifies a release of a lease that is not active here.
+    fn classify_inactive(&self, index: u64, counter: u64) -> ReleaseReason {
+        let local = counter & ((1u64 << LOCAL_COUNTER_BITS) - 1);
+        if counter >> LOCAL_COUNTER_BITS != index || local == 0 || local >= self.next_local {
+            ReleaseReason::UnknownLease
+        } else if self.released.contains(&counter) {
+            ReleaseReason::Duplicate
+        } else {
+            ReleaseReason::StaleLease
+        }
+    }
+
+    /// Returns a lease's capacity exactly once and applies its outcome.
+    #[allow(clippy::too_many_arguments)]
+    fn release_locked(
+        &mut self,
+        shared: &Shared,
+        slot: u32,
+        counter: u64,
+        d: RequestDomain,
+        admitted_limit: u32,
+        outcome: &RequestReleaseOutcome,
+        refs: EventRefs<'_>,
+        now: Now,
+        fx: &mut Effects,
+    ) {
+        if self.leases.remove(slot, counter).is_none() {
+            return;
+        }
+        let now = match now {
+            Now::At(t) => t,
+            Now::Lazy(stale) => {
+                // Reading the clock is a large share of an uncontended release; skip it when no
+                // rule can look at the time (no cooldown, ramp, plateau, waiters or events).
+                let timeless = outcome.kind != RequestReleaseOutcomeKind::RateLimited
+                    && self.queue.is_empty()
+                    && !shared.events.is_enabled()
+                    && self.domains[di(d)].as_ref().is_none_or(|s| {
+                        s.blocked_until.is_none() && s.ramp_started.is_none() && s.plateau.is_none()
+                    });
+                if timeless {
+                    stale
+                } else {
+                    Instant::now()
+                }
+            }
+        };
+        if self.released.len() >= RELEASED_LEASE_HISTORY_LIMIT {
+            self.released.pop_front();
+        }
+        self.released.push_back(counter);
+        self.aggregate_in_flight = self.aggregate_in_flight.saturating_sub(1);
+        let (effective_max, ramp_target) = match self.domains[di(d)].as_ref() {
+            Some(s) => (
+                self.effective_max(shared, &s.resource),
+                self.initial_limit(shared, &s.resource),
+            ),
+            None => (1, 1),
+        };
+        let transition = match self.domains[di(d)].as_mut() {
+            Some(s) => {
+                s.in_flight = s.in_flight.saturating_sub(1);
+                policy::apply_outcome(
+                    &shared.config,
+                    s,
+                    ReleaseFacts {
+                        kind: outcome.kind,
+                        retry_after_seconds: outcome.retry_after_seconds,
+                        admitted_limit,
+                        effective_max,
+                        ramp_target,
+                        now,
+                    },
+                )
+            }
+            None => Transition::default(),
+        };
+        if shared.events.is_enabled() {
+            self.release_events(shared, counter, d, outcome, &transition, refs, now, fx);
+        }
+        self.admit_waiters(shared, now, fx);
+        self.plan_timer(shared, now, fx);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn release_events(
+        &self,
+        shared: &Shared,
+        counter: u64,
+        d: RequestDomain,
+        outcome: &RequestReleaseOutcome,
+        t: &Transition,
+        refs: EventRefs<'_>,
+        now: Instant,
+        fx: &mut Effects,
+    ) {
+        let lease_id = LeaseId::new(shared.generation, counter);
+        let ev = |kind| PendingEvent::new(kind).resource(refs.resource);
+        let wants = |kind| shared.events.wants(kind);
+        if let Some((p, c)) = t.ramp.filter(|(p, c)| c > p) {
+            if wants(RequestEventKind::RequestLimitIncreased) {
+                fx.events.push(
+                    ev(RequestEventKind::RequestLimitIncreased)
+                        .diag("previous", p)
+                        .diag("current", c)
+                        .diag("cause", "startup_ramp"),
+                );
+            }
+        }
+        if let Some((p, c)) = t.decreased {
+            if wants(RequestEventKind::RequestLimitDecreased) {
+                fx.events.push(
+                    ev(RequestEventKind::RequestLimitDecreased)
+                        .diag("previous", p)
+                        .diag("current", c)
+                        .diag("policy", shared.config.policy.name()),
+                );
+            }
+        }
+        if let Some((p, c)) = t.increased {
+            if wants(RequestEventKind::RequestLimitIncreased) {
+                fx.events.push(
+                    ev(RequestEventKind::RequestLimitIncreased)
+                        .diag("previous", p)
+                        .diag("current", c)
+                        .diag("policy", shared.config.policy.name()),
+                );
+            }
+        }
+        if let Some(ceiling) = t.soft_ceiling_recovered {
+            if wants(RequestEventKind::RequestSoftCeilingRecovered) {
+                fx.events.push(
+                    ev(RequestEventKind::RequestSoftCeilingRecovered)
+                        .diag("rate_limit_ceiling", ceiling),
+                );
+            }
+        }
+        if t.fully_recovered && wants(RequestEventKind::RequestFullyRecovered) {
+            fx.events.push(ev(RequestEventKind::RequestFullyRecovered));
+        }
+        if outcome.kind == RequestReleaseOutcomeKind::RateLimited
+            && wants(RequestEventKind::RequestRateLimited)
+        {
+            let mut e = ev(RequestEventKind::RequestRateLimited)
+                .group(refs.group)
+                .context(refs.context)
+                .lease(lease_id)
+                .reason(outcome.kind.as_str());
+            if let Some(cd) = t.cooldown {
+                e = e.diag("cooldown_seconds", cd.as_secs_f64());
+            }
+            if let Some(ra) = outcome.retry_after_seconds.filter(|v| v.is_finite()) {
+                e = e.diag("retry_after_seconds", ra);
+            }
+            fx.events.push(e);
+        }
+        if wants(RequestEventKind::RequestLeaseReleased) {
+            let snap = self.resource_snapshot(shared, d, now);
+            let mut e = ev(RequestEventKind::RequestLeaseReleased)
+                .group(refs.group)
+                .context(refs.context)
+                .lease(lease_id)
+                .reason(outcome.kind.as_str())
+                .snapshot(snap);
+            if let Some(status) = outcome.provider_status {
+                e = e.diag("provider_status", status);
+            }
+            fx.events.push(e);
+        }
+    }
+
+    fn resource_snapshot(
+        &self,
+        shared: &Shared,
+        d: RequestDomain,
+        now: Instant,
+    ) -> RequestPressureSnapshot {
+        let ramp = shared.config.startup_ramp();
+        match self.domains[di(d)].as_ref() {
+            Some(s) => {
+                let target = self.initial_limit(shared, &s.resource);
+                let blocked = s.blocked_until.filter(|b| *b > now);
+                RequestPressureSnapshot {
+                    captured_at: shared.clock.seconds_at(now),
+                    sequence: shared.next_snapshot_sequence(),
+                    resource: s.resource.clone(),
+                    effective_max: self.effective_max(shared, &s.resource),
+                    current_limit: s
+                        .ramp_limit_at(target, ramp, now)
+                        .unwrap_or(s.current_limit),
+                    in_flight_count: s.in_flight,
+                    active_lease_count: s.in_flight,
+                    waiters: s.waiters,
+                    blocked_until_monotonic: blocked.map(|b| shared.clock.seconds_at(b)),
+                    cooldown_remaining_seconds: blocked
+                        .map_or(0.0, |b| b.saturating_duration_since(now).as_secs_f64()),
+                    rate_limit_ceiling: s.rate_limit_ceiling,
+                    consecutive_rate_limits: s.consecutive_rate_limits,
+                    last_outcome: s.last_outcome,
+                    leak_diagnostics: shared.leak_diagnostics(),
+                }
+            }
+            None => RequestPressureSnapshot {
+                captured_at: shared.clock.seconds_at(now),
+                sequence: shared.next_snapshot_sequence(),
+                resource: RequestResourceKey {
+                    provider_name: Arc::from(""),
+                    model_id: Arc::from(""),
+                    domain: d,
+                },
+                effective_max: 0,
+                current_limit: 0,
+                in_flight_count: 0,
+                active_lease_count: 0,
+                waiters: 0,
+                blocked_until_monotonic: None,
+                cooldown_remaining_seconds: 0.0,
+                rate_limit_ceiling: 0,
+                consecutive_rate_limits: 0,
+                last_outcome: None,
+                leak_diagnostics: shared.leak_diagnostics(),
+            },
+        }
+    }
+}

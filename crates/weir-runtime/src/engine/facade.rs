@@ -1,0 +1,65 @@
+//! `ExecutorFacade`: the `ModelFacade` generators call, routing each alias through the executor.
+
+use crate::executor::{ModelRequestExecutor, ModelRoute};
+use crate::model_facade::{ModelCallError, ModelCallErrorKind, ModelFacade, ModelReply};
+use crate::provider::ProviderRequest;
+use async_trait::async_trait;
+use std::collections::HashMap;
+use std::sync::Arc;
+use weir_contracts::RequestDomain;
+
+/// Routes model aliases to providers; every call becomes admitted attempts via the executor.
+pub struct ExecutorFacade {
+    executor: Arc<ModelRequestExecutor>,
+    routes: HashMap<String, ModelRoute>,
+}
+
+impl ExecutorFacade {
+    /// A facade over `executor` with one route per alias.
+    pub fn new(executor: Arc<ModelRequestExecutor>, routes: HashMap<String, ModelRoute>) -> Self {
+        Self { executor, routes }
+    }
+
+    async fn call(
+        &self,
+        alias: &str,
+        domain: RequestDomain,
+        input: &str,
+    ) -> Result<crate::provider::ProviderResponse, ModelCallError> {
+        let route = self
+            .routes
+            .get(alias)
+            .ok_or_else(|| ModelCallError::unknown_alias(alias))?;
+        let resource = route.endpoint.with_domain(domain);
+        let request = ProviderRequest::new(route.endpoint.model_id.to_string(), domain, input);
+        self.executor
+            .execute(alias, route.provider.as_ref(), &resource, request)
+            .await
+    }
+}
+
+#[async_trait]
+impl ModelFacade for ExecutorFacade {
+    async fn chat(&self, alias: &str, prompt: &str) -> Result<ModelReply, ModelCallError> {
+        let response = self.call(alias, RequestDomain::Chat, prompt).await?;
+        match response.text {
+            Some(text) => Ok(ModelReply::new(text)),
+            None => Err(ModelCallError::new(
+                alias,
+                ModelCallErrorKind::MalformedResponse,
+                "chat response has no text",
+            )),
+        }
+    }
+
+    async fn embed(&self, alias: &str, input: &str) -> Result<Vec<f32>, ModelCallError> {
+        let response = self.call(alias, RequestDomain::Embedding, input).await?;
+        response.embedding.ok_or_else(|| {
+            ModelCallError::new(
+                alias,
+                ModelCallErrorKind::MalformedResponse,
+                "embedding response has no vector",
+            )
+        })
+    }
+}

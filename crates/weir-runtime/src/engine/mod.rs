@@ -1,0 +1,423 @@
+//! `Engine`: wires a workflow to providers, request admission, the executor and the scheduler.
+//!
+//! This is the one place the two admission layers meet, and only by composition: the scheduler
+//! gets a `ModelFacade` (the executor behind it) and a read-only pressure advisory; the request
+//! controller never sees a task. A run ends with a [`RunResult`]: scheduler counters, request
+//! attempts by outcome, final snapshots of both ledgers, and the `AsyncCapacityPlan`.
+
+mod advisory;
+mod facade;
+mod probes;
+
+pub use advisory::CooldownAdvisory;
+pub use facade::ExecutorFacade;
+pub use probes::RunProbes;
+
+use crate::executor::{AttemptCounts, ExecutorConfig, ModelRequestExecutor, ModelRoute};
+use crate::provider::ModelProvider;
+use crate::scheduler::{
+    AsyncTaskScheduler, RecordSink, RowGroupMode, SchedulerConfig, SchedulerError, SchedulerReport,
+    StopHandle,
+};
+use crate::workflow::Workflow;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::Arc;
+use weir_capacity::{
+    AsyncCapacityPlan, AsyncCapacityPlanBuilder, ModelDeclaration, RowGroupSettings,
+};
+use weir_contracts::{
+    CapacitySource, ProviderModelKey, ProviderModelPressureSnapshot, ReleaseReason,
+    RequestAdmissionEvent, RequestPressureSnapshot, SchedulerAdmissionEvent,
+};
+use weir_request_admission::{AdaptiveRequestAdmissionController, RequestAdmissionConfig};
+use weir_task_admission::TaskAdmissionConfig;
+use weir_telemetry::{EventSink, EventStream, MonotonicClock};
+
+/// Every engine-internal setting of a run.
+#[derive(Debug, Clone, Default)]
+pub struct EngineConfig {
+    /// Scheduler settings; `max_concurrent_row_groups` is taken from the workflow.
+    pub scheduler: SchedulerConfig,
+    /// Task-admission override (default: `submission` = `scheduler.submission_capacity`).
+    pub task_admission: Option<TaskAdmissionConfig>,
+    /// Request-admission settings (policy, AIMD tuning, clamps).
+    pub request_admission: RequestAdmissionConfig,
+    /// Executor retries and timeouts.
+    pub executor: ExecutorConfig,
+}
+
+/// A run could not be set up or did not finish.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EngineError {
+    /// A setting or the workflow is invalid; `field` names it.
+    InvalidConfig {
+        /// Offending field.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The scheduler failed (deadlock, record sink, internal).
+    Scheduler(SchedulerError),
+}
+
+impl fmt::Display for EngineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidConfig { field, message } => write!(f, "{field}: {message}"),
+            Self::Scheduler(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for EngineError {}
+
+fn invalid(field: impl Into<String>, message: impl Into<String>) -> EngineError {
+    EngineError::InvalidConfig {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// Per-endpoint figures of a finished run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EndpointSummary {
+    /// The endpoint.
+    pub endpoint: ProviderModelKey,
+    /// Aliases routed to it.
+    pub aliases: Vec<String>,
+    /// Outbound attempts by outcome.
+    pub attempts: AttemptCounts,
+    /// Most request leases held at once (all domains).
+    pub max_in_flight: u32,
+    /// Adaptive limit per domain at the end.
+    pub final_limits: BTreeMap<String, u32>,
+    /// Effective static cap.
+    pub static_cap: u32,
+}
+
+/// Everything a finished (or stopped) run reports.
+#[derive(Debug, Clone)]
+pub struct RunResult {
+    /// The run id recorded in every correlation.
+    pub run_id: String,
+    /// Scheduler counters and final task-admission snapshot.
+    pub report: SchedulerReport,
+    /// All outbound attempts by outcome.
+    pub requests: AttemptCounts,
+    /// Per endpoint, ordered by endpoint.
+    pub endpoints: Vec<EndpointSummary>,
+    /// Final request pressure per resource.
+    pub final_request_snapshots: Vec<RequestPressureSnapshot>,
+    /// Final provider/model aggregates.
+    pub final_endpoint_snapshots: Vec<ProviderModelPressureSnapshot>,
+    /// Rejected request releases by reason (zero in a clean run).
+    pub request_release_diagnostics: BTreeMap<ReleaseReason, u64>,
+    /// Workers that ran before their task lease, derived from the scheduler events.
+    pub hidden_scheduler_resource_waiters: u64,
+    /// The run's capacity explanation.
+    pub capacity_plan: AsyncCapacityPlan,
+}
+
+impl RunResult {
+    /// Active request leases, waiters and in-flight calls left at the end (all zero when clean).
+    pub fn request_leftovers(&self) -> (u64, u64, u64) {
+        self.final_request_snapshots
+            .iter()
+            .fold((0, 0, 0), |(l, w, f), s| {
+                (
+                    l + u64::from(s.active_lease_count),
+                    w + u64::from(s.waiters),
+                    f + u64::from(s.in_flight_count),
+                )
+            })
+    }
+}
+
+/// Builds a run: workflow + providers by name + settings + event sinks.
+pub struct Engine {
+    workflow: Arc<Workflow>,
+    providers: HashMap<String, Arc<dyn ModelProvider>>,
+    config: EngineConfig,
+    scheduler_sinks: Vec<Arc<dyn EventSink<SchedulerAdmissionEvent>>>,
+    request_sinks: Vec<Arc<dyn EventSink<RequestAdmissionEvent>>>,
+    first_row_group: u64,
+    run_id: Option<String>,
+}
+
+impl Engine {
+    /// An engine for `workflow`; `providers` are keyed by the provider names its models use.
+    pub fn new(
+        workflow: Arc<Workflow>,
+        providers: impl IntoIterator<Item = (String, Arc<dyn ModelProvider>)>,
+    ) -> Self {
+        Self {
+            workflow,
+            providers: providers.into_iter().collect(),
+            config: EngineConfig::default(),
+            scheduler_sinks: Vec::new(),
+            request_sinks: Vec::new(),
+            first_row_group: 0,
+            run_id: None,
+        }
+    }
+
+    /// Engine settings.
+    pub fn with_config(mut self, config: EngineConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Adds a scheduler event sink.
+    pub fn with_scheduler_sink(
+        mut self,
+        sink: Arc<dyn EventSink<SchedulerAdmissionEvent>>,
+    ) -> Self {
+        self.scheduler_sinks.push(sink);
+        self
+    }
+
+    /// Adds a request event sink.
+    pub fn with_request_sink(mut self, sink: Arc<dyn EventSink<RequestAdmissionEvent>>) -> Self {
+        self.request_sinks.push(sink);
+        self
+    }
+
+    /// Resume: row groups before `row_group` were written by an earlier run.
+    pub fn starting_at_row_group(mut self, row_group: u64) -> Self {
+        self.first_row_group = row_group;
+        self
+    }
+
+    /// Run id for correlations (default: derived from the workflow name).
+    pub fn with_run_id(mut self, run_id: impl Into<String>) -> Self {
+        self.run_id = Some(run_id.into());
+        self
+    }
+
+    /// Validates everything and wires the layers; the returned run can be stopped and awaited.
+    pub fn prepare(self) -> Result<PreparedRun, EngineError> {
+        self.workflow
+            .validate()
+            .map_err(|e| invalid("workflow", e.to_string()))?;
+        self.config
+            .executor
+            .validate()
+            .map_err(|(f, m)| invalid(format!("executor.{f}"), m))?;
+        let clock = MonotonicClock::start();
+        let probes = Arc::new(RunProbes::default());
+        let mut request_sinks = self.request_sinks.clone();
+        request_sinks.push(probes.clone());
+        let request_events = EventStream::new(request_sinks, clock);
+        let controller = Arc::new(
+            AdaptiveRequestAdmissionController::builder()
+                .config(self.config.request_admission.clone())
+                .events(request_events.clone())
+                .build()
+                .map_err(|e| invalid(format!("request_admission.{}", e.field), e.message))?,
+        );
+        let mut routes = HashMap::new();
+        let mut aliases_by_endpoint: BTreeMap<ProviderModelKey, Vec<String>> = BTreeMap::new();
+        for (i, m) in self.workflow.models.iter().enumerate() {
+            let provider = self.providers.get(&m.provider).ok_or_else(|| {
+                invalid(
+                    format!("models[{i}].provider"),
+                    format!("no provider named {:?}", m.provider),
+                )
+            })?;
+            controller
+                .register(&m.provider, &m.model_id, &m.alias, m.cap())
+                .map_err(|e| invalid(format!("models[{i}].{}", e.field), e.message))?;
+            let endpoint = ProviderModelKey::new(&m.provider, &m.model_id)
+                .map_err(|e| invalid(format!("models[{i}].{}", e.field), e.message))?;
+            aliases_by_endpoint
+                .entry(endpoint.clone())
+                .or_default()
+                .push(m.alias.clone());
+            routes.insert(
+                m.alias.clone(),
+                ModelRoute {
+                    provider: provider.clone(),
+                    endpoint,
+                },
+            );
+        }
+        let executor = Arc::new(ModelRequestExecutor::new(
+            controller.clone(),
+            request_events,
+            self.config.executor,
+        ));
+        let facade = Arc::new(ExecutorFacade::new(executor.clone(), routes));
+        let mut scheduler_sinks = self.scheduler_sinks.clone();
+        scheduler_sinks.push(probes.clone());
+        let scheduler_events = EventStream::new(scheduler_sinks, clock);
+        let scheduler_config = SchedulerConfig {
+            max_concurrent_row_groups: self.workflow.max_concurrent_row_groups,
+            ..self.config.scheduler.clone()
+        };
+        let mut scheduler = AsyncTaskScheduler::new(self.workflow.clone(), facade)
+            .with_config(scheduler_config.clone())
+            .with_events(scheduler_events.clone())
+            .with_pressure_advisory(Arc::new(CooldownAdvisory::new(controller.pressure())))
+            .starting_at_row_group(self.first_row_group);
+        if let Some(ta) = self.config.task_admission.clone() {
+            scheduler = scheduler.with_task_admission(ta);
+        }
+        if let Some(id) = &self.run_id {
+            scheduler = scheduler.with_run_id(id.clone());
+        }
+        let run_id = self
+            .run_id
+            .clone()
+            .unwrap_or_else(|| format!("{}-run", self.workflow.name));
+        Ok(PreparedRun {
+            stop: scheduler.stop_handle(),
+            scheduler,
+            scheduler_config,
+            workflow: self.workflow,
+            controller,
+            executor,
+            probes,
+            aliases_by_endpoint,
+            run_id,
+            task_admission: self.config.task_admission,
+            scheduler_events,
+        })
+    }
+}
+
+/// A wired run: take a [`StopHandle`] if needed, then [`run`](Self::run) it.
+pub struct PreparedRun {
+    stop: StopHandle,
+    scheduler: AsyncTaskScheduler,
+    scheduler_config: SchedulerConfig,
+    workflow: Arc<Workflow>,
+    controller: Arc<AdaptiveRequestAdmissionController>,
+    executor: Arc<ModelRequestExecutor>,
+    probes: Arc<RunProbes>,
+    aliases_by_endpoint: BTreeMap<ProviderModelKey, Vec<String>>,
+    run_id: String,
+    task_admission: Option<TaskAdmissionConfig>,
+    scheduler_events: EventStream<SchedulerAdmissionEvent>,
+}
+
+impl PreparedRun {
+    /// Stops the run gracefully (admission stops; running work gets the configured grace).
+    pub fn stop_handle(&self) -> StopHandle {
+        self.stop.clone()
+    }
+
+    /// The request-admission controller (read its `pressure()` for live progress).
+    pub fn controller(&self) -> &Arc<AdaptiveRequestAdmissionController> {
+        &self.controller
+    }
+
+    /// The executor (live attempt counters).
+    pub fn executor(&self) -> &Arc<ModelRequestExecutor> {
+        &self.executor
+    }
+
+    /// Runs to the end or a stop, writing row groups to `sink`.
+    pub async fn run(self, sink: &mut dyn RecordSink) -> Result<RunResult, EngineError> {
+        let outcome = self.scheduler.run(sink).await;
+        // Nobody may wait on request admission once the scheduler is done.
+        self.controller.shutdown();
+        self.scheduler_events.flush();
+        let outcome = outcome.map_err(EngineError::Scheduler)?;
+        let pressure = self.controller.pressure();
+        let final_request_snapshots = pressure.snapshots();
+        let final_endpoint_snapshots = pressure.global_snapshots();
+        let counts = self.executor.attempt_counts();
+        let mut requests = AttemptCounts::default();
+        for c in counts.values() {
+            requests.add(c);
+        }
+        let max_in_flight = self.probes.max_in_flight();
+        let endpoints = self
+            .aliases_by_endpoint
+            .iter()
+            .map(|(endpoint, aliases)| {
+                let global = final_endpoint_snapshots
+                    .iter()
+                    .find(|g| &g.provider_model == endpoint);
+                EndpointSummary {
+                    endpoint: endpoint.clone(),
+                    aliases: aliases.clone(),
+                    attempts: counts.get(endpoint).copied().unwrap_or_default(),
+                    max_in_flight: max_in_flight.get(endpoint).copied().unwrap_or(0),
+                    final_limits: global
+                        .map(|g| {
+                            g.domains
+                                .iter()
+                                .map(|(d, l)| (d.as_str().to_owned(), *l))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    static_cap: global.map_or(0, |g| g.static_cap),
+                }
+            })
+            .collect();
+        let mut observed = outcome.observed;
+        observed.observe_request(&final_request_snapshots, &final_endpoint_snapshots);
+        let report = outcome.report;
+        let submission = self
+            .task_admission
+            .as_ref()
+            .map_or(self.scheduler_config.submission_capacity, |t| {
+                t.submission_capacity
+            });
+        let capacity_plan =
+            AsyncCapacityPlanBuilder::new()
+                .buffer_size(
+                    u32::try_from(self.workflow.buffer_size).unwrap_or(u32::MAX),
+                    CapacitySource::RunConfig,
+                )
+                .row_groups(RowGroupSettings {
+                    concurrency: Some(weir_capacity::Sourced::new(
+                        self.scheduler_config.max_concurrent_row_groups,
+                        CapacitySource::RunConfig,
+                    )),
+                    mode: match self.scheduler_config.row_group_mode {
+                        RowGroupMode::Fixed => weir_capacity::RowGroupMode::Fixed,
+                        RowGroupMode::Adaptive { .. } => weir_capacity::RowGroupMode::Adaptive,
+                    },
+                    initial_target: match self.scheduler_config.row_group_mode {
+                        RowGroupMode::Fixed => None,
+                        RowGroupMode::Adaptive { initial } => Some(initial),
+                    },
+                    max_admitted_rows: None,
+                })
+                .submission_capacity(submission, CapacitySource::EngineInternalConfig)
+                .task_resource_limits(
+                    report.final_task_snapshot.resource_limits.clone(),
+                    CapacitySource::EngineInternalConfig,
+                )
+                .models(self.workflow.models.iter().map(|m| {
+                    ModelDeclaration::new(&m.alias, &m.provider, &m.model_id, Some(m.cap()))
+                }))
+                .request_admission_config(
+                    pressure.config_snapshot(),
+                    CapacitySource::EngineInternalConfig,
+                )
+                .task_snapshot(report.final_task_snapshot.clone())
+                .request_snapshots(
+                    final_request_snapshots.clone(),
+                    final_endpoint_snapshots.clone(),
+                )
+                .observed(observed)
+                .build()
+                .map_err(|e| invalid(format!("capacity_plan.{}", e.field), e.message))?;
+        Ok(RunResult {
+            run_id: self.run_id,
+            hidden_scheduler_resource_waiters: self.probes.hidden_waiters(),
+            request_release_diagnostics: pressure.release_diagnostics(),
+            report,
+            requests,
+            endpoints,
+            final_request_snapshots,
+            final_endpoint_snapshots,
+            capacity_plan,
+        })
+    }
+}

@@ -447,10 +447,12 @@ async fn stop_mid_run_then_resume_gives_the_uninterrupted_dataset() {
     .await;
 
     // First attempt: stopped after 2 s.
-    let mut config = EngineConfig::default();
-    config.scheduler = SchedulerConfig {
-        cancel_grace: Duration::from_millis(50),
-        ..SchedulerConfig::default()
+    let config = EngineConfig {
+        scheduler: SchedulerConfig {
+            cancel_grace: Duration::from_millis(50),
+            ..SchedulerConfig::default()
+        },
+        ..EngineConfig::default()
     };
     let prepared = Engine::new(Arc::new(chain_workflow(200, 20, 2)), providers())
         .with_config(config)

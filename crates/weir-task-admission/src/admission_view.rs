@@ -1,6 +1,7 @@
 //! `TaskAdmissionView`: the controller's hard ledger and policy debt, lent read-only to policies.
 
 use crate::hash::{FastMap, IdMap};
+use crate::queue_view::{find_key, key_cmp};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use weir_contracts::{
@@ -59,17 +60,22 @@ pub(crate) fn reason_index(r: ReleaseReason) -> usize {
 }
 
 pub(crate) fn lookup(v: &[(SchedulerResourceKey, u64)], key: &SchedulerResourceKey) -> u64 {
-    v.binary_search_by(|(k, _)| k.cmp(key))
-        .map(|i| v[i].1)
-        .unwrap_or(0)
+    find_key(v, key).map_or(0, |i| v[i].1)
 }
 
 impl LedgerState {
     pub(crate) fn resource(&self, key: &SchedulerResourceKey) -> Option<&ResourceSlot> {
-        self.resources
-            .binary_search_by(|r| r.key.cmp(key))
-            .ok()
-            .map(|i| &self.resources[i])
+        self.resource_index(key).map(|i| &self.resources[i])
+    }
+
+    /// Index of `key` in `resources` (address fast path, then text; tiny lists scan linearly).
+    #[inline]
+    pub(crate) fn resource_index(&self, key: &SchedulerResourceKey) -> Option<usize> {
+        let r = &self.resources;
+        if r.len() <= 8 {
+            return r.iter().position(|s| key_cmp(&s.key, key).is_eq());
+        }
+        r.binary_search_by(|s| key_cmp(&s.key, key)).ok()
     }
 
     pub(crate) fn group_slot(&self, key: &TaskGroupKey) -> Option<u32> {

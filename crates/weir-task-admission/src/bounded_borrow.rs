@@ -23,18 +23,20 @@ pub fn strict_share(
     if limit == 0 {
         return 0;
     }
-    let w = u128::from(group.weight.max(1));
+    // u64 arithmetic is exact here: `limit · w < 2^64` and `t ≥ w ≥ 1`; it avoids a 128-bit
+    // division on the dispatch path.
+    let w = u64::from(group.weight.max(1));
     let t = if peers.groups == 0 {
         2 * w
     } else {
-        w + u128::from(peers.weight)
+        w.saturating_add(peers.weight)
     };
-    let num = u128::from(limit) * w;
+    let num = u64::from(limit) * w;
     let raw = match rounding {
         StrictShareRounding::Floor => num / t,
         StrictShareRounding::Ceil => num.div_ceil(t),
     };
-    let mut share = u64::try_from(raw.max(1)).unwrap_or(u64::MAX);
+    let mut share = raw.max(1);
     if let Some(a) = group.admitted_limit {
         share = share.min(u64::from(a));
     }

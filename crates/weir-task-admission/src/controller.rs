@@ -10,7 +10,6 @@ use crate::admission_view::{
 };
 use crate::bounded_borrow::BoundedBorrowTaskAdmissionPolicy;
 use crate::config::TaskAdmissionConfig;
-use crate::hash::IdMap;
 use crate::lease::{TaskAdmissionDecision, TaskAdmissionDenied, TaskAdmissionLease};
 use crate::policy::{
     AdmissionCandidate, PolicyDetail, PolicyStateDelta, TaskAdmissionPolicy,
@@ -28,11 +27,12 @@ use weir_contracts::{
 };
 use weir_telemetry::MonotonicClock;
 
+/// One slot of the active-lease slab. `counter == 0` marks a vacant slot.
 #[derive(Debug)]
 struct ActiveLease {
+    counter: u64,
     group_slot: u32,
-    group: Arc<TaskGroupSpec>,
-    resources: Arc<SchedulerResourceRequest>,
+    resources: Option<Arc<SchedulerResourceRequest>>,
 }
 
 /// Why queued work cannot be admitted now: the source of `admission_blocked` / `group_capped`.
@@ -73,7 +73,10 @@ pub struct TaskAdmissionController {
     generation: ControllerGeneration,
     issued: u64,
     state: LedgerState,
-    active: IdMap<ActiveLease>,
+    /// Active leases in a slab; a lease carries its slot index, so acquire and release are
+    /// a vector index, not a hash operation. Memory is bounded by peak concurrent leases.
+    active: Vec<ActiveLease>,
+    free_active: Vec<u32>,
     policy: Box<dyn TaskAdmissionPolicy>,
     clock: MonotonicClock,
     snapshot_on_denial: bool,
@@ -112,7 +115,8 @@ impl TaskAdmissionController {
                 resources,
                 ..LedgerState::default()
             },
-            active: IdMap::default(),
+            active: Vec::new(),
+            free_active: Vec::new(),
             policy,
             clock: MonotonicClock::start(),
             snapshot_on_denial: config.snapshot_on_denial,
@@ -174,10 +178,37 @@ impl TaskAdmissionController {
     }
 
     /// Leases `item`'s resources, or returns a typed denial. Re-evaluates (nothing is cached).
+    /// The lease's `acquired_at` is read from the controller's clock.
     pub fn try_acquire<P>(
         &mut self,
         item: &SchedulableTask<P>,
         queue_view: &QueueView<'_>,
+    ) -> TaskAdmissionDecision {
+        self.acquire(item, queue_view, None)
+    }
+
+    /// [`Self::try_acquire`] with a caller-supplied `acquired_at` (monotonic seconds on this
+    /// controller's clock, e.g. the timestamp the caller already stamped its dispatch event
+    /// with). It saves the clock read, which is the largest single cost of a dispatch cycle.
+    pub fn try_acquire_at<P>(
+        &mut self,
+        item: &SchedulableTask<P>,
+        queue_view: &QueueView<'_>,
+        acquired_at: f64,
+    ) -> TaskAdmissionDecision {
+        self.acquire(item, queue_view, Some(acquired_at))
+    }
+
+    /// The controller's clock (shared with `with_clock`).
+    pub fn clock(&self) -> MonotonicClock {
+        self.clock
+    }
+
+    fn acquire<P>(
+        &mut self,
+        item: &SchedulableTask<P>,
+        queue_view: &QueueView<'_>,
+        acquired_at: Option<f64>,
     ) -> TaskAdmissionDecision {
         let slot = self.slot_if_needed(&item.group);
         let decision = self.evaluate(&item.group, &item.resource_request, queue_view, slot);
@@ -205,8 +236,14 @@ impl TaskAdmissionController {
             None => self.create_group(&item.group),
         };
         for (k, a) in item.resource_request.amounts() {
-            if let Ok(i) = self.state.resources.binary_search_by(|r| r.key.cmp(k)) {
-                self.state.resources[i].leased += u64::from(*a);
+            if let Some(i) = self.state.resource_index(k) {
+                let r = &mut self.state.resources[i];
+                r.leased += u64::from(*a);
+                if !std::ptr::eq(r.key.as_str(), k.as_str()) {
+                    // Equal text, other allocation: adopt the caller's `Arc` so later lookups
+                    // of this key hit the address fast path instead of comparing text.
+                    r.key = k.clone();
+                }
             }
         }
         if let Some(Some(g)) = self.state.groups.get_mut(slot as usize) {
@@ -217,24 +254,32 @@ impl TaskAdmissionController {
         }
         self.issued += 1;
         self.state.active_leases += 1;
+        let record = ActiveLease {
+            counter: self.issued,
+            group_slot: slot,
+            resources: Some(item.resource_request.clone()),
+        };
+        let active_slot = match self.free_active.pop() {
+            Some(i) => {
+                self.active[i as usize] = record;
+                i
+            }
+            None => {
+                self.active.push(record);
+                (self.active.len() - 1) as u32
+            }
+        };
         let lease = TaskAdmissionLease {
             lease_id: LeaseId::new(self.generation, self.issued),
             task_id: item.task_id.clone(),
             group: item.group.clone(),
             resources: item.resource_request.clone(),
-            acquired_at: self.clock.now(),
+            acquired_at: acquired_at.unwrap_or_else(|| self.clock.now()),
             borrowed: decision.borrow.clone(),
+            active_slot,
         };
         let delta = self.policy.on_acquire(&lease, &decision);
         self.apply_delta(slot, delta);
-        self.active.insert(
-            self.issued,
-            ActiveLease {
-                group_slot: slot,
-                group: item.group.clone(),
-                resources: item.resource_request.clone(),
-            },
-        );
         TaskAdmissionDecision::Lease(lease)
     }
 
@@ -248,28 +293,46 @@ impl TaskAdmissionController {
         if id.counter == 0 || id.counter > self.issued {
             return self.reject(ReleaseReason::UnknownLease, id);
         }
-        let Some(active) = self.active.get(&id.counter) else {
+        let idx = lease.active_slot as usize;
+        let Some((group_slot, resources)) = self
+            .active
+            .get(idx)
+            .filter(|a| a.counter == id.counter)
+            .and_then(|a| Some((a.group_slot, a.resources.as_ref()?)))
+        else {
             // Counters are issued once and every issued, inactive id has been released: exact.
             return self.reject(ReleaseReason::Duplicate, id);
         };
-        if !Arc::ptr_eq(&active.resources, &lease.resources)
-            && *active.resources != *lease.resources
-            || active.group.key != lease.group.key
+        let same_group = self
+            .state
+            .ledger(group_slot)
+            .is_some_and(|g| g.spec.key == lease.group.key);
+        if !Arc::ptr_eq(resources, &lease.resources) && **resources != *lease.resources
+            || !same_group
         {
             return self.reject(ReleaseReason::StaleLease, id);
         }
-        let Some(active) = self.active.remove(&id.counter) else {
+        let active = std::mem::replace(
+            &mut self.active[idx],
+            ActiveLease {
+                counter: 0,
+                group_slot: 0,
+                resources: None,
+            },
+        );
+        self.free_active.push(lease.active_slot);
+        let Some(resources) = active.resources else {
             return self.reject(ReleaseReason::Duplicate, id);
         };
-        for (k, a) in active.resources.amounts() {
-            if let Ok(i) = self.state.resources.binary_search_by(|r| r.key.cmp(k)) {
+        for (k, a) in resources.amounts() {
+            if let Some(i) = self.state.resource_index(k) {
                 let r = &mut self.state.resources[i];
                 r.leased = r.leased.saturating_sub(u64::from(*a));
             }
         }
         if let Some(Some(g)) = self.state.groups.get_mut(active.group_slot as usize) {
             g.running = g.running.saturating_sub(1);
-            for (k, a) in active.resources.amounts() {
+            for (k, a) in resources.amounts() {
                 add_sorted(&mut g.leased, k, -i64::from(*a));
             }
         }

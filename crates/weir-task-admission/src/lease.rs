@@ -18,6 +18,8 @@ pub struct TaskAdmissionLease {
     pub(crate) resources: Arc<SchedulerResourceRequest>,
     pub(crate) acquired_at: f64,
     pub(crate) borrowed: Vec<(SchedulerResourceKey, u32)>,
+    /// Index of the lease's record in the issuing controller's active-lease slab.
+    pub(crate) active_slot: u32,
 }
 
 impl TaskAdmissionLease {

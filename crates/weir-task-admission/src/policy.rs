@@ -2,7 +2,7 @@
 
 use crate::admission_view::{GroupLedgerView, TaskAdmissionView};
 use crate::lease::TaskAdmissionLease;
-use crate::queue_view::QueueView;
+use crate::queue_view::{amount_of, QueueView};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use weir_contracts::{
@@ -272,7 +272,7 @@ pub fn peer_stats(
     let mut own: Option<(u32, u64)> = None;
     let mut own_looked_up = false;
     for sig in queue_view.head_signatures() {
-        if sig.request.amount(resource) == 0 || !admission_view.hard_eligible(sig.request) {
+        if amount_of(sig.request, resource) == 0 || !admission_view.hard_eligible(sig.request) {
             continue;
         }
         let mut groups = sig.groups;

@@ -12,10 +12,12 @@
 //! number, and `commit` succeeds exactly when that entry is still its group's head. Enqueues,
 //! commits and discards elsewhere do not invalidate it.
 
-use crate::hash::FastMap;
+use crate::hash::{FastHasher, FastMap, IdMap};
 use crate::queue_view::{GroupFacts, HeadFacts, QueueFacts, QueueView};
 use crate::task::SchedulableTask;
 use std::collections::{BTreeSet, VecDeque};
+use std::hash::BuildHasher;
+use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 use weir_contracts::{TaskGroupSpec, TaskId};
 
@@ -84,7 +86,15 @@ pub struct FairTaskQueue<P> {
     facts: QueueFacts,
     lanes: Vec<Option<Lane<P>>>,
     free_slots: Vec<u32>,
-    index: FastMap<TaskId, (u32, u64)>,
+    /// Membership index: 64-bit hash of a task id → its entry `(slot, seq)`. Lazy: `commit`
+    /// leaves the entry behind (a *stale* entry, recognisable because `seq` is no longer live),
+    /// so the dispatch hot path never hashes or compares a task id. Stale entries are swept once
+    /// they outnumber live tasks (amortized O(1)) and dropped wholesale when the queue empties.
+    index: IdMap<(u32, u64)>,
+    /// Live ids whose hash collides with a different live id in `index` (exact, rarely used).
+    overflow: FastMap<TaskId, (u32, u64)>,
+    /// Stale entries in `index`.
+    stale: usize,
     /// Active groups keyed by (start tag, finish tag, activation seq, slot).
     active: BTreeSet<(u128, u128, u64, u32)>,
     idle: BTreeSet<(u128, u32)>,
@@ -99,6 +109,11 @@ impl<P> Default for FairTaskQueue<P> {
     }
 }
 
+/// The 64-bit hash a task id is indexed under.
+fn id_hash(task_id: &TaskId) -> u64 {
+    BuildHasherDefault::<FastHasher>::default().hash_one(task_id)
+}
+
 fn increment(weight: u32) -> u128 {
     VIRTUAL_TIME_SCALE / u128::from(weight.max(1))
 }
@@ -110,7 +125,9 @@ impl<P> FairTaskQueue<P> {
             facts: QueueFacts::default(),
             lanes: Vec::new(),
             free_slots: Vec::new(),
-            index: FastMap::default(),
+            index: IdMap::default(),
+            overflow: FastMap::default(),
+            stale: 0,
             active: BTreeSet::new(),
             idle: BTreeSet::new(),
             vt: 0,
@@ -131,15 +148,13 @@ impl<P> FairTaskQueue<P> {
 
     /// True when `task_id` is queued.
     pub fn contains(&self, task_id: &TaskId) -> bool {
-        self.index.contains_key(task_id)
+        self.locate(task_id, id_hash(task_id)).is_some()
     }
 
     /// The queued task `task_id`, if any.
     pub fn get(&self, task_id: &TaskId) -> Option<&SchedulableTask<P>> {
-        let &(slot, seq) = self.index.get(task_id)?;
-        let lane = self.lanes.get(slot as usize)?.as_ref()?;
-        let i = lane.entries.binary_search_by_key(&seq, |e| e.seq).ok()?;
-        lane.entries[i].task.as_ref()
+        let (slot, seq) = self.locate(task_id, id_hash(task_id))?;
+        self.live_task(slot, seq)
     }
 
     /// The O(1) borrowed view of membership and demand facts.
@@ -157,7 +172,8 @@ impl<P> FairTaskQueue<P> {
     pub fn enqueue(&mut self, items: impl IntoIterator<Item = SchedulableTask<P>>) -> Vec<TaskId> {
         let mut accepted = Vec::new();
         for task in items {
-            if self.index.contains_key(&task.task_id) {
+            let hash = id_hash(&task.task_id);
+            if self.locate(&task.task_id, hash).is_some() {
                 continue;
             }
             let slot = self.group_slot(&task.group);
@@ -167,7 +183,7 @@ impl<P> FairTaskQueue<P> {
             self.facts.total += 1;
             self.facts.add_demand(slot, &task.resource_request, 1);
             let id = task.task_id.clone();
-            self.index.insert(id.clone(), (slot, seq));
+            self.index_insert(hash, &id, (slot, seq));
             let became_active = {
                 let (g, lane) = self.slot_mut(slot);
                 g.queued += 1;
@@ -228,7 +244,6 @@ impl<P> FairTaskQueue<P> {
             return None;
         }
         let slot = token.slot;
-        self.clear_head(slot);
         let (weight, tag, fin, act, entry) = {
             let (g, lane) = self.slot_mut(slot);
             let entry = lane.entries.pop_front();
@@ -236,9 +251,15 @@ impl<P> FairTaskQueue<P> {
             Self::pop_tombstones(lane);
             (g.spec.weight, lane.tag, lane.fin, lane.act, entry)
         };
+        if !self.head_unchanged(slot) {
+            self.clear_head(slot);
+        }
         let entry = entry?;
         let task = entry.task?;
-        self.index.remove(&task.task_id);
+        // The index entry goes stale (swept later) unless the id lives in the overflow map.
+        if self.overflow.is_empty() || self.overflow.remove(&task.task_id).is_none() {
+            self.stale += 1;
+        }
         self.facts.total = self.facts.total.saturating_sub(1);
         self.facts.add_demand(slot, &task.resource_request, -1);
         self.facts.release_sig(entry.sig);
@@ -265,7 +286,13 @@ impl<P> FairTaskQueue<P> {
 
     /// Removes `task_id` from the queue (no-op for unknown ids); returns the removed task.
     pub fn discard(&mut self, task_id: &TaskId) -> Option<SchedulableTask<P>> {
-        let (slot, seq) = self.index.remove(task_id)?;
+        let hash = id_hash(task_id);
+        let (slot, seq) = self.locate(task_id, hash)?;
+        if self.index.get(&hash) == Some(&(slot, seq)) {
+            self.index.remove(&hash);
+        } else {
+            self.overflow.remove(task_id);
+        }
         let was_head = {
             let lane = self.lanes.get(slot as usize)?.as_ref()?;
             lane.entries.front().map(|e| e.seq) == Some(seq)
@@ -327,6 +354,72 @@ impl<P> FairTaskQueue<P> {
     }
 
     // ---- internals ------------------------------------------------------------------------
+
+    /// The live task at `(slot, seq)`, if that entry is still queued.
+    fn live_task(&self, slot: u32, seq: u64) -> Option<&SchedulableTask<P>> {
+        let lane = self.lanes.get(slot as usize)?.as_ref()?;
+        if lane.entries.front()?.seq > seq {
+            // The front is always live and sequence numbers grow along a lane: gone already.
+            return None;
+        }
+        let i = lane.entries.binary_search_by_key(&seq, |e| e.seq).ok()?;
+        lane.entries[i].task.as_ref()
+    }
+
+    /// Where `task_id` (whose hash is `hash`) is queued, if it is.
+    fn locate(&self, task_id: &TaskId, hash: u64) -> Option<(u32, u64)> {
+        if let Some(&(slot, seq)) = self.index.get(&hash) {
+            if self
+                .live_task(slot, seq)
+                .is_some_and(|t| t.task_id == *task_id)
+            {
+                return Some((slot, seq));
+            }
+        }
+        if self.overflow.is_empty() {
+            return None;
+        }
+        self.overflow.get(task_id).copied()
+    }
+
+    /// Records a new live entry for `id` (known not to be queued).
+    fn index_insert(&mut self, hash: u64, id: &TaskId, at: (u32, u64)) {
+        match self.index.get(&hash).copied() {
+            Some((slot, seq)) if self.live_task(slot, seq).is_some() => {
+                // A different live id has the same 64-bit hash: keep this one exactly.
+                self.overflow.insert(id.clone(), at);
+            }
+            Some(_) => {
+                // Reuse the stale entry.
+                self.stale = self.stale.saturating_sub(1);
+                self.index.insert(hash, at);
+            }
+            None => {
+                self.index.insert(hash, at);
+            }
+        }
+    }
+
+    /// Drops stale index entries once they outnumber live tasks (amortized O(1) per removal).
+    fn sweep_index(&mut self) {
+        if self.stale <= 1024 || self.stale <= self.facts.total {
+            return;
+        }
+        let lanes = &self.lanes;
+        self.index.retain(|_, &mut (slot, seq)| {
+            lanes
+                .get(slot as usize)
+                .and_then(|l| l.as_ref())
+                .is_some_and(|lane| {
+                    lane.entries.front().is_some_and(|f| f.seq <= seq)
+                        && lane
+                            .entries
+                            .binary_search_by_key(&seq, |e| e.seq)
+                            .is_ok_and(|i| lane.entries[i].task.is_some())
+                })
+        });
+        self.stale = 0;
+    }
 
     fn queued(&self, slot: u32) -> u32 {
         self.facts
@@ -450,6 +543,10 @@ impl<P> FairTaskQueue<P> {
     fn after_removal(&mut self) {
         self.facts.version += 1;
         if self.facts.total == 0 {
+            // Every index entry is stale now; `clear` keeps the capacity for the next batch.
+            self.index.clear();
+            self.overflow.clear();
+            self.stale = 0;
             let idle = std::mem::take(&mut self.idle);
             for (_, slot) in idle {
                 self.free_group(slot);
@@ -464,6 +561,7 @@ impl<P> FairTaskQueue<P> {
             self.idle.pop_first();
             self.free_group(slot);
         }
+        self.sweep_index();
     }
 
     fn clear_head(&mut self, slot: u32) {
@@ -478,7 +576,40 @@ impl<P> FairTaskQueue<P> {
         }
     }
 
+    /// True when the recorded head facts already describe the lane's live front: same interned
+    /// request shape and same spec (the common case of a FIFO of alike tasks), so the per-shape
+    /// head counts need no update.
+    fn head_unchanged(&self, slot: u32) -> bool {
+        let Some(Some(lane)) = self.lanes.get(slot as usize) else {
+            return false;
+        };
+        let Some((sig, task)) = lane
+            .entries
+            .front()
+            .and_then(|e| Some((e.sig, e.task.as_ref()?)))
+        else {
+            return false;
+        };
+        self.facts
+            .groups
+            .get(slot as usize)
+            .and_then(|g| g.as_ref())
+            .and_then(|g| g.head.as_ref())
+            .is_some_and(|h| h.sig == sig && Arc::ptr_eq(&h.spec, &task.group))
+    }
+
     fn set_head(&mut self, slot: u32) {
+        let Some(Some(lane)) = self.lanes.get(slot as usize) else {
+            self.clear_head(slot);
+            return;
+        };
+        if lane.entries.front().and_then(|e| e.task.as_ref()).is_none() {
+            self.clear_head(slot);
+            return;
+        }
+        if self.head_unchanged(slot) {
+            return;
+        }
         self.clear_head(slot);
         let Some(Some(lane)) = self.lanes.get(slot as usize) else {
             return;

@@ -59,13 +59,50 @@ pub(crate) struct QueueFacts {
     pub(crate) free_sigs: Vec<u32>,
 }
 
+/// Orders resource keys; a shared `Arc` (the common case: keys cloned from one request) is
+/// recognised by address without comparing the text.
+#[inline]
+pub(crate) fn key_cmp(a: &SchedulerResourceKey, b: &SchedulerResourceKey) -> std::cmp::Ordering {
+    if std::ptr::eq(a.as_str(), b.as_str()) {
+        std::cmp::Ordering::Equal
+    } else {
+        a.cmp(b)
+    }
+}
+
+/// Index of `key` in a key-sorted slice (tiny slices: a linear scan with the address fast path).
+#[inline]
+pub(crate) fn find_key<T>(
+    v: &[(SchedulerResourceKey, T)],
+    key: &SchedulerResourceKey,
+) -> Result<usize, usize> {
+    if v.len() <= 8 {
+        for (i, (k, _)) in v.iter().enumerate() {
+            match key_cmp(k, key) {
+                std::cmp::Ordering::Less => {}
+                std::cmp::Ordering::Equal => return Ok(i),
+                std::cmp::Ordering::Greater => return Err(i),
+            }
+        }
+        return Err(v.len());
+    }
+    v.binary_search_by(|(k, _)| key_cmp(k, key))
+}
+
+/// The amount `request` asks of `key` (0 when absent).
+#[inline]
+pub(crate) fn amount_of(request: &SchedulerResourceRequest, key: &SchedulerResourceKey) -> u32 {
+    let a = request.amounts();
+    find_key(a, key).map_or(0, |i| a[i].1)
+}
+
 /// Adds `amount` (signed) to the entry for `key` in a key-sorted vector, dropping zero entries.
 pub(crate) fn add_sorted(
     v: &mut Vec<(SchedulerResourceKey, u64)>,
     key: &SchedulerResourceKey,
     delta: i64,
 ) {
-    match v.binary_search_by(|(k, _)| k.cmp(key)) {
+    match find_key(v, key) {
         Ok(i) => {
             let n = v[i].1.saturating_add_signed(delta);
             if n == 0 {
@@ -83,9 +120,7 @@ pub(crate) fn add_sorted(
 }
 
 fn lookup_sorted(v: &[(SchedulerResourceKey, u64)], key: &SchedulerResourceKey) -> u64 {
-    v.binary_search_by(|(k, _)| k.cmp(key))
-        .map(|i| v[i].1)
-        .unwrap_or(0)
+    find_key(v, key).map_or(0, |i| v[i].1)
 }
 
 impl QueueFacts {

@@ -238,3 +238,60 @@ fn group_state_stays_bounded_by_live_groups() {
     }
     assert!(q.tracked_groups() <= 3, "tracked {}", q.tracked_groups());
 }
+
+#[test]
+fn membership_stays_exact_across_lazy_index_sweeps() {
+    // Commits leave stale index entries behind; once they outnumber live tasks (and 1024) they
+    // are swept. Membership must stay exact before, during and after, and re-enqueue must work.
+    let mut q = FairTaskQueue::new();
+    let (a, b) = (group("a", 1, None), group("b", 3, None));
+    let r = sub();
+    let ids: Vec<String> = (0..5_000).map(|i| format!("t{i}")).collect();
+    q.enqueue(
+        ids.iter()
+            .enumerate()
+            .map(|(i, id)| task(id, if i % 2 == 0 { &a } else { &b }, &r)),
+    );
+    let mut gone = Vec::new();
+    for _ in 0..3_500 {
+        let tok = q
+            .select_next(|_, _| true)
+            .map(|s| s.token())
+            .expect("queued");
+        gone.push(q.commit(tok).expect("fresh").task_id);
+    }
+    // Discard a few from the middle too.
+    for id in ids.iter().rev().take(10) {
+        assert!(q.discard(&TaskId::new(id.clone())).is_some());
+    }
+    assert_eq!(q.len(), 5_000 - 3_500 - 10);
+    for id in &gone {
+        assert!(!q.contains(id) && q.get(id).is_none());
+    }
+    let live: Vec<TaskId> = ids
+        .iter()
+        .map(|i| TaskId::new(i.clone()))
+        .filter(|i| !gone.contains(i))
+        .take(5_000 - 3_500 - 10)
+        .collect();
+    for id in &live {
+        assert!(q.contains(id) && q.get(id).is_some_and(|t| t.task_id == *id));
+    }
+    // Duplicates of live ids are refused; committed ids are accepted again.
+    assert!(q.enqueue([task(live[0].as_str(), &a, &r)]).is_empty());
+    assert_eq!(
+        q.enqueue(gone.iter().take(100).map(|id| task(id.as_str(), &b, &r)))
+            .len(),
+        100
+    );
+    assert_eq!(q.len(), 5_000 - 3_500 - 10 + 100);
+    // Draining resets the index; everything can be enqueued again.
+    while let Some(tok) = q.select_next(|_, _| true).map(|s| s.token()) {
+        q.commit(tok).expect("fresh");
+    }
+    assert!(q.is_empty());
+    assert_eq!(
+        q.enqueue(ids.iter().map(|id| task(id, &a, &r))).len(),
+        5_000
+    );
+}

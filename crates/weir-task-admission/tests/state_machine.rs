@@ -182,6 +182,28 @@ fn check_invariants(w: &World) -> Result<(), TestCaseError> {
     if w.queued.is_empty() {
         prop_assert_eq!(w.q.tracked_groups(), 0);
     }
+    // Membership is exact: every queued id is found, every dispatched one is not.
+    for id in &w.queued {
+        prop_assert!(w.q.contains(id), "queued {id} not found");
+        prop_assert!(w.q.get(id).is_some_and(|t| t.task_id == *id));
+    }
+    for l in w.active.iter().chain(&w.released) {
+        prop_assert!(!w.q.contains(l.task_id()) || w.queued.contains(l.task_id()));
+    }
+    // Head-signature aggregates equal a recount over the groups' heads.
+    let v = w.q.view();
+    let heads: u32 = v.head_signatures().map(|s| s.groups).sum();
+    let head_weight: u64 = v.head_signatures().map(|s| s.weight).sum();
+    prop_assert_eq!(heads as usize, v.groups().count());
+    prop_assert_eq!(
+        head_weight,
+        v.groups()
+            .map(|g| u64::from(g.head_spec().weight))
+            .sum::<u64>()
+    );
+    for g in v.groups() {
+        prop_assert!(v.head_signatures().any(|s| *s.request == *g.head_request()));
+    }
     Ok(())
 }
 

@@ -64,10 +64,8 @@ impl EventSink<SchedulerAdmissionEvent> for RunProbes {
             SchedulerEventKind::TaskLeaseAcquired => {
                 s.leased.insert(exec);
             }
-            SchedulerEventKind::WorkerSpawned => {
-                if !s.leased.contains(&exec) {
-                    s.hidden += 1;
-                }
+            SchedulerEventKind::WorkerSpawned if !s.leased.contains(&exec) => {
+                s.hidden += 1;
             }
             SchedulerEventKind::TaskLeaseReleased => {
                 s.leased.remove(&exec);

@@ -66,6 +66,7 @@ fn pm_snap(
         provider_model: key,
         static_cap: cap,
         aggregate_in_flight: in_flight,
+        max_aggregate_in_flight: in_flight,
         aggregate_active_lease_count: in_flight,
         aggregate_waiters: 0,
         aliases: vec!["main".into()],

@@ -37,6 +37,7 @@
 pub mod error;
 pub mod examples;
 pub mod output;
+pub mod progress;
 pub mod report;
 pub mod run;
 pub mod spec;

@@ -59,6 +59,32 @@ pub fn default_out_dir(workflow_name: &str) -> PathBuf {
     PathBuf::from("weir-out").join(safe)
 }
 
+/// `checkpoint.json`: how far the dataset got, so the same command can resume.
+pub const CHECKPOINT_FILE: &str = "checkpoint.json";
+
+/// Progress of a run's dataset, rewritten after every row group (atomically, via rename).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Checkpoint {
+    /// Fingerprint of the spec (after overrides) that produced the dataset.
+    pub fingerprint: String,
+    /// Row groups fully written, in order.
+    pub row_groups_written: u64,
+    /// Records in those row groups.
+    pub records_written: u64,
+    /// Bytes of `dataset.jsonl` that belong to them.
+    pub dataset_bytes: u64,
+    /// True once every row group is written.
+    pub complete: bool,
+}
+
+impl Checkpoint {
+    /// Reads `dir/checkpoint.json`, if present and readable.
+    pub fn load(dir: &Path) -> Option<Self> {
+        let text = std::fs::read_to_string(dir.join(CHECKPOINT_FILE)).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+}
+
 /// Writes records in row order: row group `n` is written once groups `0..n` are.
 #[derive(Debug)]
 struct DatasetState {
@@ -66,6 +92,7 @@ struct DatasetState {
     next_row_group: u64,
     pending: BTreeMap<u64, Vec<Record>>,
     written: u64,
+    bytes: u64,
 }
 
 /// The open output directory of one run.
@@ -75,40 +102,79 @@ pub struct RunOutputs {
     events_mode: EventsMode,
     events: Option<Arc<JsonlEventSink>>,
     collector: Arc<TimelineCollector>,
+    fingerprint: String,
     dataset: Mutex<DatasetState>,
+    /// Records written, readable without the dataset lock (progress display).
+    written_counter: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl RunOutputs {
     /// Creates `dir` (and parents), `dataset.jsonl`, and `events.jsonl` unless `events` is `None`.
     pub fn create(dir: &Path, events: EventsMode) -> Result<Self, CliError> {
+        Self::open(dir, events, String::new(), None)
+    }
+
+    /// Opens the output directory of a run whose spec has `fingerprint`. With `resume`, the
+    /// dataset is cut back to the checkpointed length and appended to, and the event log is
+    /// appended to; otherwise both start fresh.
+    pub fn open(
+        dir: &Path,
+        events: EventsMode,
+        fingerprint: String,
+        resume: Option<&Checkpoint>,
+    ) -> Result<Self, CliError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| CliError::io("cannot create output directory", dir, &e))?;
         let dataset_path = dir.join(DATASET_FILE);
-        let file = File::create(&dataset_path)
-            .map_err(|e| CliError::io("cannot create", &dataset_path, &e))?;
+        let file = match resume {
+            Some(cp) => {
+                let f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&dataset_path)
+                    .map_err(|e| CliError::io("cannot reopen", &dataset_path, &e))?;
+                // Anything after the last checkpointed row group is a partial write: drop it.
+                f.set_len(cp.dataset_bytes)
+                    .map_err(|e| CliError::io("cannot truncate", &dataset_path, &e))?;
+                drop(f);
+                std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&dataset_path)
+                    .map_err(|e| CliError::io("cannot reopen", &dataset_path, &e))?
+            }
+            None => File::create(&dataset_path)
+                .map_err(|e| CliError::io("cannot create", &dataset_path, &e))?,
+        };
         let events_path = dir.join(EVENTS_FILE);
         let sink = match events {
             EventsMode::None => None,
             EventsMode::Full | EventsMode::Requests => {
-                // JsonlEventSink appends; a re-run into the same directory starts a fresh log.
-                File::create(&events_path)
-                    .map_err(|e| CliError::io("cannot create", &events_path, &e))?;
+                // JsonlEventSink appends: a fresh run truncates first, a resumed one keeps the log.
+                if resume.is_none() {
+                    File::create(&events_path)
+                        .map_err(|e| CliError::io("cannot create", &events_path, &e))?;
+                }
                 Some(Arc::new(
                     JsonlEventSink::open(&events_path)
                         .map_err(|e| CliError::run_failed(e.to_string()))?,
                 ))
             }
         };
+        let (next_row_group, written, bytes) = resume.map_or((0, 0, 0), |cp| {
+            (cp.row_groups_written, cp.records_written, cp.dataset_bytes)
+        });
         Ok(Self {
             dir: dir.to_path_buf(),
             events_mode: events,
             events: sink,
             collector: Arc::new(TimelineCollector::default()),
+            fingerprint,
+            written_counter: Arc::new(std::sync::atomic::AtomicU64::new(written)),
             dataset: Mutex::new(DatasetState {
                 file: BufWriter::new(file),
-                next_row_group: 0,
+                next_row_group,
                 pending: BTreeMap::new(),
-                written: 0,
+                written,
+                bytes,
             }),
         })
     }
@@ -148,23 +214,78 @@ impl RunOutputs {
         let path = self.dir.join(DATASET_FILE);
         let mut d = self.dataset.lock().unwrap_or_else(PoisonError::into_inner);
         d.pending.insert(row_group, records);
+        let mut wrote = false;
         loop {
             let next = d.next_row_group;
             let Some(rows) = d.pending.remove(&next) else {
                 break;
             };
             for r in &rows {
-                serde_json::to_writer(&mut d.file, r).map_err(|e| {
+                let mut line = serde_json::to_vec(r).map_err(|e| {
                     CliError::run_failed(format!("cannot write {}: {e}", path.display()))
                 })?;
+                line.push(b'\n');
                 d.file
-                    .write_all(b"\n")
+                    .write_all(&line)
                     .map_err(|e| CliError::io("cannot write", &path, &e))?;
+                d.bytes += line.len() as u64;
             }
             d.written += rows.len() as u64;
+            self.written_counter
+                .store(d.written, std::sync::atomic::Ordering::Relaxed);
             d.next_row_group += 1;
+            wrote = true;
+        }
+        if wrote {
+            d.file
+                .flush()
+                .map_err(|e| CliError::io("cannot write", &path, &e))?;
+            let cp = Checkpoint {
+                fingerprint: self.fingerprint.clone(),
+                row_groups_written: d.next_row_group,
+                records_written: d.written,
+                dataset_bytes: d.bytes,
+                complete: false,
+            };
+            drop(d);
+            self.write_checkpoint(&cp)?;
         }
         Ok(())
+    }
+
+    /// Atomically replaces `checkpoint.json`.
+    fn write_checkpoint(&self, cp: &Checkpoint) -> Result<(), CliError> {
+        let tmp = self.dir.join("checkpoint.json.tmp");
+        write_json(&tmp, cp)?;
+        let dst = self.dir.join(CHECKPOINT_FILE);
+        std::fs::rename(&tmp, &dst).map_err(|e| CliError::io("cannot write", &dst, &e))
+    }
+
+    /// Marks the checkpoint complete (every row group written).
+    pub fn mark_complete(&self) -> Result<(), CliError> {
+        let d = self.dataset.lock().unwrap_or_else(PoisonError::into_inner);
+        let cp = Checkpoint {
+            fingerprint: self.fingerprint.clone(),
+            row_groups_written: d.next_row_group,
+            records_written: d.written,
+            dataset_bytes: d.bytes,
+            complete: true,
+        };
+        drop(d);
+        self.write_checkpoint(&cp)
+    }
+
+    /// A shared counter of records written (for live progress).
+    pub fn written_counter(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        self.written_counter.clone()
+    }
+
+    /// Row groups written so far (in order).
+    pub fn row_groups_written(&self) -> u64 {
+        self.dataset
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .next_row_group
     }
 
     /// Records written to `dataset.jsonl` so far.

@@ -81,6 +81,9 @@ pub struct ProviderModelPressureSnapshot {
     pub static_cap: u32,
     /// In flight across all domains.
     pub aggregate_in_flight: u32,
+    /// Most requests ever in flight at once across all domains (exact, kept by the controller).
+    #[serde(default)]
+    pub max_aggregate_in_flight: u32,
     /// Active leases across all domains.
     pub aggregate_active_lease_count: u32,
     /// Queued waiters across all domains.

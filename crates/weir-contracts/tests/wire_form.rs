@@ -422,6 +422,7 @@ fn capacity_and_snapshots_round_trip() {
         provider_model: ProviderModelKey::new("sim", "m1").expect("valid"),
         static_cap: 8,
         aggregate_in_flight: 3,
+        max_aggregate_in_flight: 5,
         aggregate_active_lease_count: 3,
         aggregate_waiters: 0,
         aliases: vec!["writer".into()],

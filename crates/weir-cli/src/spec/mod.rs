@@ -346,6 +346,30 @@ pub struct RequestAdmissionSpec {
     pub cooldown_seconds: f64,
     /// Startup ramp, ≥ 0 seconds (default 0 = off).
     pub startup_ramp_seconds: f64,
+    /// Optional (weir extension): the adaptive policy, `goodput` (default) or `plan_aimd` (the
+    /// seed plan's exact AIMD, for comparison).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<RequestPolicySpec>,
+}
+
+/// The adaptive request policy named in a spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestPolicySpec {
+    /// weir's default goodput policy.
+    Goodput,
+    /// The seed plan's exact AIMD.
+    PlanAimd,
+}
+
+impl RequestPolicySpec {
+    /// The durable policy name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Goodput => "goodput",
+            Self::PlanAimd => "plan_aimd",
+        }
+    }
 }
 
 impl Default for RequestAdmissionSpec {
@@ -356,6 +380,7 @@ impl Default for RequestAdmissionSpec {
             successes_until_increase: 25,
             cooldown_seconds: 2.0,
             startup_ramp_seconds: 0.0,
+            policy: None,
         }
     }
 }

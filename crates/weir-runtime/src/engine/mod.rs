@@ -48,6 +48,42 @@ pub struct EngineConfig {
     pub executor: ExecutorConfig,
 }
 
+impl EngineConfig {
+    /// Applies the public request-admission tuning (the five supported fields); the result is
+    /// validated when the run is prepared.
+    pub fn with_request_tuning(
+        mut self,
+        multiplicative_decrease_factor: f64,
+        additive_increase_step: u32,
+        successes_until_increase: u32,
+        cooldown_seconds: f64,
+        startup_ramp_seconds: f64,
+    ) -> Self {
+        let r = &mut self.request_admission;
+        r.multiplicative_decrease_factor = multiplicative_decrease_factor;
+        r.additive_increase_step = additive_increase_step;
+        r.successes_until_increase = successes_until_increase;
+        r.cooldown_seconds = cooldown_seconds;
+        r.startup_ramp_seconds = startup_ramp_seconds;
+        self
+    }
+
+    /// Selects the adaptive request policy by its durable name: `goodput` (default) or `plan_aimd`.
+    pub fn with_request_policy(mut self, name: &str) -> Result<Self, EngineError> {
+        self.request_admission.policy = match name {
+            "goodput" => weir_request_admission::RequestAdmissionPolicy::default(),
+            "plan_aimd" => weir_request_admission::RequestAdmissionPolicy::PlanAimd,
+            other => {
+                return Err(invalid(
+                    "request_admission.policy",
+                    format!("unknown policy {other:?} (expected \"goodput\" or \"plan_aimd\")"),
+                ))
+            }
+        };
+        Ok(self)
+    }
+}
+
 /// A run could not be set up or did not finish.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EngineError {
@@ -89,7 +125,7 @@ pub struct EndpointSummary {
     pub aliases: Vec<String>,
     /// Outbound attempts by outcome.
     pub attempts: AttemptCounts,
-    /// Most request leases held at once (all domains).
+    /// Most requests in flight at once (all domains), as kept by the controller.
     pub max_in_flight: u32,
     /// Adaptive limit per domain at the end.
     pub final_limits: BTreeMap<String, u32>,
@@ -207,9 +243,7 @@ impl Engine {
             .map_err(|(f, m)| invalid(format!("executor.{f}"), m))?;
         let clock = MonotonicClock::start();
         let probes = Arc::new(RunProbes::default());
-        let mut request_sinks = self.request_sinks.clone();
-        request_sinks.push(probes.clone());
-        let request_events = EventStream::new(request_sinks, clock);
+        let request_events = EventStream::new(self.request_sinks.clone(), clock);
         let controller = Arc::new(
             AdaptiveRequestAdmissionController::builder()
                 .config(self.config.request_admission.clone())
@@ -333,7 +367,6 @@ impl PreparedRun {
         for c in counts.values() {
             requests.add(c);
         }
-        let max_in_flight = self.probes.max_in_flight();
         let endpoints = self
             .aliases_by_endpoint
             .iter()
@@ -345,7 +378,7 @@ impl PreparedRun {
                     endpoint: endpoint.clone(),
                     aliases: aliases.clone(),
                     attempts: counts.get(endpoint).copied().unwrap_or_default(),
-                    max_in_flight: max_in_flight.get(endpoint).copied().unwrap_or(0),
+                    max_in_flight: global.map_or(0, |g| g.max_aggregate_in_flight),
                     final_limits: global
                         .map(|g| {
                             g.domains

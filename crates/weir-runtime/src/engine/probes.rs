@@ -1,23 +1,18 @@
-//! `RunProbes`: a tiny sink on both streams that derives the run's hidden waiters and in-flight maxima.
+//! `RunProbes`: a tiny scheduler-stream sink that derives the run's hidden scheduler-resource waiters.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Mutex, PoisonError};
-use weir_contracts::{
-    ProviderModelKey, RequestAdmissionEvent, RequestEventKind, SchedulerAdmissionEvent,
-    SchedulerEventKind, TaskExecutionId,
-};
+use weir_contracts::{SchedulerAdmissionEvent, SchedulerEventKind, TaskExecutionId};
 use weir_telemetry::EventSink;
 
 #[derive(Debug, Default)]
 struct State {
     leased: HashSet<TaskExecutionId>,
     hidden: u64,
-    in_flight: HashMap<ProviderModelKey, u32>,
-    max_in_flight: BTreeMap<ProviderModelKey, u32>,
 }
 
-/// Derives, from the events themselves, the run's hidden scheduler-resource waiters (a worker
-/// spawned before its task lease) and each endpoint's most request leases at once.
+/// Derives, from the scheduler events themselves, the run's hidden scheduler-resource waiters
+/// (a worker spawned before its task lease).
 ///
 /// Accepts only the handful of kinds it needs, so it costs nothing on the others; its memory is
 /// bounded by the work in flight.
@@ -33,15 +28,6 @@ impl RunProbes {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .hidden
-    }
-
-    /// Most request leases held at once per endpoint.
-    pub fn max_in_flight(&self) -> BTreeMap<ProviderModelKey, u32> {
-        self.state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .max_in_flight
-            .clone()
     }
 }
 
@@ -69,40 +55,6 @@ impl EventSink<SchedulerAdmissionEvent> for RunProbes {
             }
             SchedulerEventKind::TaskLeaseReleased => {
                 s.leased.remove(&exec);
-            }
-            _ => {}
-        }
-    }
-}
-
-impl EventSink<RequestAdmissionEvent> for RunProbes {
-    fn accepts(&self, kind: RequestEventKind) -> bool {
-        matches!(
-            kind,
-            RequestEventKind::RequestLeaseAcquired | RequestEventKind::RequestLeaseReleased
-        )
-    }
-
-    fn emit(&self, event: &RequestAdmissionEvent) {
-        let Some(resource) = &event.request_resource_key else {
-            return;
-        };
-        let key = resource.provider_model();
-        let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        match event.event_kind {
-            RequestEventKind::RequestLeaseAcquired => {
-                let n = {
-                    let n = s.in_flight.entry(key.clone()).or_default();
-                    *n += 1;
-                    *n
-                };
-                let m = s.max_in_flight.entry(key).or_default();
-                *m = (*m).max(n);
-            }
-            RequestEventKind::RequestLeaseReleased => {
-                if let Some(n) = s.in_flight.get_mut(&key) {
-                    *n = n.saturating_sub(1);
-                }
             }
             _ => {}
         }

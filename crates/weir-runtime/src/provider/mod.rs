@@ -39,12 +39,14 @@
 
 pub mod error;
 pub mod latency;
+pub mod openai;
 pub mod scripted;
 pub mod simulated;
 pub mod simulated_config;
 
 pub use error::{parse_retry_after_seconds, ProviderError, ProviderErrorKind};
 pub use latency::LatencyDist;
+pub use openai::{ApiKey, OpenAiCompatibleProvider, OpenAiConfigError, OpenAiProviderConfig};
 pub use scripted::{ScriptedModelStats, ScriptedOutcome, ScriptedProvider, ScriptedStep};
 pub use simulated::{SimulatedModelStats, SimulatedProvider};
 pub use simulated_config::{CapacityStep, SimulatedConfigError, SimulatedModelConfig};
@@ -133,6 +135,12 @@ pub trait ModelProvider: Send + Sync {
 
     /// Makes one outbound attempt. Cancel-safe: dropping the future abandons the attempt.
     async fn call(&self, request: ProviderRequest) -> Result<ProviderResponse, ProviderError>;
+
+    /// Connections this provider's transport pool keeps per host (`None`: no transport pool,
+    /// e.g. simulated). The capacity plan reports it as the endpoint's transport pool limit.
+    fn transport_pool_size(&self) -> Option<u32> {
+        None
+    }
 }
 
 #[async_trait]
@@ -143,6 +151,10 @@ impl<P: ModelProvider + ?Sized> ModelProvider for Arc<P> {
 
     async fn call(&self, request: ProviderRequest) -> Result<ProviderResponse, ProviderError> {
         (**self).call(request).await
+    }
+
+    fn transport_pool_size(&self) -> Option<u32> {
+        (**self).transport_pool_size()
     }
 }
 

@@ -272,6 +272,22 @@ impl RunLoop {
     fn admit_row_groups(&mut self) -> Result<bool, SchedulerError> {
         let mut admitted = false;
         while self.next_row_group < self.total_row_groups {
+            // Completed groups wait for earlier ones before they are written; cap that backlog
+            // so memory stays bounded even when the oldest group is slow.
+            if self.ready_to_write.len() >= self.write_backlog_limit() {
+                if !self.row_group_block_reported {
+                    self.row_group_block_reported = true;
+                    self.observed.observe_row_group_blocked("write_backlog");
+                    let backlog = self.ready_to_write.len();
+                    self.events
+                        .run(SchedulerEventKind::RowGroupAdmissionBlocked, |e| {
+                            e.reason_or_result = Some("write_backlog".into());
+                            e.diagnostics
+                                .insert("completed_unwritten".into(), json!(backlog));
+                        });
+                }
+                break;
+            }
             let pressure = !self.queue.is_empty();
             match self.row_groups.try_admit(pressure) {
                 Ok(target_changed) => {
@@ -310,6 +326,11 @@ impl RunLoop {
             }
         }
         Ok(admitted)
+    }
+
+    /// Completed-but-unwritten row groups allowed before admission pauses.
+    fn write_backlog_limit(&self) -> usize {
+        2 * self.row_groups.hard_cap().max(1) as usize
     }
 
     fn report_row_group_block(&self, block: RowGroupBlock) {
@@ -939,6 +960,7 @@ impl RunLoop {
     /// Takes complete row groups and writes them in row-group order.
     fn checkpoint(&mut self, sink: &mut dyn RecordSink) -> Result<bool, SchedulerError> {
         let live: Vec<u64> = self.buffers.keys().copied().collect();
+        let mut took = false;
         for rg in live {
             if !self.tracker.row_group_complete(rg) {
                 continue;
@@ -969,8 +991,12 @@ impl RunLoop {
                 .map(|(i, record)| (buffer.offset + i as u64, record))
                 .collect();
             self.ready_to_write.insert(rg, records);
+            // Its slot frees now, not when it is written: a slow older group must not idle
+            // the endpoints (the write backlog above bounds the memory this allows).
+            self.row_groups.release();
+            took = true;
         }
-        let mut wrote = false;
+        let mut wrote = took;
         while let Some(records) = self.ready_to_write.remove(&self.next_to_write) {
             let rg = self.next_to_write;
             sink.write_row_group(rg, &records)
@@ -980,7 +1006,6 @@ impl RunLoop {
             self.report.records_written += records.len() as u64;
             self.report.row_groups_written += 1;
             self.next_to_write += 1;
-            self.row_groups.release();
             wrote = true;
             let n = records.len();
             let total = self.report.records_written;

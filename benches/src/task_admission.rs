@@ -31,6 +31,9 @@ pub struct CycleBench {
     queue: FairTaskQueue<u64>,
     admission: TaskAdmissionController,
     held: VecDeque<TaskAdmissionLease>,
+    /// `Some(t)`: acquire with `try_acquire_at(.., t)` (a caller that already holds a
+    /// timestamp, e.g. its dispatch event's); `None`: `try_acquire` reads the clock itself.
+    caller_timestamp: Option<f64>,
 }
 
 impl CycleBench {
@@ -72,7 +75,14 @@ impl CycleBench {
             admission: TaskAdmissionController::new(config)
                 .expect("invariant: benchmark config is valid"),
             held: VecDeque::with_capacity(IN_FLIGHT + 1),
+            caller_timestamp: None,
         }
+    }
+
+    /// The same workload acquiring with a caller-supplied timestamp (`try_acquire_at`).
+    pub fn with_caller_timestamp(mut self) -> Self {
+        self.caller_timestamp = Some(self.admission.clock().now());
+        self
     }
 
     /// Tasks in the workload.
@@ -97,8 +107,11 @@ impl CycleBench {
         let Some(sel) = self.queue.select_next(|t, v| admission.is_eligible(t, v)) else {
             return false;
         };
-        let TaskAdmissionDecision::Lease(lease) = admission.try_acquire(sel.item, &sel.queue_view)
-        else {
+        let decision = match self.caller_timestamp {
+            Some(now) => admission.try_acquire_at(sel.item, &sel.queue_view, now),
+            None => admission.try_acquire(sel.item, &sel.queue_view),
+        };
+        let TaskAdmissionDecision::Lease(lease) = decision else {
             return false;
         };
         let token = sel.token();
@@ -164,9 +177,23 @@ pub fn tokio_semaphore_baseline(samples: usize, ops: u64) -> f64 {
 pub fn run() -> Vec<MicroResult> {
     let baseline = tokio_semaphore_baseline(31, 200_000);
     let mut out = Vec::new();
+    for (name, caller_timestamp) in [
+        ("task_admission_dispatch_cycle", false),
+        ("task_admission_dispatch_cycle_caller_timestamp", true),
+    ] {
+        out.extend(run_matrix(name, caller_timestamp, baseline));
+    }
+    out
+}
+
+fn run_matrix(name: &str, caller_timestamp: bool, baseline: f64) -> Vec<MicroResult> {
+    let mut out = Vec::new();
     for &tasks in &TASKS {
         for &groups in &GROUPS {
             let mut bench = CycleBench::new(tasks, groups);
+            if caller_timestamp {
+                bench = bench.with_caller_timestamp();
+            }
             let samples = match tasks {
                 t if t >= 100_000 => 9,
                 t if t >= 10_000 => 21,
@@ -183,10 +210,14 @@ pub fn run() -> Vec<MicroResult> {
             extra.insert("in_flight_leases".into(), json!(IN_FLIGHT));
             extra.insert(
                 "op".into(),
-                json!("select_next + try_acquire + commit + release"),
+                json!(if caller_timestamp {
+                    "select_next + try_acquire_at + commit + release"
+                } else {
+                    "select_next + try_acquire + commit + release"
+                }),
             );
             out.push(MicroResult {
-                benchmark: "task_admission_dispatch_cycle".into(),
+                benchmark: name.into(),
                 params: json!({"tasks": tasks, "groups": groups}),
                 ns_per_op_median: med,
                 baseline: Some(Baseline {

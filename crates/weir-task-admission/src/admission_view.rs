@@ -1,6 +1,6 @@
 //! `TaskAdmissionView`: the controller's hard ledger and policy debt, lent read-only to policies.
 
-use crate::hash::{FastMap, IdMap};
+use crate::hash::{FastMap, PtrIndex};
 use crate::queue_view::{find_key, key_cmp};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -40,7 +40,7 @@ pub(crate) struct LedgerState {
     pub(crate) group_index: FastMap<TaskGroupKey, u32>,
     /// Address of a ledger's `Arc<TaskGroupSpec>` → slot: a hash-free fast path for callers
     /// that reuse one `Arc` per group (validated by pointer equality, else the key map is used).
-    pub(crate) spec_ptr_index: IdMap<u32>,
+    pub(crate) spec_ptr_index: PtrIndex,
     pub(crate) free_groups: Vec<u32>,
     /// Ledgers holding nothing, kept for reuse until they outnumber a bound (then swept).
     pub(crate) idle_groups: usize,

@@ -82,3 +82,59 @@ impl Hasher for IdHasher {
 pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
 /// HashMap keyed by u64 ids.
 pub(crate) type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
+
+/// Slots of the direct-mapped cache in front of a [`PtrIndex`].
+const PTR_CACHE_WAYS: usize = 64;
+
+/// `Arc` address → slot: a hash map with a small direct-mapped cache in front.
+///
+/// The cache holds a consistent subset of the map (insert writes both, remove clears both), so
+/// a cache hit is authoritative; the common lookup (a handful of hot groups) is then one load and
+/// one compare instead of a hash-table probe.
+#[derive(Debug, Clone)]
+pub(crate) struct PtrIndex {
+    map: IdMap<u32>,
+    cache: [(u64, u32); PTR_CACHE_WAYS],
+}
+
+impl Default for PtrIndex {
+    fn default() -> Self {
+        Self {
+            map: IdMap::default(),
+            cache: [(0, 0); PTR_CACHE_WAYS],
+        }
+    }
+}
+
+#[inline]
+fn way(addr: u64) -> usize {
+    // Allocations are 16-byte aligned; mix in higher bits so neighbours spread.
+    ((addr >> 4) ^ (addr >> 11)) as usize % PTR_CACHE_WAYS
+}
+
+impl PtrIndex {
+    /// The slot recorded for `addr`.
+    #[inline]
+    pub(crate) fn get(&self, addr: &u64) -> Option<&u32> {
+        let e = &self.cache[way(*addr)];
+        if e.0 == *addr && *addr != 0 {
+            return Some(&e.1);
+        }
+        self.map.get(addr)
+    }
+
+    /// Records `addr → slot`.
+    pub(crate) fn insert(&mut self, addr: u64, slot: u32) -> Option<u32> {
+        self.cache[way(addr)] = (addr, slot);
+        self.map.insert(addr, slot)
+    }
+
+    /// Forgets `addr`.
+    pub(crate) fn remove(&mut self, addr: &u64) -> Option<u32> {
+        let w = way(*addr);
+        if self.cache[w].0 == *addr {
+            self.cache[w] = (0, 0);
+        }
+        self.map.remove(addr)
+    }
+}

@@ -5,7 +5,7 @@
 //! (distinct request shapes) with per-signature head counts and weight sums, so a policy asks
 //! "which peers' heads want resource r, and with what total weight" in O(signatures), not O(groups).
 
-use crate::hash::{FastMap, IdMap};
+use crate::hash::{FastMap, PtrIndex};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -52,7 +52,7 @@ pub(crate) struct QueueFacts {
     pub(crate) groups: Vec<Option<GroupFacts>>,
     pub(crate) group_index: FastMap<TaskGroupKey, u32>,
     /// Address of a group's latest `Arc<TaskGroupSpec>` → slot (hash-free fast path).
-    pub(crate) spec_ptr_index: IdMap<u32>,
+    pub(crate) spec_ptr_index: PtrIndex,
     pub(crate) peer_demand: Vec<(SchedulerResourceKey, u64)>,
     pub(crate) sigs: Vec<Option<SigFacts>>,
     pub(crate) sig_index: FastMap<Arc<SchedulerResourceRequest>, u32>,

@@ -347,3 +347,29 @@ fn controller_is_send() {
     assert_send::<TaskAdmissionController>();
     assert_send::<FairTaskQueue<u32>>();
 }
+
+#[test]
+fn try_acquire_at_uses_the_callers_timestamp_and_leases_like_try_acquire() {
+    let mut adm = controller(TaskAdmissionConfig::with_submission_capacity(2));
+    let q: FairTaskQueue<u32> = FairTaskQueue::new();
+    let g = group("a", 1, None);
+    let a = adm
+        .try_acquire_at(&task("t1", &g, &sub()), &q.view(), 12.5)
+        .into_lease()
+        .expect("capacity");
+    assert_eq!(a.acquired_at(), 12.5);
+    let b = adm
+        .try_acquire(&task("t2", &g, &sub()), &q.view())
+        .into_lease()
+        .expect("capacity");
+    assert!(b.acquired_at() >= 0.0 && b.acquired_at() <= adm.clock().now());
+    // Same ledger effect and the same release rules.
+    assert!(adm
+        .try_acquire_at(&task("t3", &g, &sub()), &q.view(), 13.0)
+        .denied()
+        .is_some_and(|d| d.reason == TaskAdmissionDenyReason::NoCapacity));
+    assert!(adm.release(&a).released);
+    assert_eq!(adm.release(&a).reason, ReleaseReason::Duplicate);
+    assert!(adm.release(&b).released);
+    assert_eq!(adm.snapshot().active_lease_count, 0);
+}

@@ -132,11 +132,7 @@ pub fn run_workflow(spec: WorkflowSpec, opts: RunOptions) -> Result<RunOutcome, 
     let config = engine_config(&built, &spec)?;
     let fingerprint = spec_fingerprint(&spec);
     let resume = resume_point(&opts, &fingerprint);
-    let providers: Vec<(String, Arc<dyn ModelProvider>)> = built
-        .providers
-        .iter()
-        .map(|(name, p)| (name.clone(), p.clone() as Arc<dyn ModelProvider>))
-        .collect();
+    let providers: Vec<(String, Arc<dyn ModelProvider>)> = built.engine_providers();
     let first_row_group = resume.as_ref().map_or(0, |cp| cp.row_groups_written);
     // Validate the engine settings before the output directory exists: bad input leaves nothing.
     config.request_admission.validate().map_err(|e| {

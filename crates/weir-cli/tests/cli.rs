@@ -299,7 +299,7 @@ fn overrides_are_validated() {
 }
 
 #[test]
-fn openai_provider_is_valid_but_not_runnable() {
+fn openai_provider_validates_offline_and_needs_its_key_to_run() {
     let dir = scratch("openai");
     let mut spec = base();
     spec["providers"].as_array_mut().unwrap().push(json!({
@@ -315,10 +315,15 @@ fn openai_provider_is_valid_but_not_runnable() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("not yet supported"));
-    let out = weir(&["run", file.to_str().unwrap()], &dir);
+    // Without its API key variable the run is refused before anything is created.
+    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["run", file.to_str().unwrap()])
+        .current_dir(&dir)
+        .env_remove("EXAMPLE_KEY")
+        .output()
+        .expect("spawn weir");
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("providers[1].kind"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("providers[1].api_key_env"));
     assert!(!dir.join("weir-out").exists());
     // An openai provider with a simulated-only field is an error at that field.
     spec["providers"][1]["models"] = json!([]);

@@ -1,11 +1,12 @@
 //! Request-admission configuration: the engine-internal `RequestAdmissionConfig`, the public
 //! `RequestAdmissionTuningConfig`, the named adaptive policies and their validation errors.
 
+use crate::latency::LatencySaturationConfig;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
-use weir_contracts::{RequestAdmissionConfigSnapshot, RequestResourceKey};
+use weir_contracts::{ProviderModelKey, RequestAdmissionConfigSnapshot, RequestResourceKey};
 
 /// A configuration value failed validation; `field` names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,7 +18,7 @@ pub struct RequestAdmissionConfigError {
 }
 
 impl RequestAdmissionConfigError {
-    fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             field: field.into(),
             message: message.into(),
@@ -174,6 +175,9 @@ pub struct RequestAdmissionConfig {
     pub default_queue_wait_timeout_seconds: Option<f64>,
     /// The adaptive policy.
     pub policy: RequestAdmissionPolicy,
+    /// Latency-based saturation signal per endpoint (absent = off, the default): for servers
+    /// that queue instead of rejecting. Applies to every domain of the endpoint.
+    pub latency_saturation: BTreeMap<ProviderModelKey, LatencySaturationConfig>,
 }
 
 impl Default for RequestAdmissionConfig {
@@ -189,6 +193,7 @@ impl Default for RequestAdmissionConfig {
             startup_ramp_seconds: 0.0,
             default_queue_wait_timeout_seconds: None,
             policy: RequestAdmissionPolicy::default(),
+            latency_saturation: BTreeMap::new(),
         }
     }
 }
@@ -233,6 +238,9 @@ impl RequestAdmissionConfig {
         }
         if let RequestAdmissionPolicy::Goodput(g) = &self.policy {
             g.validate()?;
+        }
+        for (key, l) in &self.latency_saturation {
+            l.validate(&format!("latency_saturation[{key}]"))?;
         }
         Ok(())
     }

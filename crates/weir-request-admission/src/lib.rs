@@ -52,6 +52,7 @@
 mod config;
 mod controller;
 mod events;
+mod latency;
 mod lease;
 mod limit;
 mod policy;
@@ -68,6 +69,7 @@ pub use controller::{
     AdaptiveRequestAdmissionController, RequestAcquire, RequestAdmissionController,
     RequestAdmissionControllerBuilder,
 };
+pub use latency::LatencySaturationConfig;
 pub use lease::{
     RequestAdmissionDecision, RequestAdmissionDenied, RequestAdmissionError, RequestAdmissionItem,
     RequestAdmissionLease,

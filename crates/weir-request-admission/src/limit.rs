@@ -1,6 +1,7 @@
 //! `AdaptiveRequestLimitState`: one request resource's adaptive limit, counters, cooldown and
 //! startup ramp (integer ramp math so timer wake-ups land exactly on ramp steps).
 
+use crate::latency::LatencyTracker;
 use std::time::Duration;
 use tokio::time::Instant;
 use weir_contracts::{RequestReleaseOutcomeKind, RequestResourceKey};
@@ -37,6 +38,8 @@ pub(crate) struct AdaptiveRequestLimitState {
     pub ever_rate_limited: bool,
     /// Goodput policy plateau (unused by the plan's AIMD).
     pub plateau: Option<Plateau>,
+    /// Latency saturation signal, when configured for the endpoint.
+    pub latency: Option<LatencyTracker>,
 }
 
 impl AdaptiveRequestLimitState {
@@ -62,6 +65,7 @@ impl AdaptiveRequestLimitState {
             ramp_started: ramp_active.then_some(now),
             ever_rate_limited: false,
             plateau: None,
+            latency: None,
         }
     }
 

@@ -26,6 +26,8 @@ pub(crate) struct Transition {
     pub cooldown: Option<Duration>,
     /// A ramp step applied on this release.
     pub ramp: Option<(u32, u32)>,
+    /// The decrease came from the latency saturation signal.
+    pub latency_decrease: bool,
 }
 
 /// Facts about the released lease the policy needs.
@@ -39,6 +41,8 @@ pub(crate) struct ReleaseFacts {
     /// The startup ramp's target (the resource's initial limit).
     pub ramp_target: u32,
     pub now: Instant,
+    /// When the released lease was admitted (latency samples).
+    pub acquired_at: Instant,
 }
 
 /// Applies one release outcome (counters were already decremented).
@@ -167,6 +171,18 @@ fn on_success(
     f: ReleaseFacts,
     t: &mut Transition,
 ) {
+    if let Some(tracker) = state.latency.as_mut() {
+        // `in_flight` was already decremented: +1 is the count while this lease was held.
+        let at_limit = state.in_flight + 1 >= state.current_limit;
+        if let Some(next) = tracker.observe(f.acquired_at, f.now, state.current_limit, at_limit) {
+            let prev = state.current_limit;
+            state.current_limit = next;
+            state.success_streak = 0;
+            t.decreased = Some((prev, next));
+            t.latency_decrease = true;
+            return;
+        }
+    }
     let window = match &config.policy {
         RequestAdmissionPolicy::PlanAimd => config.successes_until_increase,
         RequestAdmissionPolicy::Goodput(_) => {
@@ -224,6 +240,7 @@ mod tests {
             effective_max: 4,
             ramp_target: 4,
             now,
+            acquired_at: now,
         }
     }
 

@@ -7,6 +7,7 @@
 
 use crate::config::RequestAdmissionConfig;
 use crate::events::PendingEvent;
+use crate::latency::LatencyTracker;
 use crate::lease::{
     RequestAdmissionDecision, RequestAdmissionDenied, RequestAdmissionError, RequestAdmissionItem,
     RequestAdmissionLease,
@@ -257,6 +258,8 @@ struct ShardState {
     aliases: BTreeMap<String, u32>,
     static_cap: u32,
     aggregate_in_flight: u32,
+    /// Most requests in flight at once over the shard's life (observed maxima for reports).
+    max_aggregate_in_flight: u32,
     domains: [Option<AdaptiveRequestLimitState>; 4],
     queue: RequestFairQueue,
     waiters: Slab<PendingWaiter>,
@@ -335,6 +338,7 @@ impl Shard {
                 aliases: BTreeMap::new(),
                 static_cap: 0,
                 aggregate_in_flight: 0,
+                max_aggregate_in_flight: 0,
                 domains: [None, None, None, None],
                 queue: RequestFairQueue::default(),
                 waiters: Slab::default(),
@@ -766,6 +770,7 @@ impl Shard {
                             &RequestReleaseOutcome::local_cancelled(),
                             ctx,
                             Now::At(now),
+                            g.acquired_at,
                             &mut fx,
                         );
                     }
@@ -823,6 +828,7 @@ impl Shard {
                         outcome,
                         refs,
                         Now::Lazy(lease.acquired_at),
+                        lease.acquired_at,
                         &mut fx,
                     );
                     Ok(())
@@ -944,6 +950,7 @@ impl Shard {
             provider_model: self.key.clone(),
             static_cap: st.static_cap,
             aggregate_in_flight: st.aggregate_in_flight,
+            max_aggregate_in_flight: st.max_aggregate_in_flight,
             aggregate_active_lease_count: st.leases.len() as u32,
             aggregate_waiters: st.queue.view().queued_total as u32,
             aliases: st.aliases.keys().cloned().collect(),
@@ -1049,12 +1056,18 @@ impl ShardState {
         let i = di(resource.domain);
         if self.domains[i].is_none() {
             let initial = self.initial_limit(shared, resource);
-            self.domains[i] = Some(AdaptiveRequestLimitState::new(
+            let mut state = AdaptiveRequestLimitState::new(
                 resource.clone(),
                 initial,
                 shared.config.startup_ramp(),
                 now,
-            ));
+            );
+            state.latency = shared
+                .config
+                .latency_saturation
+                .get(&resource.provider_model())
+                .map(|c| LatencyTracker::new(*c));
+            self.domains[i] = Some(state);
         }
     }
 
@@ -1173,6 +1186,7 @@ impl ShardState {
         let counter = (self.index_bits() << LOCAL_COUNTER_BITS) | local;
         let slot = self.leases.insert(counter, ActiveLease { domain: d });
         self.aggregate_in_flight += 1;
+        self.max_aggregate_in_flight = self.max_aggregate_in_flight.max(self.aggregate_in_flight);
         let limit = match self.domains[di(d)].as_mut() {
             Some(s) => {
                 s.in_flight += 1;
@@ -1549,6 +1563,7 @@ impl ShardState {
         outcome: &RequestReleaseOutcome,
         refs: EventRefs<'_>,
         now: Now,
+        acquired_at: Instant,
         fx: &mut Effects,
     ) {
         if self.leases.remove(slot, counter).is_none() {
@@ -1563,7 +1578,10 @@ impl ShardState {
                     && self.queue.is_empty()
                     && !shared.events.is_enabled()
                     && self.domains[di(d)].as_ref().is_none_or(|s| {
-                        s.blocked_until.is_none() && s.ramp_started.is_none() && s.plateau.is_none()
+                        s.blocked_until.is_none()
+                            && s.ramp_started.is_none()
+                            && s.plateau.is_none()
+                            && s.latency.is_none()
                     });
                 if timeless {
                     stale
@@ -1597,6 +1615,7 @@ impl ShardState {
                         effective_max,
                         ramp_target,
                         now,
+                        acquired_at,
                     },
                 )
             }
@@ -1636,12 +1655,14 @@ impl ShardState {
         }
         if let Some((p, c)) = t.decreased {
             if wants(RequestEventKind::RequestLimitDecreased) {
-                fx.events.push(
-                    ev(RequestEventKind::RequestLimitDecreased)
-                        .diag("previous", p)
-                        .diag("current", c)
-                        .diag("policy", shared.config.policy.name()),
-                );
+                let mut e = ev(RequestEventKind::RequestLimitDecreased)
+                    .diag("previous", p)
+                    .diag("current", c)
+                    .diag("policy", shared.config.policy.name());
+                if t.latency_decrease {
+                    e = e.diag("cause", "latency_saturation");
+                }
+                fx.events.push(e);
             }
         }
         if let Some((p, c)) = t.increased {

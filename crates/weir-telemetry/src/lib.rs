@@ -52,6 +52,8 @@ pub mod event;
 pub mod fanout;
 pub mod jsonl;
 pub mod memory;
+#[cfg(feature = "otel")]
+pub mod otel;
 pub mod sink;
 pub mod stream;
 pub mod tracing_sink;
@@ -63,6 +65,8 @@ pub use event::AdmissionEvent;
 pub use fanout::FanOutSink;
 pub use jsonl::{JsonlEventSink, JsonlOpenError, JsonlWriteError, JsonlWriteMode};
 pub use memory::InMemoryAdmissionEventSink;
+#[cfg(feature = "otel")]
+pub use otel::OtelMetricsSink;
 pub use sink::{EventSink, RequestAdmissionEventSink, SchedulerAdmissionEventSink};
 pub use stream::{EventStream, RequestEventStream, SchedulerEventStream};
 pub use tracing_sink::TracingEventSink;

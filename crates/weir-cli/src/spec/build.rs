@@ -1,23 +1,29 @@
 //! `WorkflowSpec::build`: a validated spec turned into the runtime's objects.
 //!
 //! Produces a `weir_runtime::workflow::Workflow` (generators built with the runtime's own
-//! constructors) and one `SimulatedProvider` per simulated provider. Runtime construction errors
-//! are mapped back to the JSON path they came from. Build inside a tokio runtime, right before
-//! the run: a simulated provider's capacity schedule is measured from its construction.
+//! constructors), one `SimulatedProvider` per simulated provider and one
+//! `OpenAiCompatibleProvider` per `openai` provider (its key read from the named environment
+//! variable; no network access). Runtime construction errors are mapped back to the JSON path
+//! they came from. Build inside a tokio runtime, right before the run: a simulated provider's
+//! capacity schedule is measured from its construction.
 
-use super::validate::NOT_YET_SUPPORTED;
 use super::{
     ColumnDef, ColumnKind, ProviderKind, RequestAdmissionSpec, SamplerType, SpecError, WorkflowSpec,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 use weir_capacity::ModelDeclaration;
-use weir_contracts::Fnv64;
+use weir_contracts::{Fnv64, ProviderModelKey};
 use weir_runtime::generators::{
     Category, ColumnGenerator, CustomCalls, Embedding, Expression, GeneratorConfigError, LlmJudge,
     LlmText, UniformFloat, UniformInt, Uuid, Validator,
 };
-use weir_runtime::provider::{SimulatedModelConfig, SimulatedProvider};
+use weir_runtime::provider::openai::{DEFAULT_POOL_SIZE, DEFAULT_TIMEOUT_SECONDS};
+use weir_runtime::provider::{
+    ModelProvider, OpenAiCompatibleProvider, OpenAiProviderConfig, SimulatedModelConfig,
+    SimulatedProvider,
+};
 use weir_runtime::workflow::{ColumnSpec, ModelAlias, ModelRegistry, Workflow, WorkflowError};
 
 /// One simulated endpoint: provider name, its config, and the static cap of its aliases.
@@ -38,6 +44,8 @@ pub struct BuiltWorkflow {
     pub workflow: Workflow,
     /// Simulated providers by name.
     pub providers: BTreeMap<String, Arc<SimulatedProvider>>,
+    /// OpenAI-compatible HTTP providers by name.
+    pub http_providers: BTreeMap<String, Arc<OpenAiCompatibleProvider>>,
     /// Model aliases, in spec order.
     pub models: Vec<ModelAlias>,
     /// Request-admission tuning in effect (defaults filled in).
@@ -47,6 +55,35 @@ pub struct BuiltWorkflow {
 }
 
 impl BuiltWorkflow {
+    /// Every provider (simulated and HTTP) keyed by name, as `Engine::new` takes them.
+    pub fn engine_providers(&self) -> Vec<(String, Arc<dyn ModelProvider>)> {
+        let simulated = self
+            .providers
+            .iter()
+            .map(|(n, p)| (n.clone(), p.clone() as Arc<dyn ModelProvider>));
+        let http = self
+            .http_providers
+            .iter()
+            .map(|(n, p)| (n.clone(), p.clone() as Arc<dyn ModelProvider>));
+        simulated.chain(http).collect()
+    }
+
+    /// The transport pool of every endpoint served by an HTTP provider, for
+    /// `AsyncCapacityPlanBuilder::transport_pool_limits` (empty when all providers are simulated).
+    pub fn transport_pool_limits(&self) -> BTreeMap<ProviderModelKey, u32> {
+        self.models
+            .iter()
+            .filter_map(|m| {
+                let pool = self
+                    .http_providers
+                    .get(&m.provider)?
+                    .transport_pool_size()?;
+                let key = ProviderModelKey::new(&m.provider, &m.model_id).ok()?;
+                Some((key, pool))
+            })
+            .collect()
+    }
+
     /// Alias declarations for `weir_capacity::AsyncCapacityPlanBuilder::models`.
     pub fn model_declarations(&self) -> Vec<ModelDeclaration> {
         self.models
@@ -89,16 +126,6 @@ impl WorkflowSpec {
                 .next()
                 .unwrap_or_else(|| SpecError::new("(root)", "invalid workflow")));
         }
-        if let Some(i) = self
-            .providers
-            .iter()
-            .position(|p| p.kind == ProviderKind::Openai)
-        {
-            return Err(SpecError::new(
-                format!("providers[{i}].kind"),
-                NOT_YET_SUPPORTED,
-            ));
-        }
         let models: Vec<ModelAlias> = self
             .models
             .iter()
@@ -128,8 +155,16 @@ impl WorkflowSpec {
         workflow.validate().map_err(|e| workflow_error(self, &e))?;
 
         let mut providers = BTreeMap::new();
+        let mut http_providers = BTreeMap::new();
         let mut endpoints = BTreeMap::new();
         for (i, p) in self.providers.iter().enumerate() {
+            if p.kind == ProviderKind::Openai {
+                let provider = build_openai(p).map_err(|e| {
+                    SpecError::new(format!("providers[{i}].{}", e.field), e.message)
+                })?;
+                http_providers.insert(p.name.clone(), Arc::new(provider));
+                continue;
+            }
             let configs = p.models.clone().unwrap_or_default();
             for config in &configs {
                 let static_cap = self
@@ -157,11 +192,28 @@ impl WorkflowSpec {
         Ok(BuiltWorkflow {
             workflow,
             providers,
+            http_providers,
             models,
             request_admission: self.effective_request_admission(),
             endpoints,
         })
     }
+}
+
+/// An `openai` provider: key from `api_key_env`, `timeout_s` (default 60), `pool_size` (default
+/// 256). Validation already checked the shapes; this reads the environment.
+fn build_openai(
+    p: &super::ProviderSpec,
+) -> Result<OpenAiCompatibleProvider, weir_runtime::provider::OpenAiConfigError> {
+    let mut config = OpenAiProviderConfig::new(&p.name, p.base_url.clone().unwrap_or_default())
+        .with_timeout(Duration::from_secs_f64(
+            p.timeout_s.unwrap_or(DEFAULT_TIMEOUT_SECONDS),
+        ))
+        .with_pool_size(p.pool_size.unwrap_or(DEFAULT_POOL_SIZE));
+    if let Some(var) = &p.api_key_env {
+        config = config.with_api_key_env(var)?;
+    }
+    OpenAiCompatibleProvider::new(config)
 }
 
 /// Each provider gets its own seed stream derived from the workflow seed and its name.

@@ -123,7 +123,7 @@ pub struct WorkflowSpec {
 pub enum ProviderKind {
     /// The embedded simulated provider (hidden capacity, latency, faults).
     Simulated,
-    /// An OpenAI-compatible HTTP endpoint (accepted by the parser; not yet runnable).
+    /// An OpenAI-compatible HTTP endpoint (`OpenAiCompatibleProvider`).
     Openai,
 }
 

@@ -28,9 +28,11 @@ impl fmt::Display for SpecNotice {
     }
 }
 
-/// Message of a provider kind `weir run` cannot use yet.
-pub(crate) const NOT_YET_SUPPORTED: &str =
-    "kind \"openai\" is valid but not yet supported by `weir run` (the HTTP provider has not landed)";
+/// Notice for an `openai` provider whose key variable is not set where `weir validate` runs
+/// (validation never touches the network; `weir run` fails at `api_key_env` without it).
+fn api_key_env_unset(var: &str) -> String {
+    format!("environment variable {var:?} is not set here; `weir run` needs it")
+}
 
 struct Checker {
     errors: Vec<SpecError>,
@@ -404,10 +406,14 @@ fn check_providers<'a>(
                 if prov.pool_size == Some(0) {
                     c.err(format!("{p}.pool_size"), "must be at least 1");
                 }
-                notices.push(SpecNotice {
-                    path: format!("{p}.kind"),
-                    message: NOT_YET_SUPPORTED.to_string(),
-                });
+                if let Some(var) = prov.api_key_env.as_deref().filter(|v| !v.trim().is_empty()) {
+                    if std::env::var_os(var).is_none() {
+                        notices.push(SpecNotice {
+                            path: format!("{p}.api_key_env"),
+                            message: api_key_env_unset(var),
+                        });
+                    }
+                }
             }
         }
     }

@@ -305,7 +305,15 @@ impl Engine {
             .run_id
             .clone()
             .unwrap_or_else(|| format!("{}-run", self.workflow.name));
+        let transport_pools: BTreeMap<ProviderModelKey, u32> = aliases_by_endpoint
+            .keys()
+            .filter_map(|endpoint| {
+                let provider = self.providers.get(endpoint.provider_name.as_ref())?;
+                Some((endpoint.clone(), provider.transport_pool_size()?))
+            })
+            .collect();
         Ok(PreparedRun {
+            transport_pools,
             stop: scheduler.stop_handle(),
             scheduler,
             scheduler_config,
@@ -323,6 +331,7 @@ impl Engine {
 
 /// A wired run: take a [`StopHandle`] if needed, then [`run`](Self::run) it.
 pub struct PreparedRun {
+    transport_pools: BTreeMap<ProviderModelKey, u32>,
     stop: StopHandle,
     scheduler: AsyncTaskScheduler,
     scheduler_config: SchedulerConfig,
@@ -400,47 +409,53 @@ impl PreparedRun {
             .map_or(self.scheduler_config.submission_capacity, |t| {
                 t.submission_capacity
             });
-        let capacity_plan =
-            AsyncCapacityPlanBuilder::new()
-                .buffer_size(
-                    u32::try_from(self.workflow.buffer_size).unwrap_or(u32::MAX),
+        let mut plan = AsyncCapacityPlanBuilder::new();
+        if !self.transport_pools.is_empty() {
+            plan = plan
+                .transport_pool_limits(self.transport_pools.clone(), CapacitySource::AdapterConfig);
+        }
+        let capacity_plan = plan
+            .buffer_size(
+                u32::try_from(self.workflow.buffer_size).unwrap_or(u32::MAX),
+                CapacitySource::RunConfig,
+            )
+            .row_groups(RowGroupSettings {
+                concurrency: Some(weir_capacity::Sourced::new(
+                    self.scheduler_config.max_concurrent_row_groups,
                     CapacitySource::RunConfig,
-                )
-                .row_groups(RowGroupSettings {
-                    concurrency: Some(weir_capacity::Sourced::new(
-                        self.scheduler_config.max_concurrent_row_groups,
-                        CapacitySource::RunConfig,
-                    )),
-                    mode: match self.scheduler_config.row_group_mode {
-                        RowGroupMode::Fixed => weir_capacity::RowGroupMode::Fixed,
-                        RowGroupMode::Adaptive { .. } => weir_capacity::RowGroupMode::Adaptive,
-                    },
-                    initial_target: match self.scheduler_config.row_group_mode {
-                        RowGroupMode::Fixed => None,
-                        RowGroupMode::Adaptive { initial } => Some(initial),
-                    },
-                    max_admitted_rows: None,
-                })
-                .submission_capacity(submission, CapacitySource::EngineInternalConfig)
-                .task_resource_limits(
-                    report.final_task_snapshot.resource_limits.clone(),
-                    CapacitySource::EngineInternalConfig,
-                )
-                .models(self.workflow.models.iter().map(|m| {
+                )),
+                mode: match self.scheduler_config.row_group_mode {
+                    RowGroupMode::Fixed => weir_capacity::RowGroupMode::Fixed,
+                    RowGroupMode::Adaptive { .. } => weir_capacity::RowGroupMode::Adaptive,
+                },
+                initial_target: match self.scheduler_config.row_group_mode {
+                    RowGroupMode::Fixed => None,
+                    RowGroupMode::Adaptive { initial } => Some(initial),
+                },
+                max_admitted_rows: None,
+            })
+            .submission_capacity(submission, CapacitySource::EngineInternalConfig)
+            .task_resource_limits(
+                report.final_task_snapshot.resource_limits.clone(),
+                CapacitySource::EngineInternalConfig,
+            )
+            .models(
+                self.workflow.models.iter().map(|m| {
                     ModelDeclaration::new(&m.alias, &m.provider, &m.model_id, Some(m.cap()))
-                }))
-                .request_admission_config(
-                    pressure.config_snapshot(),
-                    CapacitySource::EngineInternalConfig,
-                )
-                .task_snapshot(report.final_task_snapshot.clone())
-                .request_snapshots(
-                    final_request_snapshots.clone(),
-                    final_endpoint_snapshots.clone(),
-                )
-                .observed(observed)
-                .build()
-                .map_err(|e| invalid(format!("capacity_plan.{}", e.field), e.message))?;
+                }),
+            )
+            .request_admission_config(
+                pressure.config_snapshot(),
+                CapacitySource::EngineInternalConfig,
+            )
+            .task_snapshot(report.final_task_snapshot.clone())
+            .request_snapshots(
+                final_request_snapshots.clone(),
+                final_endpoint_snapshots.clone(),
+            )
+            .observed(observed)
+            .build()
+            .map_err(|e| invalid(format!("capacity_plan.{}", e.field), e.message))?;
         Ok(RunResult {
             run_id: self.run_id,
             hidden_scheduler_resource_waiters: self.probes.hidden_waiters(),

@@ -27,15 +27,27 @@ impl TaskId {
         let mut h = Fnv64::new();
         h.write(column.as_bytes());
         h.write(&[0]);
-        h.write(row_group.to_string().as_bytes());
+        write_decimal(&mut h, row_group);
         h.write(&[0]);
         match row_index {
-            Some(i) => h.write(i.to_string().as_bytes()),
+            Some(i) => write_decimal(&mut h, i),
             None => h.write(b"none"),
         }
         h.write(&[0]);
         h.write(task_type.as_bytes());
-        Self(format!("task-{:016x}", h.finish()))
+        // One allocation: the id itself (this runs once per task on the dispatch hot path).
+        let mut id = String::with_capacity(21);
+        id.push_str("task-");
+        let hash = h.finish();
+        for shift in (0..16).rev() {
+            let nibble = ((hash >> (shift * 4)) & 0xf) as u8;
+            id.push(char::from(if nibble < 10 {
+                b'0' + nibble
+            } else {
+                b'a' + nibble - 10
+            }));
+        }
+        Self(id)
     }
 
     /// The id as text.
@@ -48,6 +60,21 @@ impl fmt::Display for TaskId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// Feeds `n`'s decimal digits to `h` without allocating (same bytes as `n.to_string()`).
+fn write_decimal(h: &mut Fnv64, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    h.write(&buf[i..]);
 }
 
 /// 64-bit FNV-1a: a tiny stable hash for ids and identity hashes (not for security).

@@ -431,3 +431,20 @@ fn capacity_and_snapshots_round_trip() {
     };
     roundtrip(&g);
 }
+
+#[test]
+fn stable_task_ids_hash_the_decimal_coordinates() {
+    // The id is FNV-1a over `column NUL row_group NUL row_index NUL task_type` in decimal text.
+    let mut h = Fnv64::new();
+    h.write(b"draft\x0012\x00305\x00cell");
+    assert_eq!(
+        TaskId::stable("draft", 12, Some(305), "cell").as_str(),
+        format!("task-{:016x}", h.finish())
+    );
+    let mut h = Fnv64::new();
+    h.write(b"v\x000\x00none\x00batch");
+    assert_eq!(
+        TaskId::stable("v", 0, None, "batch").as_str(),
+        format!("task-{:016x}", h.finish())
+    );
+}

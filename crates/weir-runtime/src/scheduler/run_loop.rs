@@ -395,6 +395,7 @@ impl RunLoop {
     async fn dispatch(&mut self) -> Result<usize, SchedulerError> {
         let pressured = self.pressured_columns();
         let mut started = 0;
+        let mut pass_clock: Option<f64> = None;
         loop {
             if self.queue.is_empty() || self.stopping.is_some() {
                 break;
@@ -449,9 +450,12 @@ impl RunLoop {
                 TaskEventFields::default(),
             );
             let token = selection.token();
-            let decision = self
-                .admission
-                .try_acquire(selection.item, &selection.queue_view);
+            // One clock read per pass (not per task): the lease timestamp is diagnostic only,
+            // and the read is a third of an admission cycle.
+            let acquired_at = *pass_clock.get_or_insert_with(|| self.clock.now());
+            let decision =
+                self.admission
+                    .try_acquire_at(selection.item, &selection.queue_view, acquired_at);
             let lease = match decision {
                 TaskAdmissionDecision::Lease(lease) => lease,
                 TaskAdmissionDecision::Denied(denied) => {

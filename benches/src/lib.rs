@@ -3,10 +3,13 @@
 //! `cargo xtask bench micro --filter NAME --json OUT.json` runs `weir-micro`, which writes a JSON
 //! array of [`MicroResult`] rows. Each owning area has its own module and registers its
 //! benchmarks in [`run_filtered`].
+//!
+//! The scenario harness behind `cargo xtask bench` lives in [`harness`] (binary `weir-bench`).
 
 use serde::Serialize;
 use std::time::Instant;
 
+pub mod harness;
 pub mod request_admission;
 pub mod task_admission;
 

@@ -25,8 +25,8 @@ const STEPS: &[Step] = &[
     ]),
     Step::LintGates,
     Step::Cargo(&["test", "--workspace"]),
-    // BENCH SMOKE STEP GOES HERE: once `weir-micro` exists, add its smoke run
-    // (e.g. a `Step::Cargo` running `xtask bench micro` with a tiny budget).
+    // Every benchmark scenario at tiny size (< 60 s); fails on any enforced FAIL gate.
+    Step::Cargo(&["xtask", "bench", "--smoke"]),
 ];
 
 /// Run every step in order; the first failure ends the run with a message naming it.

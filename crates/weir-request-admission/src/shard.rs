@@ -16,9 +16,10 @@ use crate::limit::AdaptiveRequestLimitState;
 use crate::policy::{self, ReleaseFacts, Transition};
 use crate::queue::RequestFairQueue;
 use crate::slab::Slab;
+use parking_lot::{Mutex, MutexGuard};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 use tokio::runtime::Handle;
 use tokio::sync::Notify;
@@ -362,7 +363,7 @@ impl Shard {
     }
 
     fn lock(&self) -> MutexGuard<'_, ShardState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state.lock()
     }
 
     /// Applies effects collected under the lock (call with no lock held).

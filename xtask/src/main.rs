@@ -17,8 +17,14 @@ usage: cargo xtask <command>
 commands:
   lint-gates            check the architecture gates (dependency edges, legacy names,
                         cross-crate re-exports, module docs, unwrap in library code)
-  ci                    fmt --check, clippy -D warnings, lint-gates, test (stops at first failure)
+  ci                    fmt --check, clippy -D warnings, lint-gates, test, bench smoke
+                        (stops at the first failure)
   bench micro [args..]  run the weir-micro benchmark binary (release) with the given args
+  bench [--scenario NAME|all] [--records N] [--iterations K] [--warmups W] [--seed S]
+        [--out DIR] [--smoke] [--baseline REF --candidate REF]
+                        the scenario harness (weir-bench, release): artifacts + PASS/FAIL gates;
+                        with two refs, builds each in its own worktree and runs them A B A B
+  bench list            list the harness scenarios
   help                  print this message";
 
 fn main() -> ExitCode {

@@ -567,18 +567,34 @@ impl RunLoop {
         }
     }
 
-    fn emit_spawned(&self, r: &Running, inline: bool) {
+    /// Emits an event about execution `r`: its task, execution id and lease id.
+    fn execution_event(
+        &self,
+        kind: SchedulerEventKind,
+        r: &Running,
+        reason: Option<&str>,
+        diagnostics: Option<BTreeMap<String, Value>>,
+    ) {
         self.events.task(
-            SchedulerEventKind::WorkerSpawned,
+            kind,
             &self.columns[r.column],
             &r.task,
             &r.task_id,
             TaskEventFields {
                 execution: Some(r.execution),
                 lease: Some(r.lease.lease_id()),
-                diagnostics: Some(BTreeMap::from([("inline".to_owned(), json!(inline))])),
-                ..Default::default()
+                reason,
+                diagnostics,
             },
+        );
+    }
+
+    fn emit_spawned(&self, r: &Running, inline: bool) {
+        self.execution_event(
+            SchedulerEventKind::WorkerSpawned,
+            r,
+            None,
+            Some(BTreeMap::from([("inline".to_owned(), json!(inline))])),
         );
     }
 
@@ -720,8 +736,6 @@ impl RunLoop {
     /// The one terminal path of every execution: release the lease first, then record the outcome.
     fn finish(&mut self, r: Running, ending: Ending) -> Result<(), SchedulerError> {
         let released = self.admission.release(&r.lease);
-        let ci = r.column;
-        let lease_id = r.lease.lease_id();
         let result_label = match &ending {
             Ending::Output(_) => "completed",
             Ending::Failed(e) if e.is_retryable() => "retryable_failure",
@@ -730,17 +744,11 @@ impl RunLoop {
             Ending::Aborted => "cancelled",
         };
         if !released.released {
-            self.events.task(
+            self.execution_event(
                 SchedulerEventKind::ReleaseDiagnostic,
-                &self.columns[ci],
-                &r.task,
-                &r.task_id,
-                TaskEventFields {
-                    execution: Some(r.execution),
-                    lease: Some(lease_id),
-                    reason: Some(released.reason.as_str()),
-                    ..Default::default()
-                },
+                &r,
+                Some(released.reason.as_str()),
+                None,
             );
         }
         let mut failed_for_good = false;
@@ -769,21 +777,15 @@ impl RunLoop {
             }
             Ending::Aborted => self.cancelled(&r),
         }
-        self.events.task(
+        self.execution_event(
             SchedulerEventKind::TaskLeaseReleased,
-            &self.columns[ci],
-            &r.task,
-            &r.task_id,
-            TaskEventFields {
-                execution: Some(r.execution),
-                lease: Some(lease_id),
-                reason: Some(if released.released {
-                    result_label
-                } else {
-                    released.reason.as_str()
-                }),
-                ..Default::default()
-            },
+            &r,
+            Some(if released.released {
+                result_label
+            } else {
+                released.reason.as_str()
+            }),
+            None,
         );
         if let Some(window) = &mut self.failure_window {
             if window.record(failed_for_good) && self.stopping.is_none() {
@@ -831,17 +833,7 @@ impl RunLoop {
             .map_err(|e| internal(format!("mark complete: {e}")))?;
         self.attempts.remove(&r.task_id);
         self.report.tasks_completed += 1;
-        self.events.task(
-            SchedulerEventKind::TaskCompleted,
-            &self.columns[r.column],
-            &r.task,
-            &r.task_id,
-            TaskEventFields {
-                execution: Some(r.execution),
-                lease: Some(r.lease.lease_id()),
-                ..Default::default()
-            },
-        );
+        self.execution_event(SchedulerEventKind::TaskCompleted, r, None, None);
         Ok(())
     }
 
@@ -855,34 +847,18 @@ impl RunLoop {
             .map_err(|e| internal(format!("mark failed: {e}")))?;
         self.attempts.remove(&r.task_id);
         self.report.tasks_failed += 1;
-        self.events.task(
+        self.execution_event(
             SchedulerEventKind::NonRetryableDropped,
-            &self.columns[r.column],
-            &r.task,
-            &r.task_id,
-            TaskEventFields {
-                execution: Some(r.execution),
-                lease: Some(r.lease.lease_id()),
-                reason: Some(&label),
-                ..Default::default()
-            },
+            r,
+            Some(&label),
+            None,
         );
         Ok(())
     }
 
     fn cancelled(&mut self, r: &Running) {
         self.report.tasks_cancelled += 1;
-        self.events.task(
-            SchedulerEventKind::Cancelled,
-            &self.columns[r.column],
-            &r.task,
-            &r.task_id,
-            TaskEventFields {
-                execution: Some(r.execution),
-                lease: Some(r.lease.lease_id()),
-                ..Default::default()
-            },
-        );
+        self.execution_event(SchedulerEventKind::Cancelled, r, None, None);
     }
 
     /// Defers a retryable failure, or drops its row(s) when the retry budget is spent.
@@ -909,20 +885,14 @@ impl RunLoop {
             task: r.task.clone(),
         }));
         self.report.tasks_retried += 1;
-        self.events.task(
+        self.execution_event(
             SchedulerEventKind::RetryDeferred,
-            &self.columns[r.column],
-            &r.task,
-            &r.task_id,
-            TaskEventFields {
-                execution: Some(r.execution),
-                lease: Some(r.lease.lease_id()),
-                reason: Some(e.error_type()),
-                diagnostics: Some(BTreeMap::from([
-                    ("retry".to_owned(), json!(retry)),
-                    ("delay_seconds".to_owned(), json!(delay.as_secs_f64())),
-                ])),
-            },
+            r,
+            Some(e.error_type()),
+            Some(BTreeMap::from([
+                ("retry".to_owned(), json!(retry)),
+                ("delay_seconds".to_owned(), json!(delay.as_secs_f64())),
+            ])),
         );
         Ok(false)
     }

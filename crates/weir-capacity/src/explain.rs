@@ -9,13 +9,22 @@ use std::collections::BTreeMap;
 use std::fmt::{Display, Write as _};
 use weir_contracts::{CapacityValue, ProviderModelStaticCap, RequestAdmissionConfigSnapshot};
 
-struct Row {
-    field: String,
-    value: String,
-    source: String,
-    fallback_from: String,
-    missing_reason: String,
+/// One row of the explanation: a plan value with its attribution (`-` where not applicable).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExplainRow {
+    /// Dotted field name (`configured.buffer_size`).
+    pub field: String,
+    /// Rendered value (`-` when missing).
+    pub value: String,
+    /// Where it came from.
+    pub source: String,
+    /// The source tried first, when the value is a fallback.
+    pub fallback_from: String,
+    /// Why the value is missing.
+    pub missing_reason: String,
 }
+
+type Row = ExplainRow;
 
 fn map_text<K: Display, V: Display>(map: &BTreeMap<K, V>) -> String {
     if map.is_empty() {
@@ -117,6 +126,11 @@ fn runtime<V>(
 impl AsyncCapacityPlan {
     /// A plain-text table of every value, its source, `fallback_from` and `missing_reason`.
     pub fn explain(&self) -> String {
+        render(&self.explain_rows())
+    }
+
+    /// The explanation's rows, in table order (the CLI report renders them as HTML).
+    pub fn explain_rows(&self) -> Vec<ExplainRow> {
         let c = &self.configured;
         let rg = &c.row_group_admission;
         let r = &self.runtime_snapshot;
@@ -308,7 +322,7 @@ impl AsyncCapacityPlan {
                 .collect();
             rows.splice(at..at, sub);
         }
-        render(&rows)
+        rows
     }
 }
 

@@ -44,6 +44,7 @@
 mod build;
 mod error;
 mod explain;
+pub use explain::ExplainRow;
 mod inputs;
 mod plan;
 mod tracker;

@@ -91,7 +91,7 @@ fn resume_point(opts: &RunOptions, fingerprint: &str) -> Option<Checkpoint> {
 }
 
 /// Engine settings from the spec's public request-admission tuning.
-fn engine_config(built: &BuiltWorkflow, spec: &WorkflowSpec) -> Result<EngineConfig, CliError> {
+fn engine_config(built: &BuiltWorkflow) -> Result<EngineConfig, CliError> {
     let t = &built.request_admission;
     let config = EngineConfig::default().with_request_tuning(
         t.multiplicative_decrease_factor,
@@ -100,7 +100,6 @@ fn engine_config(built: &BuiltWorkflow, spec: &WorkflowSpec) -> Result<EngineCon
         t.cooldown_seconds,
         t.startup_ramp_seconds,
     );
-    let _ = spec;
     match t.policy {
         Some(p) => config
             .with_request_policy(p.name())
@@ -129,7 +128,7 @@ pub fn run_workflow(spec: WorkflowSpec, opts: RunOptions) -> Result<RunOutcome, 
         .build()
         .map_err(|e| CliError::run_failed(format!("cannot start the async runtime: {e}")))?;
     let built = build_in(&runtime, &spec)?;
-    let config = engine_config(&built, &spec)?;
+    let config = engine_config(&built)?;
     let fingerprint = spec_fingerprint(&spec);
     let resume = resume_point(&opts, &fingerprint);
     let providers: Vec<(String, Arc<dyn ModelProvider>)> = built.engine_providers();
@@ -183,6 +182,7 @@ pub fn run_workflow(spec: WorkflowSpec, opts: RunOptions) -> Result<RunOutcome, 
         result
     });
     let interrupted = interrupted.load(Ordering::SeqCst);
+    let mut failure: Option<String> = None;
     let (status, result) = match result {
         Ok(r) => {
             let status = match (&r.report.stopped, interrupted) {
@@ -193,7 +193,10 @@ pub fn run_workflow(spec: WorkflowSpec, opts: RunOptions) -> Result<RunOutcome, 
             };
             (status, Some(r))
         }
-        Err(_) => ("failed", None),
+        Err(e) => {
+            failure = Some(e.to_string());
+            ("failed", None)
+        }
     };
     let mut summary: Summary = summary_from(&built, outputs.collector());
     if let Some(r) = &result {
@@ -221,7 +224,8 @@ pub fn run_workflow(spec: WorkflowSpec, opts: RunOptions) -> Result<RunOutcome, 
             out_dir.display()
         ))),
         (_, None) => Err(CliError::run_failed(format!(
-            "the run failed; partial outputs are in {}",
+            "the run failed: {}; partial outputs are in {}",
+            failure.as_deref().unwrap_or("unknown error"),
             out_dir.display()
         ))),
         (status, Some(_)) => Ok(RunOutcome {

@@ -141,8 +141,17 @@ impl RunOutputs {
                     .open(&dataset_path)
                     .map_err(|e| CliError::io("cannot reopen", &dataset_path, &e))?
             }
-            None => File::create(&dataset_path)
-                .map_err(|e| CliError::io("cannot create", &dataset_path, &e))?,
+            None => {
+                // A fresh run: a checkpoint left by an earlier run no longer describes the
+                // dataset, so it must not survive into this one.
+                let cp = dir.join(CHECKPOINT_FILE);
+                if cp.exists() {
+                    std::fs::remove_file(&cp)
+                        .map_err(|e| CliError::io("cannot remove", &cp, &e))?;
+                }
+                File::create(&dataset_path)
+                    .map_err(|e| CliError::io("cannot create", &dataset_path, &e))?
+            }
         };
         let events_path = dir.join(EVENTS_FILE);
         let sink = match events {
@@ -240,6 +249,11 @@ impl RunOutputs {
             d.file
                 .flush()
                 .map_err(|e| CliError::io("cannot write", &path, &e))?;
+            // The checkpoint must never claim bytes the disk does not have yet.
+            d.file
+                .get_ref()
+                .sync_data()
+                .map_err(|e| CliError::io("cannot sync", &path, &e))?;
             let cp = Checkpoint {
                 fingerprint: self.fingerprint.clone(),
                 row_groups_written: d.next_row_group,

@@ -47,24 +47,28 @@ fn check_factor(field: &str, v: f64) -> ConfigResult {
     }
 }
 
+/// Upper bound of every seconds-valued setting (~31 years): larger values cannot become a
+/// `Duration` without overflow, and no real cooldown or hold is that long.
+const MAX_SECONDS: f64 = 1e9;
+
 fn check_positive(field: &str, v: f64) -> ConfigResult {
-    if v.is_finite() && v > 0.0 {
+    if v.is_finite() && v > 0.0 && v <= MAX_SECONDS {
         Ok(())
     } else {
         Err(RequestAdmissionConfigError::new(
             field,
-            format!("must be a finite number > 0, got {v}"),
+            format!("must be a finite number in (0, {MAX_SECONDS:e}], got {v}"),
         ))
     }
 }
 
 fn check_non_negative(field: &str, v: f64) -> ConfigResult {
-    if v.is_finite() && v >= 0.0 {
+    if v.is_finite() && (0.0..=MAX_SECONDS).contains(&v) {
         Ok(())
     } else {
         Err(RequestAdmissionConfigError::new(
             field,
-            format!("must be a finite number >= 0, got {v}"),
+            format!("must be a finite number in [0, {MAX_SECONDS:e}], got {v}"),
         ))
     }
 }

@@ -294,9 +294,10 @@ impl ModelRequestExecutor {
 
     fn backoff(&self, attempt: u32, e: &ProviderError, resource: &RequestResourceKey) -> Duration {
         if e.kind == ProviderErrorKind::RateLimited || e.kind == ProviderErrorKind::Overloaded {
-            // Request admission already holds the resource in cooldown until Retry-After (or
-            // its configured cooldown): waiting again here would only idle the endpoint.
-            return e.retry_after.unwrap_or(Duration::ZERO);
+            // Request admission already holds the resource in cooldown until Retry-After (capped
+            // by its `max_retry_after_seconds`): the next acquire waits there, so sleeping here
+            // would only idle the endpoint — or hang on an absurd header.
+            return Duration::ZERO;
         }
         let exp = attempt.saturating_sub(1).min(20);
         let raw = self.config.base_backoff.saturating_mul(1u32 << exp);
@@ -307,8 +308,9 @@ impl ModelRequestExecutor {
         h.write(&RequestAttemptId::next().0.to_le_bytes());
         let unit = (h.finish() >> 11) as f64 / (1u64 << 53) as f64;
         let delay = capped.mul_f64(1.0 + self.config.jitter * unit);
+        // Honour a server's Retry-After on other failures too, within the backoff cap.
         match e.retry_after {
-            Some(ra) if ra > delay => ra,
+            Some(ra) if ra > delay => ra.min(self.config.max_backoff),
             _ => delay,
         }
     }

@@ -487,3 +487,38 @@ async fn stop_mid_run_then_resume_gives_the_uninterrupted_dataset() {
     rows.extend(second.rows());
     assert_eq!(rows, full.rows, "interrupted + resumed == uninterrupted");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_sibling_still_running_when_its_row_is_dropped_does_not_break_the_run() {
+    // Row group 0: `a` fails at once (drops the row) while `b` is still running for 1 s; the
+    // group is written (empty) before `b` returns. Its late result must be discarded quietly.
+    let wf = Workflow::new("late-sibling", 2, 23).with_buffer_size(1);
+    let wf = wf
+        .with_column(ColumnSpec::new(
+            "a",
+            Arc::new(Custom::new(Vec::<String>::new(), |ctx| async move {
+                if ctx.row_group == 0 {
+                    Err(GenerationError::bad_output("no good"))
+                } else {
+                    Ok(Value::from("a"))
+                }
+            })),
+        ))
+        .with_column(ColumnSpec::new(
+            "b",
+            Arc::new(Custom::new(Vec::<String>::new(), |ctx| async move {
+                let wait = if ctx.row_group == 0 { 1_000 } else { 3_000 };
+                tokio::time::sleep(Duration::from_millis(wait)).await;
+                Ok::<Value, GenerationError>(Value::from("b"))
+            })),
+        ));
+    let mut config = EngineConfig::default();
+    config.scheduler.early_shutdown = None;
+    let o = run_with(wf, Vec::new(), config).await;
+    assert_eq!(o.rows.len(), 1);
+    assert_eq!(o.result.report.rows_dropped, 1);
+    assert_eq!(
+        o.result.report.tasks_cancelled, 1,
+        "the late sibling's result is discarded"
+    );
+}

@@ -206,9 +206,11 @@ fn build_openai(
     p: &super::ProviderSpec,
 ) -> Result<OpenAiCompatibleProvider, weir_runtime::provider::OpenAiConfigError> {
     let mut config = OpenAiProviderConfig::new(&p.name, p.base_url.clone().unwrap_or_default())
-        .with_timeout(Duration::from_secs_f64(
-            p.timeout_s.unwrap_or(DEFAULT_TIMEOUT_SECONDS),
-        ))
+        .with_timeout(
+            // Validation bounds timeout_s to (0, 86400]; never panic on a bad value anyway.
+            Duration::try_from_secs_f64(p.timeout_s.unwrap_or(DEFAULT_TIMEOUT_SECONDS))
+                .unwrap_or(Duration::from_secs(60)),
+        )
         .with_pool_size(p.pool_size.unwrap_or(DEFAULT_POOL_SIZE));
     if let Some(var) = &p.api_key_env {
         config = config.with_api_key_env(var)?;

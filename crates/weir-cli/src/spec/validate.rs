@@ -396,10 +396,10 @@ fn check_providers<'a>(
                     Some(_) => {}
                 }
                 if let Some(t) = prov.timeout_s {
-                    if !(t.is_finite() && t > 0.0) {
+                    if !(t.is_finite() && t > 0.0 && t <= 86_400.0) {
                         c.err(
                             format!("{p}.timeout_s"),
-                            format!("must be a finite number of seconds > 0 (got {t})"),
+                            format!("must be a number of seconds in (0, 86400] (got {t})"),
                         );
                     }
                 }

@@ -185,11 +185,11 @@ impl RunLoop {
         let outcome = self.drive(sink, &mut cancel).await;
         // Whatever happened, no worker may outlive the run with a lease.
         self.abort_all().await;
+        self.report.queued_at_end = self.queue.len() as u64;
         self.queue.discard_where(|_| true);
         let flushed = sink.flush();
         self.report.wall_seconds = self.started.elapsed().as_secs_f64();
         self.report.final_task_snapshot = self.admission.snapshot();
-        self.report.queued_at_end = self.queue.len() as u64;
         self.report.max_row_groups_in_flight = self.row_groups.max_in_flight();
         self.observed.observe_task(&self.report.final_task_snapshot);
         self.events
@@ -217,6 +217,7 @@ impl RunLoop {
         sink: &mut dyn RecordSink,
         cancel: &mut watch::Receiver<bool>,
     ) -> Result<(), SchedulerError> {
+        let mut cancel_closed = false;
         loop {
             if self.stopping.is_none() && *cancel.borrow() {
                 self.begin_stop(StopReason::Cancelled);
@@ -250,11 +251,10 @@ impl RunLoop {
                 _ = sleep_until_opt(wake_at), if wake_at.is_some() => {
                     self.on_timer();
                 }
-                changed = cancel.changed(), if self.stopping.is_none() => {
-                    if changed.is_err() {
-                        // The controller handle is gone: nobody can ask us to stop any more.
-                        std::future::pending::<()>().await;
-                    }
+                changed = cancel.changed(), if self.stopping.is_none() && !cancel_closed => {
+                    // A closed channel means nobody can ask us to stop any more: stop polling it
+                    // (never park the loop itself).
+                    cancel_closed = changed.is_err();
                 }
             }
         }
@@ -559,7 +559,19 @@ impl RunLoop {
             };
             self.finish(running, ending)
         } else {
-            let fut = self.worker_future(&running)?;
+            let fut = match self.worker_future(&running) {
+                Ok(fut) => fut,
+                Err(e) => {
+                    self.admission.release(&running.lease);
+                    self.execution_event(
+                        SchedulerEventKind::WorkerSpawnFailed,
+                        &running,
+                        Some("inputs_unavailable"),
+                        None,
+                    );
+                    return Err(e);
+                }
+            };
             let handle = self.workers.spawn(fut);
             self.emit_spawned(&running, false);
             self.running.insert(handle.id(), running);
@@ -751,32 +763,46 @@ impl RunLoop {
                 None,
             );
         }
-        let mut failed_for_good = false;
-        match ending {
-            Ending::Output(out) => self.complete(&r, out)?,
-            Ending::Failed(e) => match e.class() {
-                GenerationErrorClass::NonRetryable => {
-                    self.fail(
-                        &r,
-                        format!("non_retryable:{}", e.error_type()),
-                        e.error_type(),
-                    )?;
-                    failed_for_good = true;
+        // A task whose row group was already written (every row it could add to was dropped
+        // while it ran) has nothing left to record: its result is moot.
+        let group_live = self.buffers.contains_key(&r.task.row_group);
+        let outcome: Result<bool, SchedulerError> = if !group_live {
+            self.attempts.remove(&r.task_id);
+            self.report.tasks_cancelled += 1;
+            self.execution_event(SchedulerEventKind::Cancelled, &r, Some("row_dropped"), None);
+            Ok(false)
+        } else {
+            match ending {
+                Ending::Output(out) => self.complete(&r, out).map(|()| false),
+                Ending::Failed(e) => match e.class() {
+                    GenerationErrorClass::NonRetryable => self
+                        .fail(
+                            &r,
+                            format!("non_retryable:{}", e.error_type()),
+                            e.error_type(),
+                        )
+                        .map(|()| true),
+                    GenerationErrorClass::Cancelled if self.stopping.is_some() => {
+                        self.cancelled(&r);
+                        Ok(false)
+                    }
+                    // Retryable provider failures, admission refusals (queue timeout) and stray
+                    // cancellations are all retried with backoff, up to the retry budget.
+                    _ => self.retry_or_fail(&r, &e),
+                },
+                Ending::Panicked => {
+                    self.report.worker_panics += 1;
+                    self.fail(&r, "worker_panic".into(), "worker_panic")
+                        .map(|()| true)
                 }
-                GenerationErrorClass::Cancelled if self.stopping.is_some() => {
+                Ending::Aborted => {
                     self.cancelled(&r);
+                    Ok(false)
                 }
-                // Retryable provider failures, admission refusals (queue timeout) and stray
-                // cancellations are all retried with backoff, up to the retry budget.
-                _ => failed_for_good = self.retry_or_fail(&r, &e)?,
-            },
-            Ending::Panicked => {
-                self.report.worker_panics += 1;
-                self.fail(&r, "worker_panic".into(), "worker_panic")?;
-                failed_for_good = true;
             }
-            Ending::Aborted => self.cancelled(&r),
-        }
+        };
+        // The lease event is emitted whatever happened above, so the log never shows a lease
+        // that was released without its `task_lease_released`.
         self.execution_event(
             SchedulerEventKind::TaskLeaseReleased,
             &r,
@@ -787,6 +813,7 @@ impl RunLoop {
             }),
             None,
         );
+        let failed_for_good = outcome?;
         if let Some(window) = &mut self.failure_window {
             if window.record(failed_for_good) && self.stopping.is_none() {
                 let failure_rate = window.failure_rate();
@@ -909,6 +936,11 @@ impl RunLoop {
             let Some(Reverse(due)) = self.retries.pop() else {
                 break;
             };
+            if !self.buffers.contains_key(&due.task.row_group) {
+                // Its row group was written meanwhile (the row was dropped): nothing to retry.
+                self.attempts.remove(&due.task.id());
+                continue;
+            }
             let requeued = self
                 .tracker
                 .requeue(&due.task)

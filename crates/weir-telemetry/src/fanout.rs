@@ -41,13 +41,7 @@ impl<E: AdmissionEvent> FanOutSink<E> {
         let children: Vec<Child<E>> = children
             .into_iter()
             .map(|sink| {
-                let mask = E::all_kinds()
-                    .iter()
-                    .filter(|k| {
-                        // A child whose filter panics is treated as not interested.
-                        catch_unwind(AssertUnwindSafe(|| sink.accepts(**k))).unwrap_or(false)
-                    })
-                    .fold(0u64, |m, k| m | (1u64 << E::kind_index(*k)));
+                let mask = crate::stream::interest_mask(sink.as_ref());
                 Child {
                     sink,
                     mask,

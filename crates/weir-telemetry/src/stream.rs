@@ -58,13 +58,7 @@ impl<E: AdmissionEvent> EventStream<E> {
         let sinks: Vec<SinkSlot<E>> = sinks
             .into_iter()
             .map(|sink| {
-                let mask = E::all_kinds()
-                    .iter()
-                    .filter(|k| {
-                        // A sink whose filter panics is treated as not interested.
-                        catch_unwind(AssertUnwindSafe(|| sink.accepts(**k))).unwrap_or(false)
-                    })
-                    .fold(0u64, |m, k| m | (1u64 << E::kind_index(*k)));
+                let mask = interest_mask(sink.as_ref());
                 SinkSlot {
                     sink,
                     mask,
@@ -162,6 +156,15 @@ impl<E: AdmissionEvent> EventStream<E> {
             }
         }
     }
+}
+
+/// The kinds `sink` accepts, as a bit mask over `kind_index`; asked once per kind. A sink whose
+/// filter panics is treated as not interested in that kind.
+pub(crate) fn interest_mask<E: AdmissionEvent>(sink: &dyn EventSink<E>) -> u64 {
+    E::all_kinds()
+        .iter()
+        .filter(|k| catch_unwind(AssertUnwindSafe(|| sink.accepts(**k))).unwrap_or(false))
+        .fold(0u64, |m, k| m | (1u64 << E::kind_index(*k)))
 }
 
 /// The scheduler stream.

@@ -161,11 +161,19 @@ pub struct SchedulerResourceRequest {
 }
 
 impl SchedulerResourceRequest {
-    /// Validates: every amount ≥ 1 and no key repeated.
+    /// Validates: at least one resource, every amount ≥ 1, no key repeated.
+    ///
+    /// An empty request would hold nothing and so bypass every task-stage limit.
     pub fn new(
         amounts: impl IntoIterator<Item = (SchedulerResourceKey, u32)>,
     ) -> Result<Self, ContractError> {
         let mut v: Vec<(SchedulerResourceKey, u32)> = amounts.into_iter().collect();
+        if v.is_empty() {
+            return Err(ContractError::new(
+                "amounts",
+                "must name at least one scheduler resource",
+            ));
+        }
         v.sort_by(|a, b| a.0.cmp(&b.0));
         for w in v.windows(2) {
             if w[0].0 == w[1].0 {
@@ -204,7 +212,7 @@ impl SchedulerResourceRequest {
             .unwrap_or(0)
     }
 
-    /// True when no resource is requested.
+    /// Always false for a validated request (kept for symmetry with `amounts()`).
     pub fn is_empty(&self) -> bool {
         self.amounts.is_empty()
     }

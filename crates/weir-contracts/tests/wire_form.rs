@@ -268,6 +268,11 @@ fn scheduler_inputs_validate_and_round_trip() {
     assert_eq!(err.field, "amounts.local");
     assert!(SchedulerResourceKey::new("").is_err());
     assert_eq!(
+        SchedulerResourceRequest::new([]).unwrap_err().field,
+        "amounts"
+    );
+    assert!(serde_json::from_str::<SchedulerResourceRequest>("{}").is_err());
+    assert_eq!(
         SchedulerResourceRequest::default(),
         SchedulerResourceRequest::submission()
     );

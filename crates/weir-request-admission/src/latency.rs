@@ -7,6 +7,9 @@ use tokio::time::Instant;
 
 use crate::config::RequestAdmissionConfigError;
 
+/// Latency samples shorter than this (1 µs) are ignored: they carry no signal.
+const MIN_SAMPLE_SECONDS: f64 = 1e-6;
+
 /// Settings of the latency saturation signal of one provider/model endpoint.
 ///
 /// Samples are the lease hold times (acquire → release) of successful attempts. The baseline
@@ -118,6 +121,11 @@ impl LatencyTracker {
             return None;
         }
         let sample = now.saturating_duration_since(acquired_at).as_secs_f64();
+        if sample < MIN_SAMPLE_SECONDS {
+            // A zero-length call (same clock tick) says nothing about server latency, and a zero
+            // baseline could never rise again: ignore it.
+            return None;
+        }
         let c = self.config;
         let short_alpha = 2.0 / (f64::from(c.short_window) + 1.0);
         let long_alpha = 2.0 / (f64::from(c.baseline_window) + 1.0);

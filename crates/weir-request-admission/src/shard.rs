@@ -506,7 +506,8 @@ impl Shard {
         let timeout = item
             .queue_wait_timeout
             .or_else(|| self.shared.config.default_queue_wait_timeout());
-        let deadline = timeout.map(|t| now + t);
+        // An absurd timeout (e.g. `Duration::MAX` for "forever") means no deadline, not a panic.
+        let deadline = timeout.and_then(|t| now.checked_add(t));
         let mut fx = Effects::default();
         let result = {
             let mut st = self.lock();
@@ -740,6 +741,10 @@ impl Shard {
                         |e| e.reason(RequestAdmissionDenyReason::Cancellation.as_str()),
                         RequestEventKind::RequestWaitCancelled,
                     );
+                    // The removed waiter may have been its group's head, blocking an eligible
+                    // waiter behind it: admit now, or nothing would.
+                    st.admit_waiters(&self.shared, now, &mut fx);
+                    st.plan_timer(&self.shared, now, &mut fx);
                 }
                 WaiterState::Granted(g) => {
                     if let Some(resource) = resource {
@@ -1474,6 +1479,9 @@ impl ShardState {
                     );
                     self.enrich_denial(shared, d, now, &mut denial);
                 }
+                // As on cancellation: a head that timed out may have blocked an eligible waiter.
+                self.admit_waiters(shared, now, fx);
+                self.plan_timer(shared, now, fx);
                 WaitEnd::Denied(denial)
             }
             WaiterState::Queued => return None,

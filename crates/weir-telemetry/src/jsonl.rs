@@ -344,7 +344,15 @@ impl JsonlEventSink {
         }
         match &self.backend {
             Backend::Inline(writer) => {
-                inline(&mut writer.lock().unwrap_or_else(PoisonError::into_inner));
+                let mut w = writer.lock().unwrap_or_else(PoisonError::into_inner);
+                // `close` may have flushed between the check above and this lock: a line written
+                // now would sit in the buffer after `close` returned Ok.
+                if self.shared.closed.load(Ordering::Acquire) {
+                    self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                inline(&mut w);
+                drop(w);
                 self.shared.report_once();
             }
             Backend::Background { tx, .. } => {

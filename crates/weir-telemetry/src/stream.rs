@@ -22,6 +22,8 @@ struct Inner<E: AdmissionEvent> {
     interest: u64,
     sequence: AtomicU64,
     clock: MonotonicClock,
+    /// Serializes sequence assignment and delivery (emission order == sequence order).
+    emission: std::sync::Mutex<()>,
 }
 
 /// Emits events of one stream to its sinks. Cheap to clone (shared state).
@@ -73,6 +75,7 @@ impl<E: AdmissionEvent> EventStream<E> {
                 interest,
                 sequence: AtomicU64::new(0),
                 clock,
+                emission: std::sync::Mutex::new(()),
             }),
         }
     }
@@ -110,9 +113,14 @@ impl<E: AdmissionEvent> EventStream<E> {
     }
 
     /// Builds (only if wanted) and emits an event of `kind`; `build` gets the capture time.
+    ///
+    /// Capture time, sequence number and delivery happen under the stream's emission lock, so
+    /// every sink sees events in sequence order with non-decreasing capture times, even with
+    /// concurrent producers. (Producers still call this only after releasing their own locks.)
     #[inline]
     pub fn emit_with(&self, kind: E::Kind, build: impl FnOnce(f64) -> E) {
         if self.wants(kind) {
+            let _order = self.lock_order();
             let event = build(self.inner.clock.now());
             self.deliver(kind, event);
         }
@@ -122,8 +130,16 @@ impl<E: AdmissionEvent> EventStream<E> {
     pub fn emit(&self, event: E) {
         let kind = event.kind();
         if self.wants(kind) {
+            let _order = self.lock_order();
             self.deliver(kind, event);
         }
+    }
+
+    fn lock_order(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.inner
+            .emission
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn deliver(&self, kind: E::Kind, mut event: E) {
@@ -151,8 +167,11 @@ impl<E: AdmissionEvent> EventStream<E> {
     /// Flushes every sink (e.g. at the end of a run).
     pub fn flush(&self) {
         for slot in &self.inner.sinks {
-            if !slot.disabled.load(Ordering::Relaxed) {
-                let _ = catch_unwind(AssertUnwindSafe(|| slot.sink.flush()));
+            if !slot.disabled.load(Ordering::Relaxed)
+                && catch_unwind(AssertUnwindSafe(|| slot.sink.flush())).is_err()
+            {
+                // As for emit: a sink that panics is disabled, never retried.
+                slot.disabled.store(true, Ordering::Relaxed);
             }
         }
     }

@@ -185,3 +185,38 @@ fn stream_isolates_a_panicking_direct_sink() {
     stream.flush();
     assert_eq!(good.scheduler_events().len(), 2);
 }
+
+#[test]
+fn concurrent_producers_deliver_in_sequence_order() {
+    use std::sync::Arc;
+    use weir_contracts::{SchedulerAdmissionEvent, SchedulerEventKind};
+    use weir_telemetry::{EventStream, InMemoryAdmissionEventSink, MonotonicClock};
+    let sink = Arc::new(InMemoryAdmissionEventSink::new());
+    let stream: EventStream<SchedulerAdmissionEvent> =
+        EventStream::single(sink.clone(), MonotonicClock::start());
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let s = stream.clone();
+            std::thread::spawn(move || {
+                for _ in 0..2_000 {
+                    s.emit_with(SchedulerEventKind::Selected, |now| {
+                        SchedulerAdmissionEvent::new(SchedulerEventKind::Selected, now)
+                    });
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("producer thread");
+    }
+    let events = sink.scheduler_events();
+    assert_eq!(events.len(), 8_000);
+    for (i, w) in events.windows(2).enumerate() {
+        assert_eq!(
+            w[1].sequence,
+            w[0].sequence + 1,
+            "delivery order == sequence order at {i}"
+        );
+        assert!(w[1].captured_at_monotonic >= w[0].captured_at_monotonic);
+    }
+}

@@ -63,7 +63,7 @@ pub fn default_out_dir(workflow_name: &str) -> PathBuf {
 pub const CHECKPOINT_FILE: &str = "checkpoint.json";
 
 /// Progress of a run's dataset, rewritten after every row group (atomically, via rename).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Checkpoint {
     /// Fingerprint of the spec (after overrides) that produced the dataset.
     pub fingerprint: String,
@@ -75,6 +75,9 @@ pub struct Checkpoint {
     pub dataset_bytes: u64,
     /// True once every row group is written.
     pub complete: bool,
+    /// Figures of the sessions that produced the checkpointed part (absent in old checkpoints).
+    #[serde(default)]
+    pub carried: crate::summary::CarriedTotals,
 }
 
 impl Checkpoint {
@@ -103,6 +106,8 @@ pub struct RunOutputs {
     events: Option<Arc<JsonlEventSink>>,
     collector: Arc<TimelineCollector>,
     fingerprint: String,
+    /// Earlier sessions' figures, rewritten into every checkpoint of this session.
+    carried: Mutex<crate::summary::CarriedTotals>,
     dataset: Mutex<DatasetState>,
     /// Records written, readable without the dataset lock (progress display).
     written_counter: Arc<std::sync::atomic::AtomicU64>,
@@ -177,6 +182,7 @@ impl RunOutputs {
             events: sink,
             collector: Arc::new(TimelineCollector::default()),
             fingerprint,
+            carried: Mutex::new(resume.map(|cp| cp.carried).unwrap_or_default()),
             written_counter: Arc::new(std::sync::atomic::AtomicU64::new(written)),
             dataset: Mutex::new(DatasetState {
                 file: BufWriter::new(file),
@@ -260,6 +266,7 @@ impl RunOutputs {
                 records_written: d.written,
                 dataset_bytes: d.bytes,
                 complete: false,
+                carried: self.carried(),
             };
             drop(d);
             self.write_checkpoint(&cp)?;
@@ -275,6 +282,27 @@ impl RunOutputs {
         std::fs::rename(&tmp, &dst).map_err(|e| CliError::io("cannot write", &dst, &e))
     }
 
+    /// Earlier sessions' figures (zero for a fresh run).
+    pub fn carried(&self) -> crate::summary::CarriedTotals {
+        *self.carried.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records this run's cumulative figures (after a session ends) and rewrites the checkpoint.
+    pub fn carry_forward(&self, totals: crate::summary::CarriedTotals) -> Result<(), CliError> {
+        *self.carried.lock().unwrap_or_else(PoisonError::into_inner) = totals;
+        let d = self.dataset.lock().unwrap_or_else(PoisonError::into_inner);
+        let cp = Checkpoint {
+            fingerprint: self.fingerprint.clone(),
+            row_groups_written: d.next_row_group,
+            records_written: d.written,
+            dataset_bytes: d.bytes,
+            complete: false,
+            carried: totals,
+        };
+        drop(d);
+        self.write_checkpoint(&cp)
+    }
+
     /// Marks the checkpoint complete (every row group written).
     pub fn mark_complete(&self) -> Result<(), CliError> {
         let d = self.dataset.lock().unwrap_or_else(PoisonError::into_inner);
@@ -284,6 +312,7 @@ impl RunOutputs {
             records_written: d.written,
             dataset_bytes: d.bytes,
             complete: true,
+            carried: self.carried(),
         };
         drop(d);
         self.write_checkpoint(&cp)

@@ -15,7 +15,7 @@ use crate::output::{summary_from, Checkpoint, EventsMode, RunOutputs};
 use crate::progress::{self, ProgressMode, ProgressSources};
 use crate::report::ReportData;
 use crate::spec::{BuiltWorkflow, WorkflowSpec};
-use crate::summary::Summary;
+use crate::summary::{CarriedTotals, Summary};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -202,9 +202,13 @@ pub fn run_workflow(spec: WorkflowSpec, opts: RunOptions) -> Result<RunOutcome, 
     if let Some(r) = &result {
         fill_summary(&mut summary, r);
     }
+    // A resumed run's summary covers every session that wrote this dataset.
+    outputs.carried().apply_to(&mut summary);
     let complete = outputs.row_groups_written() >= built.workflow.row_group_count();
     if complete {
         outputs.mark_complete()?;
+    } else {
+        outputs.carry_forward(CarriedTotals::from_summary(&summary))?;
     }
     let data = ReportData {
         workflow: spec.name.clone(),

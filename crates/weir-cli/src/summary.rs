@@ -30,6 +30,61 @@ pub struct RequestCounts {
     pub cancelled: u64,
 }
 
+impl TaskCounts {
+    /// Adds `other` into `self`.
+    pub fn add(&mut self, other: &TaskCounts) {
+        self.completed += other.completed;
+        self.failed += other.failed;
+        self.retried += other.retried;
+    }
+}
+
+impl RequestCounts {
+    /// Adds `other` into `self`.
+    pub fn add(&mut self, other: &RequestCounts) {
+        self.attempts += other.attempts;
+        self.succeeded += other.succeeded;
+        self.rate_limited += other.rate_limited;
+        self.failed += other.failed;
+        self.timeouts += other.timeouts;
+        self.cancelled += other.cancelled;
+    }
+}
+
+/// Figures of the earlier sessions of a resumed run, carried in `checkpoint.json` so the final
+/// summary covers the whole dataset, not only the last session.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct CarriedTotals {
+    /// Rows dropped so far.
+    pub rows_dropped: u64,
+    /// Wall seconds spent so far.
+    pub wall_seconds: f64,
+    /// Task counts so far.
+    pub tasks: TaskCounts,
+    /// Request counts so far.
+    pub requests: RequestCounts,
+}
+
+impl CarriedTotals {
+    /// The summary's cumulative figures after adding these earlier sessions to it.
+    pub fn apply_to(&self, s: &mut Summary) {
+        s.rows_dropped += self.rows_dropped;
+        s.wall_seconds += self.wall_seconds;
+        s.tasks.add(&self.tasks);
+        s.requests.add(&self.requests);
+    }
+
+    /// The totals a summary (already cumulative) carries into the next session.
+    pub fn from_summary(s: &Summary) -> Self {
+        Self {
+            rows_dropped: s.rows_dropped,
+            wall_seconds: s.wall_seconds,
+            tasks: s.tasks,
+            requests: s.requests,
+        }
+    }
+}
+
 /// Task-admission ledger at the end of the run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FinalTaskSnapshot {

@@ -191,6 +191,15 @@ fn interrupt_then_rerun_equals_an_uninterrupted_run() {
         "{}",
         String::from_utf8_lossy(&second.stderr)
     );
+    // The final summary covers both sessions.
+    let total = summary(&resumed);
+    assert_eq!(
+        total["records_written"].as_u64().unwrap_or(0)
+            + total["rows_dropped"].as_u64().unwrap_or(0),
+        3000
+    );
+    assert!(total["wall_seconds"].as_f64() > partial["wall_seconds"].as_f64());
+    assert!(total["requests"]["attempts"].as_u64() > partial["requests"]["attempts"].as_u64());
     let a = std::fs::read(clean.join("dataset.jsonl")).expect("clean dataset");
     let b = std::fs::read(resumed.join("dataset.jsonl")).expect("resumed dataset");
     assert_eq!(a.len(), b.len());

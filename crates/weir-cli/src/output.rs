@@ -98,6 +98,24 @@ struct DatasetState {
     bytes: u64,
 }
 
+impl DatasetState {
+    /// Appends `rows` as JSON lines, counting records and bytes.
+    fn write_rows(&mut self, rows: &[Record], path: &Path) -> Result<(), CliError> {
+        for r in rows {
+            let mut line = serde_json::to_vec(r).map_err(|e| {
+                CliError::run_failed(format!("cannot write {}: {e}", path.display()))
+            })?;
+            line.push(b'\n');
+            self.file
+                .write_all(&line)
+                .map_err(|e| CliError::io("cannot write", path, &e))?;
+            self.bytes += line.len() as u64;
+        }
+        self.written += rows.len() as u64;
+        Ok(())
+    }
+}
+
 /// The open output directory of one run.
 #[derive(Debug)]
 pub struct RunOutputs {
@@ -235,17 +253,7 @@ impl RunOutputs {
             let Some(rows) = d.pending.remove(&next) else {
                 break;
             };
-            for r in &rows {
-                let mut line = serde_json::to_vec(r).map_err(|e| {
-                    CliError::run_failed(format!("cannot write {}: {e}", path.display()))
-                })?;
-                line.push(b'\n');
-                d.file
-                    .write_all(&line)
-                    .map_err(|e| CliError::io("cannot write", &path, &e))?;
-                d.bytes += line.len() as u64;
-            }
-            d.written += rows.len() as u64;
+            d.write_rows(&rows, &path)?;
             self.written_counter
                 .store(d.written, std::sync::atomic::Ordering::Relaxed);
             d.next_row_group += 1;
@@ -260,18 +268,28 @@ impl RunOutputs {
                 .get_ref()
                 .sync_data()
                 .map_err(|e| CliError::io("cannot sync", &path, &e))?;
-            let cp = Checkpoint {
-                fingerprint: self.fingerprint.clone(),
-                row_groups_written: d.next_row_group,
-                records_written: d.written,
-                dataset_bytes: d.bytes,
-                complete: false,
-                carried: self.carried(),
-            };
+            let cp = self.checkpoint_of(&d, false, self.carried());
             drop(d);
             self.write_checkpoint(&cp)?;
         }
         Ok(())
+    }
+
+    /// The checkpoint describing the dataset as written so far.
+    fn checkpoint_of(
+        &self,
+        d: &DatasetState,
+        complete: bool,
+        carried: crate::summary::CarriedTotals,
+    ) -> Checkpoint {
+        Checkpoint {
+            fingerprint: self.fingerprint.clone(),
+            row_groups_written: d.next_row_group,
+            records_written: d.written,
+            dataset_bytes: d.bytes,
+            complete,
+            carried,
+        }
     }
 
     /// Atomically replaces `checkpoint.json`.
@@ -291,14 +309,7 @@ impl RunOutputs {
     pub fn carry_forward(&self, totals: crate::summary::CarriedTotals) -> Result<(), CliError> {
         *self.carried.lock().unwrap_or_else(PoisonError::into_inner) = totals;
         let d = self.dataset.lock().unwrap_or_else(PoisonError::into_inner);
-        let cp = Checkpoint {
-            fingerprint: self.fingerprint.clone(),
-            row_groups_written: d.next_row_group,
-            records_written: d.written,
-            dataset_bytes: d.bytes,
-            complete: false,
-            carried: totals,
-        };
+        let cp = self.checkpoint_of(&d, false, totals);
         drop(d);
         self.write_checkpoint(&cp)
     }
@@ -306,14 +317,7 @@ impl RunOutputs {
     /// Marks the checkpoint complete (every row group written).
     pub fn mark_complete(&self) -> Result<(), CliError> {
         let d = self.dataset.lock().unwrap_or_else(PoisonError::into_inner);
-        let cp = Checkpoint {
-            fingerprint: self.fingerprint.clone(),
-            row_groups_written: d.next_row_group,
-            records_written: d.written,
-            dataset_bytes: d.bytes,
-            complete: true,
-            carried: self.carried(),
-        };
+        let cp = self.checkpoint_of(&d, true, self.carried());
         drop(d);
         self.write_checkpoint(&cp)
     }
@@ -348,15 +352,7 @@ impl RunOutputs {
             let mut d = self.dataset.lock().unwrap_or_else(PoisonError::into_inner);
             let pending = std::mem::take(&mut d.pending);
             for rows in pending.into_values() {
-                for r in &rows {
-                    serde_json::to_writer(&mut d.file, r).map_err(|e| {
-                        CliError::run_failed(format!("cannot write {}: {e}", path.display()))
-                    })?;
-                    d.file
-                        .write_all(b"\n")
-                        .map_err(|e| CliError::io("cannot write", &path, &e))?;
-                }
-                d.written += rows.len() as u64;
+                d.write_rows(&rows, &path)?;
             }
             d.file
                 .flush()

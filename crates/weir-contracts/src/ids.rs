@@ -2,6 +2,7 @@
 
 use crate::error::ContractError;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use smol_str::SmolStr;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,14 +11,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 ///
 /// Derived deterministically from the task's coordinates, so the same work always has the same id
 /// and duplicate frontier reads cannot create duplicate queue membership.
+///
+/// Stored as a `SmolStr`: ids up to 23 bytes (every `stable` id is 21) live inline, so cloning
+/// one into a lease or an event is a 24-byte copy, never an allocation; longer ids share one
+/// reference-counted buffer.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct TaskId(String);
+pub struct TaskId(SmolStr);
 
 impl TaskId {
     /// Wraps an already-formed id (for tests and callers that own their own id scheme).
-    pub fn new(id: impl Into<String>) -> Self {
-        Self(id.into())
+    pub fn new(id: impl AsRef<str>) -> Self {
+        Self(SmolStr::new(id))
     }
 
     /// `"task-"` + 16 hex digits of FNV-1a 64 over `column NUL row_group NUL row_index NUL task_type`.
@@ -35,19 +40,19 @@ impl TaskId {
         }
         h.write(&[0]);
         h.write(task_type.as_bytes());
-        // One allocation: the id itself (this runs once per task on the dispatch hot path).
-        let mut id = String::with_capacity(21);
-        id.push_str("task-");
+        // No allocation: 21 ASCII bytes fit `SmolStr`'s inline buffer (this runs once per task).
+        let mut id = [0u8; 21];
+        id[..5].copy_from_slice(b"task-");
         let hash = h.finish();
-        for shift in (0..16).rev() {
+        for (i, shift) in (0..16).rev().enumerate() {
             let nibble = ((hash >> (shift * 4)) & 0xf) as u8;
-            id.push(char::from(if nibble < 10 {
+            id[5 + i] = if nibble < 10 {
                 b'0' + nibble
             } else {
                 b'a' + nibble - 10
-            }));
+            };
         }
-        Self(id)
+        Self(SmolStr::new(String::from_utf8_lossy(&id)))
     }
 
     /// The id as text.

@@ -2,10 +2,9 @@
 
 use crate::admission_view::TaskAdmissionView;
 use crate::config::{BoundedBorrowTaskAdmissionPolicyConfig, StrictShareRounding};
-use crate::lease::TaskAdmissionLease;
 use crate::policy::{
-    fair_pressure_resources, peer_stats, AdmissionCandidate, DebtChange, PeerStats, PolicyDetail,
-    PolicyStateDelta, TaskAdmissionPolicy, TaskAdmissionPolicyDecision,
+    fair_pressure_resources, peer_stats, AdmissionCandidate, DebtChange, LeaseContext, PeerStats,
+    PolicyDetail, PolicyStateDelta, TaskAdmissionPolicy, TaskAdmissionPolicyDecision,
 };
 use crate::queue_view::QueueView;
 use weir_contracts::{ContractError, TaskAdmissionDenyReason, TaskGroupSpec};
@@ -187,7 +186,7 @@ impl TaskAdmissionPolicy for BoundedBorrowTaskAdmissionPolicy {
 
     fn on_acquire(
         &self,
-        lease: &TaskAdmissionLease,
+        lease: &LeaseContext<'_>,
         decision: &TaskAdmissionPolicyDecision,
     ) -> PolicyStateDelta {
         PolicyStateDelta {
@@ -195,7 +194,7 @@ impl TaskAdmissionPolicy for BoundedBorrowTaskAdmissionPolicy {
                 .borrow
                 .iter()
                 .map(|(r, n)| DebtChange {
-                    group: lease.group().key.clone(),
+                    group: lease.group.key.clone(),
                     resource: r.clone(),
                     delta: i64::from(*n),
                 })
@@ -206,26 +205,26 @@ impl TaskAdmissionPolicy for BoundedBorrowTaskAdmissionPolicy {
 
     fn on_release(
         &self,
-        lease: &TaskAdmissionLease,
-        admission_view: &TaskAdmissionView<'_>,
+        lease: &LeaseContext<'_>,
+        _admission_view: &TaskAdmissionView<'_>,
     ) -> PolicyStateDelta {
-        let owes = admission_view
-            .group_of_spec(lease.group())
+        let owes = lease
+            .ledger
             .is_some_and(|g| !g.debt_by_resource().is_empty());
         if !owes {
             return PolicyStateDelta::default();
         }
         let repaid: &[(weir_contracts::SchedulerResourceKey, u32)] =
             if self.config.repay_on_withheld_peer_pressure {
-                lease.resources().amounts()
+                lease.resources.amounts()
             } else {
-                lease.borrowed()
+                lease.lease.borrowed()
             };
         PolicyStateDelta {
             debt_changes: repaid
                 .iter()
                 .map(|(r, n)| DebtChange {
-                    group: lease.group().key.clone(),
+                    group: lease.group.key.clone(),
                     resource: r.clone(),
                     delta: -i64::from(*n),
                 })

@@ -83,8 +83,9 @@ pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
 /// HashMap keyed by u64 ids.
 pub(crate) type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
 
-/// Slots of the direct-mapped cache in front of a [`PtrIndex`].
-const PTR_CACHE_WAYS: usize = 64;
+/// Slots of the direct-mapped cache in front of a [`PtrIndex`] (a power of two; sized so a few
+/// hundred live groups rarely collide).
+const PTR_CACHE_WAYS: usize = 1024;
 
 /// `Arc` address → slot: a hash map with a small direct-mapped cache in front.
 ///
@@ -94,14 +95,15 @@ const PTR_CACHE_WAYS: usize = 64;
 #[derive(Debug, Clone)]
 pub(crate) struct PtrIndex {
     map: IdMap<u32>,
-    cache: [(u64, u32); PTR_CACHE_WAYS],
+    /// Boxed: 16 KiB inline would make every move of the owning queue or controller a memcpy.
+    cache: Box<[(u64, u32)]>,
 }
 
 impl Default for PtrIndex {
     fn default() -> Self {
         Self {
             map: IdMap::default(),
-            cache: [(0, 0); PTR_CACHE_WAYS],
+            cache: vec![(0, 0); PTR_CACHE_WAYS].into_boxed_slice(),
         }
     }
 }

@@ -3,19 +3,21 @@
 use crate::policy::PolicyDetail;
 use std::sync::Arc;
 use weir_contracts::{
-    ControllerGeneration, LeaseId, SchedulerResourceKey, SchedulerResourceRequest,
-    TaskAdmissionDenyReason, TaskAdmissionSnapshot, TaskGroupSpec, TaskId,
+    ControllerGeneration, LeaseId, SchedulerResourceKey, TaskAdmissionDenyReason,
+    TaskAdmissionSnapshot, TaskGroupSpec, TaskId,
 };
 
 /// Proof that a task holds scheduler resources; release exactly this lease on every terminal path.
 ///
 /// Only a controller makes leases (fields are private), so a lease whose id is active is genuine.
+/// The lease names its task by id; the group and resources it holds live in the issuing
+/// controller's active-lease record ([`crate::TaskAdmissionController::lease_group`],
+/// [`crate::TaskAdmissionController::lease_resources`]), so making, moving and dropping a lease
+/// does no reference counting.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskAdmissionLease {
     pub(crate) lease_id: LeaseId,
     pub(crate) task_id: TaskId,
-    pub(crate) group: Arc<TaskGroupSpec>,
-    pub(crate) resources: Arc<SchedulerResourceRequest>,
     pub(crate) acquired_at: f64,
     pub(crate) borrowed: Vec<(SchedulerResourceKey, u32)>,
     /// Index of the lease's record in the issuing controller's active-lease slab.
@@ -36,16 +38,6 @@ impl TaskAdmissionLease {
     /// The admitted task.
     pub fn task_id(&self) -> &TaskId {
         &self.task_id
-    }
-
-    /// The admitted task's group.
-    pub fn group(&self) -> &Arc<TaskGroupSpec> {
-        &self.group
-    }
-
-    /// Resources held.
-    pub fn resources(&self) -> &SchedulerResourceRequest {
-        &self.resources
     }
 
     /// Monotonic seconds (controller clock) at acquisition.
@@ -81,8 +73,9 @@ pub struct TaskAdmissionDenied {
 pub enum TaskAdmissionDecision {
     /// Admitted.
     Lease(TaskAdmissionLease),
-    /// Not admitted now.
-    Denied(TaskAdmissionDenied),
+    /// Not admitted now. Boxed: the lease is the hot variant, and a 128-byte enum would be
+    /// copied on every admission.
+    Denied(Box<TaskAdmissionDenied>),
 }
 
 impl TaskAdmissionDecision {

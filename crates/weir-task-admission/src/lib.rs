@@ -48,6 +48,7 @@
 //! # Ok::<(), weir_contracts::ContractError>(())
 //! ```
 
+mod active_leases;
 mod admission_view;
 mod bounded_borrow;
 mod config;
@@ -59,6 +60,7 @@ mod queue;
 mod queue_view;
 mod strict_fair;
 mod task;
+mod tournament;
 
 pub use admission_view::{GroupLedgerView, TaskAdmissionView};
 pub use bounded_borrow::{strict_share, BoundedBorrowTaskAdmissionPolicy};
@@ -70,8 +72,8 @@ pub use config::{
 pub use controller::{TaskAdmissionBlockSummary, TaskAdmissionController};
 pub use lease::{TaskAdmissionDecision, TaskAdmissionDenied, TaskAdmissionLease};
 pub use policy::{
-    fair_pressure_resources, peer_stats, AdmissionCandidate, DebtChange, PeerStats, PolicyDetail,
-    PolicyStateDelta, TaskAdmissionPolicy, TaskAdmissionPolicyDecision,
+    fair_pressure_resources, peer_stats, AdmissionCandidate, DebtChange, LeaseContext, PeerStats,
+    PolicyDetail, PolicyStateDelta, TaskAdmissionPolicy, TaskAdmissionPolicyDecision,
 };
 pub use queue::{FairTaskQueue, QueueSelection, SelectionToken, VIRTUAL_TIME_SCALE};
 pub use queue_view::{HeadSignature, QueueGroupView, QueueView, QueueViewSnapshot};

@@ -217,21 +217,36 @@ pub trait TaskAdmissionPolicy: Send + Sync + std::fmt::Debug {
     /// State change to apply with a new lease (`decision` is the allowing verdict).
     fn on_acquire(
         &self,
-        _lease: &TaskAdmissionLease,
+        _lease: &LeaseContext<'_>,
         _decision: &TaskAdmissionPolicyDecision,
     ) -> PolicyStateDelta {
         PolicyStateDelta::default()
     }
 
-    /// State change to apply with a successful release. `admission_view` is the ledger after
-    /// the lease's units were returned (read-only, so a policy can skip empty repayments).
+    /// State change to apply with a successful release. `lease.ledger` and `admission_view`
+    /// show the ledger after the lease's units were returned (so a policy can skip empty
+    /// repayments).
     fn on_release(
         &self,
-        _lease: &TaskAdmissionLease,
+        _lease: &LeaseContext<'_>,
         _admission_view: &TaskAdmissionView<'_>,
     ) -> PolicyStateDelta {
         PolicyStateDelta::default()
     }
+}
+
+/// A lease as a policy hook sees it: the lease, the group and resources the controller holds
+/// for it, and the group's ledger entry.
+#[derive(Debug, Clone, Copy)]
+pub struct LeaseContext<'a> {
+    /// The lease.
+    pub lease: &'a TaskAdmissionLease,
+    /// Its group.
+    pub group: &'a TaskGroupSpec,
+    /// Its resources.
+    pub resources: &'a SchedulerResourceRequest,
+    /// The group's ledger entry (after the acquire or release).
+    pub ledger: Option<GroupLedgerView<'a>>,
 }
 
 /// Resources that count for fair pressure: every key but `submission`, unless that is all there is.
@@ -269,6 +284,12 @@ pub fn peer_stats(
     admission_view: &TaskAdmissionView<'_>,
 ) -> PeerStats {
     let mut stats = PeerStats::default();
+    // Fast path: no queued head, or the only one is the candidate's own group's.
+    match queue_view.facts.head_groups {
+        0 => return stats,
+        1 if queue_view.group_of_spec(group).is_some() => return stats,
+        _ => {}
+    }
     let mut own: Option<(u32, u64)> = None;
     let mut own_looked_up = false;
     for sig in queue_view.head_signatures() {

@@ -15,6 +15,7 @@
 use crate::hash::{FastHasher, FastMap, IdMap};
 use crate::queue_view::{GroupFacts, HeadFacts, QueueFacts, QueueView};
 use crate::task::SchedulableTask;
+use crate::tournament::{Tournament, TournamentKey};
 use std::collections::{BTreeSet, VecDeque};
 use std::hash::BuildHasher;
 use std::hash::BuildHasherDefault;
@@ -89,14 +90,14 @@ pub struct FairTaskQueue<P> {
     /// Membership index: 64-bit hash of a task id → its entry `(slot, seq)`. Lazy: `commit`
     /// leaves the entry behind (a *stale* entry, recognisable because `seq` is no longer live),
     /// so the dispatch hot path never hashes or compares a task id. Stale entries are swept once
-    /// they outnumber live tasks (amortized O(1)) and dropped wholesale when the queue empties.
+    /// they outnumber live tasks 4:1 (amortized O(1)) and dropped wholesale when the queue empties.
     index: IdMap<(u32, u64)>,
     /// Live ids whose hash collides with a different live id in `index` (exact, rarely used).
     overflow: FastMap<TaskId, (u32, u64)>,
     /// Stale entries in `index`.
     stale: usize,
-    /// Active groups keyed by (start tag, finish tag, activation seq, slot).
-    active: BTreeSet<(u128, u128, u64, u32)>,
+    /// Active groups ordered by (start tag, finish tag, activation seq).
+    order: Tournament,
     idle: BTreeSet<(u128, u32)>,
     vt: u128,
     next_entry: u64,
@@ -143,13 +144,13 @@ impl<P> FairTaskQueue<P> {
     /// An empty queue.
     pub fn new() -> Self {
         Self {
-            facts: QueueFacts::default(),
+            facts: QueueFacts::new(),
             lanes: Vec::new(),
             free_slots: Vec::new(),
             index: IdMap::default(),
             overflow: FastMap::default(),
             stale: 0,
-            active: BTreeSet::new(),
+            order: Tournament::default(),
             idle: BTreeSet::new(),
             vt: 0,
             next_entry: 1,
@@ -202,7 +203,7 @@ impl<P> FairTaskQueue<P> {
             let seq = self.next_entry;
             self.next_entry += 1;
             self.facts.total += 1;
-            self.facts.add_demand(slot, &task.resource_request, 1);
+            self.facts.count_shape(slot, sig, true);
             let id = task.task_id.clone();
             self.index_insert(hash, &id, (slot, seq));
             let became_active = {
@@ -233,28 +234,37 @@ impl<P> FairTaskQueue<P> {
         F: FnMut(&SchedulableTask<P>, &QueueView<'_>) -> bool,
     {
         let view = self.view();
-        for &(_, _, _, slot) in &self.active {
-            let Some(Some(lane)) = self.lanes.get(slot as usize) else {
-                continue;
-            };
-            let Some(entry) = lane.entries.front() else {
-                continue;
-            };
-            let Some(task) = entry.task.as_ref() else {
-                continue;
-            };
-            if is_eligible(task, &view) {
-                return Some(QueueSelection {
-                    item: task,
-                    queue_view: view,
-                    sequence_version: SelectionToken {
-                        slot,
-                        entry_seq: entry.seq,
-                    },
-                });
-            }
+        // Fast path: the fair-order minimum is one load; the in-order walk is for rejections.
+        let first = self.order.first()?;
+        if let Some(sel) = self.offer(first, view, &mut is_eligible) {
+            return Some(sel);
         }
-        None
+        self.order
+            .iter()
+            .skip(1)
+            .find_map(|slot| self.offer(slot, view, &mut is_eligible))
+    }
+
+    /// `slot`'s head as a selection, when `is_eligible` accepts it.
+    fn offer<'a, F>(
+        &'a self,
+        slot: u32,
+        view: QueueView<'a>,
+        is_eligible: &mut F,
+    ) -> Option<QueueSelection<'a, P>>
+    where
+        F: FnMut(&SchedulableTask<P>, &QueueView<'_>) -> bool,
+    {
+        let entry = self.lanes.get(slot as usize)?.as_ref()?.entries.front()?;
+        let task = entry.task.as_ref()?;
+        is_eligible(task, &view).then_some(QueueSelection {
+            item: task,
+            queue_view: view,
+            sequence_version: SelectionToken {
+                slot,
+                entry_seq: entry.seq,
+            },
+        })
     }
 
     /// Removes and returns the selected task, advancing fair-queue state; `None` (and no change)
@@ -265,12 +275,12 @@ impl<P> FairTaskQueue<P> {
             return None;
         }
         let slot = token.slot;
-        let (weight, tag, fin, act, entry) = {
+        let (weight, tag, fin, entry) = {
             let (g, lane) = self.slot_mut(slot);
             let entry = lane.entries.pop_front();
             g.queued = g.queued.saturating_sub(1);
             Self::pop_tombstones(lane);
-            (g.spec.weight, lane.tag, lane.fin, lane.act, entry)
+            (g.spec.weight, lane.tag, lane.fin, entry)
         };
         if !self.head_unchanged(slot) {
             self.clear_head(slot);
@@ -282,23 +292,23 @@ impl<P> FairTaskQueue<P> {
             self.stale += 1;
         }
         self.facts.total = self.facts.total.saturating_sub(1);
-        self.facts.add_demand(slot, &task.resource_request, -1);
+        self.facts.count_shape(slot, entry.sig, false);
         self.facts.release_sig(entry.sig);
-        self.active.remove(&(tag, fin, act, slot));
         self.vt = self.vt.max(tag);
         let finish = fin;
         if self.queued(slot) > 0 {
             let act = self.next_act;
             self.next_act += 1;
-            let next_fin = finish.saturating_add(increment(weight));
+            let inc = increment(weight);
             if let Some(Some(lane)) = self.lanes.get_mut(slot as usize) {
                 lane.tag = finish;
-                lane.fin = next_fin;
+                lane.fin = finish.saturating_add(inc);
                 lane.act = act;
             }
-            self.active.insert((finish, next_fin, act, slot));
+            self.order.set(slot, TournamentKey::new(finish, inc, act));
             self.set_head(slot);
         } else {
+            self.order.remove(slot);
             self.go_idle(slot, finish);
         }
         self.after_removal();
@@ -321,7 +331,7 @@ impl<P> FairTaskQueue<P> {
         if was_head {
             self.clear_head(slot);
         }
-        let (sig, task, now_empty, tag, fin, act) = {
+        let (sig, task, now_empty, tag) = {
             let (g, lane) = self.slot_mut(slot);
             let i = lane
                 .entries
@@ -340,14 +350,14 @@ impl<P> FairTaskQueue<P> {
                 lane.entries.retain(|e| e.task.is_some());
                 lane.tombstones = 0;
             }
-            (sig, task, g.queued == 0, lane.tag, lane.fin, lane.act)
+            (sig, task, g.queued == 0, lane.tag)
         };
         let task = task?;
         self.facts.total = self.facts.total.saturating_sub(1);
-        self.facts.add_demand(slot, &task.resource_request, -1);
+        self.facts.count_shape(slot, sig, false);
         self.facts.release_sig(sig);
         if now_empty {
-            self.active.remove(&(tag, fin, act, slot));
+            self.order.remove(slot);
             // The group was not served: it keeps its start tag as the tag it returns with.
             self.go_idle(slot, tag);
         } else if was_head {
@@ -421,25 +431,36 @@ impl<P> FairTaskQueue<P> {
         }
     }
 
-    /// Drops stale index entries once they outnumber live tasks (amortized O(1) per removal).
+    /// Drops stale index entries once they outnumber live tasks four to one (amortized O(1)
+    /// per removal: a sweep walks at most ~5 × live buckets after ≥ 4 × live commits).
     fn sweep_index(&mut self) {
-        if self.stale <= 1024 || self.stale <= self.facts.total {
+        if self.stale <= 1024 || self.stale <= 4 * self.facts.total {
             return;
         }
-        let lanes = &self.lanes;
+        // An index entry is live exactly when its entry has not left the front of its lane:
+        // commits pop the front, and `discard` removes its index entry eagerly, so an entry at
+        // or behind the front is never a tombstone. Sequence numbers are global and increasing,
+        // so an entry of a freed (and reused) slot is older than the new lane's front. The check
+        // touches only the lane header, never the entries (no cache miss per index entry).
+        let fronts: Vec<u64> = self
+            .lanes
+            .iter()
+            .map(|l| {
+                l.as_ref()
+                    .and_then(|lane| lane.entries.front())
+                    .map_or(u64::MAX, |f| f.seq)
+            })
+            .collect();
         self.index.retain(|_, &mut (slot, seq)| {
-            lanes
-                .get(slot as usize)
-                .and_then(|l| l.as_ref())
-                .is_some_and(|lane| {
-                    lane.entries.front().is_some_and(|f| f.seq <= seq)
-                        && lane
-                            .entries
-                            .binary_search_by_key(&seq, |e| e.seq)
-                            .is_ok_and(|i| lane.entries[i].task.is_some())
-                })
+            fronts.get(slot as usize).is_some_and(|&front| front <= seq)
         });
         self.stale = 0;
+        // Shrink only a table far above live work: a rehash (and the old table's unmap) on
+        // every sweep would cost more than walking the spare buckets.
+        let live = 2 * self.facts.total + 1024;
+        if self.index.capacity() > 16 * live {
+            self.index.shrink_to(live);
+        }
     }
 
     fn queued(&self, slot: u32) -> u32 {
@@ -498,7 +519,7 @@ impl<P> FairTaskQueue<P> {
         let facts = GroupFacts {
             spec: spec.clone(),
             queued: 0,
-            demand: Vec::new(),
+            shapes: Vec::new(),
             head: None,
         };
         let lane = Lane {
@@ -536,13 +557,13 @@ impl<P> FairTaskQueue<P> {
         let weight = g.spec.weight;
         let old = lane.tag;
         let tag = old.max(vt);
-        let fin = tag.saturating_add(increment(weight));
+        let inc = increment(weight);
         lane.tag = tag;
-        lane.fin = fin;
+        lane.fin = tag.saturating_add(inc);
         lane.act = act;
         lane.active = true;
         self.idle.remove(&(old, slot));
-        self.active.insert((tag, fin, act, slot));
+        self.order.set(slot, TournamentKey::new(tag, inc, act));
         self.set_head(slot);
     }
 
@@ -604,6 +625,7 @@ impl<P> FairTaskQueue<P> {
         if let Some(h) = g.head.take() {
             if let Some(Some(s)) = self.facts.sigs.get_mut(h.sig as usize) {
                 s.head_groups = s.head_groups.saturating_sub(1);
+                self.facts.head_groups = self.facts.head_groups.saturating_sub(1);
                 s.head_weight = s.head_weight.saturating_sub(u64::from(h.spec.weight));
             }
         }
@@ -660,6 +682,7 @@ impl<P> FairTaskQueue<P> {
         };
         if let Some(Some(s)) = self.facts.sigs.get_mut(entry.sig as usize) {
             s.head_groups += 1;
+            self.facts.head_groups += 1;
             s.head_weight += u64::from(head.spec.weight);
         }
         if let Some(Some(g)) = self.facts.groups.get_mut(slot as usize) {

@@ -18,8 +18,9 @@ pub(crate) struct GroupFacts {
     pub(crate) spec: Arc<TaskGroupSpec>,
     /// Live queued tasks.
     pub(crate) queued: u32,
-    /// Queued demand per resource, sorted by key, zero entries removed.
-    pub(crate) demand: Vec<(SchedulerResourceKey, u64)>,
+    /// Queued tasks per request shape `(sig, count)`, counts > 0 (usually one entry). Demand
+    /// is derived from it on read, so a commit adjusts one integer instead of per-resource sums.
+    pub(crate) shapes: Vec<(u32, u32)>,
     /// The live head, when the group has queued work.
     pub(crate) head: Option<HeadFacts>,
 }
@@ -48,12 +49,15 @@ pub(crate) struct SigFacts {
 #[derive(Debug, Default, Clone)]
 pub(crate) struct QueueFacts {
     pub(crate) total: usize,
+    /// Process-unique id of the owning queue: `(instance, version)` names one queue state.
+    pub(crate) instance: u64,
     pub(crate) version: u64,
+    /// Groups with a live head (the sum of every shape's `head_groups`).
+    pub(crate) head_groups: u32,
     pub(crate) groups: Vec<Option<GroupFacts>>,
     pub(crate) group_index: FastMap<TaskGroupKey, u32>,
     /// Address of a group's latest `Arc<TaskGroupSpec>` → slot (hash-free fast path).
     pub(crate) spec_ptr_index: PtrIndex,
-    pub(crate) peer_demand: Vec<(SchedulerResourceKey, u64)>,
     pub(crate) sigs: Vec<Option<SigFacts>>,
     pub(crate) sig_index: FastMap<Arc<SchedulerResourceRequest>, u32>,
     pub(crate) free_sigs: Vec<u32>,
@@ -119,11 +123,16 @@ pub(crate) fn add_sorted(
     }
 }
 
-fn lookup_sorted(v: &[(SchedulerResourceKey, u64)], key: &SchedulerResourceKey) -> u64 {
-    find_key(v, key).map_or(0, |i| v[i].1)
-}
-
 impl QueueFacts {
+    /// Empty facts with a fresh process-unique instance id.
+    pub(crate) fn new() -> Self {
+        static NEXT_INSTANCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        Self {
+            instance: NEXT_INSTANCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            ..Self::default()
+        }
+    }
+
     /// Interns `request`, counting one more queued task with that shape.
     pub(crate) fn intern(&mut self, request: &Arc<SchedulerResourceRequest>) -> u32 {
         if let Some(&id) = self.sig_index.get(request.as_ref()) {
@@ -167,16 +176,41 @@ impl QueueFacts {
         }
     }
 
-    /// Counts a task's request into its group's and the global demand.
-    pub(crate) fn add_demand(&mut self, slot: u32, request: &SchedulerResourceRequest, sign: i64) {
-        if let Some(Some(g)) = self.groups.get_mut(slot as usize) {
-            for (k, a) in request.amounts() {
-                add_sorted(&mut g.demand, k, sign * i64::from(*a));
+    /// Counts one more (`add`) or one fewer queued task of shape `sig` in group `slot`.
+    /// (The global per-shape count is kept by `intern` / `release_sig`.)
+    #[inline]
+    pub(crate) fn count_shape(&mut self, slot: u32, sig: u32, add: bool) {
+        let Some(Some(g)) = self.groups.get_mut(slot as usize) else {
+            return;
+        };
+        match g.shapes.iter().position(|(s, _)| *s == sig) {
+            Some(i) if add => g.shapes[i].1 += 1,
+            Some(i) => {
+                g.shapes[i].1 -= 1;
+                if g.shapes[i].1 == 0 {
+                    g.shapes.swap_remove(i);
+                }
+            }
+            None if add => g.shapes.push((sig, 1)),
+            None => {}
+        }
+    }
+
+    /// Demand by resource of `count` tasks per shape in `shapes` (sorted by key, non-zero).
+    fn demand_of(
+        &self,
+        shapes: impl Iterator<Item = (u32, u32)>,
+    ) -> Vec<(SchedulerResourceKey, u64)> {
+        let mut out = Vec::new();
+        for (sig, count) in shapes {
+            if let Some(Some(s)) = self.sigs.get(sig as usize) {
+                for (k, a) in s.request.amounts() {
+                    let delta = i64::try_from(u64::from(*a) * u64::from(count)).unwrap_or(i64::MAX);
+                    add_sorted(&mut out, k, delta);
+                }
             }
         }
-        for (k, a) in request.amounts() {
-            add_sorted(&mut self.peer_demand, k, sign * i64::from(*a));
-        }
+        out
     }
 }
 
@@ -191,6 +225,7 @@ pub struct QueueView<'a> {
 /// One group with queued work, as seen through a [`QueueView`].
 #[derive(Debug, Clone, Copy)]
 pub struct QueueGroupView<'a> {
+    queue: &'a QueueFacts,
     facts: &'a GroupFacts,
     head: &'a HeadFacts,
 }
@@ -211,9 +246,10 @@ impl<'a> QueueGroupView<'a> {
         self.facts.queued
     }
 
-    /// Queued demand by resource (sorted by key, non-zero).
-    pub fn demand(&self) -> &'a [(SchedulerResourceKey, u64)] {
-        &self.facts.demand
+    /// Queued demand by resource (sorted by key, non-zero). Computed from per-shape counts:
+    /// O(shapes · resources) of the group.
+    pub fn demand(&self) -> Vec<(SchedulerResourceKey, u64)> {
+        self.queue.demand_of(self.facts.shapes.iter().copied())
     }
 
     /// The head (first candidate) task's resource request.
@@ -249,6 +285,11 @@ impl<'a> QueueView<'a> {
         self.facts.total
     }
 
+    /// Groups with a queued head (O(1); equals [`Self::group_count`]).
+    pub fn head_group_count(&self) -> u32 {
+        self.facts.head_groups
+    }
+
     /// Groups with queued work.
     pub fn group_count(&self) -> usize {
         self.groups().count()
@@ -264,7 +305,11 @@ impl<'a> QueueView<'a> {
         self.facts.groups.iter().filter_map(|g| {
             let g = g.as_ref()?;
             let head = g.head.as_ref()?;
-            Some(QueueGroupView { facts: g, head })
+            Some(QueueGroupView {
+                queue: self.facts,
+                facts: g,
+                head,
+            })
         })
     }
 
@@ -273,7 +318,11 @@ impl<'a> QueueView<'a> {
         let slot = *self.facts.group_index.get(key)?;
         let g = self.facts.groups.get(slot as usize)?.as_ref()?;
         let head = g.head.as_ref()?;
-        Some(QueueGroupView { facts: g, head })
+        Some(QueueGroupView {
+            queue: self.facts,
+            facts: g,
+            head,
+        })
     }
 
     /// The group of `spec` (pointer fast path when the queue holds that same `Arc`, else by key).
@@ -283,7 +332,11 @@ impl<'a> QueueView<'a> {
             if let Some(Some(g)) = self.facts.groups.get(slot as usize) {
                 if std::ptr::eq(Arc::as_ptr(&g.spec), spec) {
                     let head = g.head.as_ref()?;
-                    return Some(QueueGroupView { facts: g, head });
+                    return Some(QueueGroupView {
+                        queue: self.facts,
+                        facts: g,
+                        head,
+                    });
                 }
             }
         }
@@ -295,14 +348,25 @@ impl<'a> QueueView<'a> {
         self.group(key).map_or(0, |g| g.queued())
     }
 
-    /// Summed queued demand for `resource` over every queued task (all groups).
+    /// Summed queued demand for `resource` over every queued task (all groups): O(shapes).
     pub fn peer_demand(&self, resource: &SchedulerResourceKey) -> u64 {
-        lookup_sorted(&self.facts.peer_demand, resource)
+        self.facts
+            .sigs
+            .iter()
+            .flatten()
+            .map(|s| u64::from(amount_of(&s.request, resource)) * u64::from(s.tasks))
+            .sum()
     }
 
     /// Summed queued demand by resource over every queued task (sorted by key, non-zero).
-    pub fn peer_demand_by_resource(&self) -> &'a [(SchedulerResourceKey, u64)] {
-        &self.facts.peer_demand
+    pub fn peer_demand_by_resource(&self) -> Vec<(SchedulerResourceKey, u64)> {
+        let shapes = self
+            .facts
+            .sigs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_ref().map(|s| (i as u32, s.tasks)));
+        self.facts.demand_of(shapes)
     }
 
     /// Distinct head request shapes with their head-group counts and weight sums.
@@ -344,8 +408,7 @@ impl<'a> QueueView<'a> {
             );
         }
         s.queued_peer_demand_by_resource = self
-            .facts
-            .peer_demand
+            .peer_demand_by_resource()
             .iter()
             .map(|(k, v)| (k.to_string(), *v))
             .collect();

@@ -77,7 +77,12 @@ struct World {
     groups: Vec<(Arc<TaskGroupSpec>, Arc<SchedulerResourceRequest>)>,
     limits: BTreeMap<SchedulerResourceKey, u32>,
     queued: BTreeSet<TaskId>,
-    active: Vec<TaskAdmissionLease>,
+    /// Held leases with the group and request they were issued for (the model's own record).
+    active: Vec<(
+        TaskAdmissionLease,
+        Arc<TaskGroupSpec>,
+        Arc<SchedulerResourceRequest>,
+    )>,
     released: Vec<TaskAdmissionLease>,
     next_id: usize,
 }
@@ -142,12 +147,15 @@ fn check_invariants(w: &World) -> Result<(), TestCaseError> {
     let mut by_res: BTreeMap<SchedulerResourceKey, u32> = BTreeMap::new();
     let mut by_group: BTreeMap<_, BTreeMap<SchedulerResourceKey, u32>> = BTreeMap::new();
     let mut running: BTreeMap<_, u32> = BTreeMap::new();
-    for l in &w.active {
-        *running.entry(l.group().key.clone()).or_default() += 1;
-        for (k, a) in l.resources().amounts() {
+    for (l, group, resources) in &w.active {
+        // The controller's view of the lease agrees with the model's record.
+        prop_assert!(w.adm.lease_group(l).is_some_and(|g| g.key == group.key));
+        prop_assert!(w.adm.lease_resources(l).is_some_and(|r| r == resources));
+        *running.entry(group.key.clone()).or_default() += 1;
+        for (k, a) in resources.amounts() {
             *by_res.entry(k.clone()).or_default() += a;
             *by_group
-                .entry(l.group().key.clone())
+                .entry(group.key.clone())
                 .or_default()
                 .entry(k.clone())
                 .or_default() += a;
@@ -170,6 +178,33 @@ fn check_invariants(w: &World) -> Result<(), TestCaseError> {
     prop_assert_eq!(w.q.view().queued_total(), w.queued.len());
     let demand: u64 = w.q.view().groups().map(|g| u64::from(g.queued())).sum();
     prop_assert_eq!(demand as usize, w.queued.len());
+    // Demand facts equal a recount over the queued tasks, per group and over all groups.
+    let mut by_group_demand: BTreeMap<String, BTreeMap<SchedulerResourceKey, u64>> =
+        BTreeMap::new();
+    let mut peer: BTreeMap<SchedulerResourceKey, u64> = BTreeMap::new();
+    for id in &w.queued {
+        let t =
+            w.q.get(id)
+                .ok_or_else(|| TestCaseError::fail(format!("{id} not queued")))?;
+        for (k, a) in t.resource_request.amounts() {
+            *by_group_demand
+                .entry(t.group.key.label())
+                .or_default()
+                .entry(k.clone())
+                .or_default() += u64::from(*a);
+            *peer.entry(k.clone()).or_default() += u64::from(*a);
+        }
+    }
+    let v = w.q.view();
+    for g in v.groups() {
+        let got: BTreeMap<_, _> = g.demand().into_iter().collect();
+        prop_assert_eq!(Some(&got), by_group_demand.get(&g.key().label()));
+    }
+    let got: BTreeMap<_, _> = v.peer_demand_by_resource().into_iter().collect();
+    prop_assert_eq!(&got, &peer);
+    for (k, n) in &peer {
+        prop_assert_eq!(v.peer_demand(k), *n);
+    }
     if w.active.is_empty() {
         prop_assert!(s.leased_resources.is_empty());
         prop_assert!(s.running_counts_by_group.is_empty());
@@ -187,7 +222,7 @@ fn check_invariants(w: &World) -> Result<(), TestCaseError> {
         prop_assert!(w.q.contains(id), "queued {id} not found");
         prop_assert!(w.q.get(id).is_some_and(|t| t.task_id == *id));
     }
-    for l in w.active.iter().chain(&w.released) {
+    for l in w.active.iter().map(|(l, _, _)| l).chain(&w.released) {
         prop_assert!(!w.q.contains(l.task_id()) || w.queued.contains(l.task_id()));
     }
     // Head-signature aggregates equal a recount over the groups' heads.
@@ -195,6 +230,7 @@ fn check_invariants(w: &World) -> Result<(), TestCaseError> {
     let heads: u32 = v.head_signatures().map(|s| s.groups).sum();
     let head_weight: u64 = v.head_signatures().map(|s| s.weight).sum();
     prop_assert_eq!(heads as usize, v.groups().count());
+    prop_assert_eq!(v.head_group_count(), heads);
     prop_assert_eq!(
         head_weight,
         v.groups()
@@ -267,13 +303,18 @@ fn step(w: &mut World, op: &Op) -> Result<(), TestCaseError> {
                 let t = w.q.commit(tok);
                 prop_assert_eq!(t.map(|t| t.task_id), Some(item.task_id.clone()));
                 w.queued.remove(&item.task_id);
-                w.active.push(lease);
+                w.active
+                    .push((lease, item.group.clone(), item.resource_request.clone()));
             }
         }
         Op::Release { pick } => {
             if !w.active.is_empty() {
-                let l = w.active.remove(pick % w.active.len());
+                let (l, _, _) = w.active.remove(pick % w.active.len());
                 prop_assert!(w.adm.release(&l).released);
+                prop_assert!(
+                    w.adm.lease_group(&l).is_none(),
+                    "a released lease holds nothing"
+                );
                 w.released.push(l);
             }
         }
@@ -326,7 +367,7 @@ proptest! {
             check_invariants(&w)?;
         }
         // Release everything: every counter returns to zero.
-        for l in std::mem::take(&mut w.active) {
+        for (l, _, _) in std::mem::take(&mut w.active) {
             prop_assert!(w.adm.release(&l).released);
         }
         check_invariants(&w)?;

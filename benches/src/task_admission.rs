@@ -139,6 +139,76 @@ impl CycleBench {
             self.admission.release(&l);
         }
     }
+
+    /// The queue's share of an op: `select_next` with an always-true predicate + `commit`
+    /// (dropping the task). Returns false when the queue is empty.
+    pub fn queue_cycle(&mut self) -> bool {
+        let Some(token) = self.queue.select_next(|_, _| true).map(|s| s.token()) else {
+            return false;
+        };
+        black_box(self.queue.commit(token));
+        true
+    }
+
+    /// The controller's share of an op for template task `i`: `is_eligible` +
+    /// `try_acquire_at` + release of the oldest held lease, against the current queue view.
+    pub fn controller_cycle(&mut self, i: usize, now: f64) -> bool {
+        let Some(item) = self.template.get(i % self.template.len().max(1)) else {
+            return false;
+        };
+        let view = self.queue.view();
+        if !black_box(self.admission.is_eligible(item, &view)) {
+            return false;
+        }
+        let TaskAdmissionDecision::Lease(lease) = self.admission.try_acquire_at(item, &view, now)
+        else {
+            return false;
+        };
+        self.held.push_back(lease);
+        if self.held.len() > IN_FLIGHT {
+            if let Some(old) = self.held.pop_front() {
+                black_box(self.admission.release(&old));
+            }
+        }
+        true
+    }
+}
+
+/// Median ns of [`CycleBench::queue_cycle`] over `samples` full drains.
+pub fn measure_queue_only(bench: &mut CycleBench, samples: usize) -> f64 {
+    let mut per_op = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        bench.refill();
+        let n = bench.queued();
+        let start = Instant::now();
+        let mut done = 0usize;
+        while bench.queue_cycle() {
+            done += 1;
+        }
+        assert_eq!(done, n, "every queued task is committed");
+        per_op.push(start.elapsed().as_nanos() as f64 / done.max(1) as f64);
+    }
+    median(&mut per_op)
+}
+
+/// Median ns of [`CycleBench::controller_cycle`] (`ops` per sample) with one queued head per
+/// group in the view.
+pub fn measure_controller_only(bench: &mut CycleBench, samples: usize, ops: usize) -> f64 {
+    bench.refill();
+    let now = bench.admission.clock().now();
+    let mut per_op = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        let start = Instant::now();
+        for i in 0..ops {
+            assert!(
+                bench.controller_cycle(i, now),
+                "every candidate is admitted"
+            );
+        }
+        per_op.push(start.elapsed().as_nanos() as f64 / ops.max(1) as f64);
+        bench.release_all();
+    }
+    median(&mut per_op)
 }
 
 /// Median ns per dispatch op over `samples` full drains, plus (p10, p90).
@@ -182,6 +252,54 @@ pub fn run() -> Vec<MicroResult> {
         ("task_admission_dispatch_cycle_caller_timestamp", true),
     ] {
         out.extend(run_matrix(name, caller_timestamp, baseline));
+    }
+    out.extend(run_parts(baseline));
+    out
+}
+
+/// Where an op's time goes: the queue's share over the whole matrix and the controller's
+/// share at 1 and 256 groups (diagnostic rows; the dispatch-cycle rows are the contract).
+fn run_parts(baseline: f64) -> Vec<MicroResult> {
+    let row = |benchmark: &str, params, ns: f64, op: &str| {
+        let mut extra = serde_json::Map::new();
+        extra.insert("op".into(), json!(op));
+        MicroResult {
+            benchmark: benchmark.into(),
+            params,
+            ns_per_op_median: ns,
+            baseline: Some(Baseline {
+                name: "tokio_semaphore_acquire_release".into(),
+                ns_per_op_median: baseline,
+            }),
+            ratio: (baseline > 0.0).then(|| ns / baseline),
+            extra,
+        }
+    };
+    let mut out = Vec::new();
+    for &tasks in &TASKS {
+        for &groups in &GROUPS {
+            let mut bench = CycleBench::new(tasks, groups);
+            let samples = if tasks >= 100_000 { 9 } else { 51 };
+            measure_queue_only(&mut bench, 1);
+            let ns = measure_queue_only(&mut bench, samples);
+            out.push(row(
+                "task_admission_queue_only",
+                json!({"tasks": tasks, "groups": groups}),
+                ns,
+                "select_next (always eligible) + commit",
+            ));
+        }
+    }
+    for groups in [1, 256] {
+        let mut bench = CycleBench::new(1_000, groups);
+        measure_controller_only(&mut bench, 3, 1_000);
+        let ns = measure_controller_only(&mut bench, 101, 1_000);
+        out.push(row(
+            "task_admission_controller_only",
+            json!({"tasks": 1_000, "groups": groups}),
+            ns,
+            "is_eligible + try_acquire_at + release",
+        ));
     }
     out
 }

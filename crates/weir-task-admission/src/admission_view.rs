@@ -1,7 +1,7 @@
 //! `TaskAdmissionView`: the controller's hard ledger and policy debt, lent read-only to policies.
 
 use crate::hash::{FastMap, PtrIndex};
-use crate::queue_view::{find_key, key_cmp};
+use crate::queue_view::key_cmp;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use weir_contracts::{
@@ -17,18 +17,44 @@ pub(crate) struct ResourceSlot {
     pub(crate) leased: u64,
 }
 
-/// Per-group ledger: active leases, leased units and policy debt (zero entries removed).
+/// Per-group ledger: active leases, leased units and policy debt, dense by resource index
+/// (the controller's resource list is fixed at construction), so a ledger update is an array
+/// index, not a keyed search.
 #[derive(Debug, Clone)]
 pub(crate) struct GroupLedger {
     pub(crate) spec: Arc<TaskGroupSpec>,
     pub(crate) running: u32,
-    pub(crate) leased: Vec<(SchedulerResourceKey, u64)>,
-    pub(crate) debt: Vec<(SchedulerResourceKey, u64)>,
+    pub(crate) leased: Vec<u64>,
+    pub(crate) debt: Vec<u64>,
+    /// Σ `leased` and Σ `debt`: O(1) "holds anything" / "owes anything".
+    pub(crate) leased_total: u64,
+    pub(crate) debt_total: u64,
 }
 
 impl GroupLedger {
+    /// An empty ledger over `resources` resources.
+    pub(crate) fn new(spec: Arc<TaskGroupSpec>, resources: usize) -> Self {
+        Self {
+            spec,
+            running: 0,
+            leased: vec![0; resources],
+            debt: vec![0; resources],
+            leased_total: 0,
+            debt_total: 0,
+        }
+    }
+
     pub(crate) fn is_idle(&self) -> bool {
-        self.running == 0 && self.leased.is_empty() && self.debt.is_empty()
+        self.running == 0 && self.leased_total == 0 && self.debt_total == 0
+    }
+
+    /// Adds `delta` (signed, clamped at zero) to the debt of resource `idx`.
+    pub(crate) fn add_debt(&mut self, idx: usize, delta: i64) {
+        if let Some(d) = self.debt.get_mut(idx) {
+            let new = d.saturating_add_signed(delta);
+            self.debt_total = self.debt_total - *d + new;
+            *d = new;
+        }
     }
 }
 
@@ -57,10 +83,6 @@ pub(crate) fn reason_index(r: ReleaseReason) -> usize {
         ReleaseReason::WrongControllerGeneration => 3,
         ReleaseReason::UnknownLease => 4,
     }
-}
-
-pub(crate) fn lookup(v: &[(SchedulerResourceKey, u64)], key: &SchedulerResourceKey) -> u64 {
-    find_key(v, key).map_or(0, |i| v[i].1)
 }
 
 impl LedgerState {
@@ -99,6 +121,25 @@ impl LedgerState {
     pub(crate) fn ledger(&self, slot: u32) -> Option<&GroupLedger> {
         self.groups.get(slot as usize)?.as_ref()
     }
+
+    /// The view of ledger `slot`.
+    pub(crate) fn ledger_view(&self, slot: u32) -> Option<GroupLedgerView<'_>> {
+        self.ledger(slot).map(|ledger| GroupLedgerView {
+            state: self,
+            ledger,
+        })
+    }
+
+    /// `(key, value)` for every non-zero entry of a dense per-resource vector (sorted by key,
+    /// as `resources` is).
+    pub(crate) fn nonzero(&self, dense: &[u64]) -> Vec<(SchedulerResourceKey, u64)> {
+        self.resources
+            .iter()
+            .zip(dense)
+            .filter(|(_, v)| **v > 0)
+            .map(|(r, v)| (r.key.clone(), *v))
+            .collect()
+    }
 }
 
 /// Read-only view of the task-admission ledger (O(1) to take; borrowed from the controller).
@@ -110,6 +151,7 @@ pub struct TaskAdmissionView<'a> {
 /// One group's ledger entry, as seen through a [`TaskAdmissionView`].
 #[derive(Debug, Clone, Copy)]
 pub struct GroupLedgerView<'a> {
+    pub(crate) state: &'a LedgerState,
     pub(crate) ledger: &'a GroupLedger,
 }
 
@@ -126,22 +168,33 @@ impl<'a> GroupLedgerView<'a> {
 
     /// Leased units of `resource` held by the group.
     pub fn leased(&self, resource: &SchedulerResourceKey) -> u64 {
-        lookup(&self.ledger.leased, resource)
+        self.state
+            .resource_index(resource)
+            .and_then(|i| self.ledger.leased.get(i).copied())
+            .unwrap_or(0)
     }
 
     /// Policy debt of the group for `resource`.
     pub fn debt(&self, resource: &SchedulerResourceKey) -> u64 {
-        lookup(&self.ledger.debt, resource)
+        self.state
+            .resource_index(resource)
+            .and_then(|i| self.ledger.debt.get(i).copied())
+            .unwrap_or(0)
     }
 
-    /// Leased units by resource (sorted, non-zero).
-    pub fn leased_by_resource(&self) -> &'a [(SchedulerResourceKey, u64)] {
-        &self.ledger.leased
+    /// True when the group owes any debt (O(1)).
+    pub fn owes(&self) -> bool {
+        self.ledger.debt_total > 0
     }
 
-    /// Debt by resource (sorted, non-zero).
-    pub fn debt_by_resource(&self) -> &'a [(SchedulerResourceKey, u64)] {
-        &self.ledger.debt
+    /// Leased units by resource (sorted by key, non-zero).
+    pub fn leased_by_resource(&self) -> Vec<(SchedulerResourceKey, u64)> {
+        self.state.nonzero(&self.ledger.leased)
+    }
+
+    /// Debt by resource (sorted by key, non-zero).
+    pub fn debt_by_resource(&self) -> Vec<(SchedulerResourceKey, u64)> {
+        self.state.nonzero(&self.ledger.debt)
     }
 }
 
@@ -182,17 +235,13 @@ impl<'a> TaskAdmissionView<'a> {
     /// The ledger of group `key`, if it holds leases or debt.
     pub fn group(&self, key: &TaskGroupKey) -> Option<GroupLedgerView<'a>> {
         let slot = self.state.group_slot(key)?;
-        self.state
-            .ledger(slot)
-            .map(|ledger| GroupLedgerView { ledger })
+        self.state.ledger_view(slot)
     }
 
     /// The ledger of `spec`'s group (pointer fast path for a shared `Arc`, else by key).
     pub fn group_of_spec(&self, spec: &TaskGroupSpec) -> Option<GroupLedgerView<'a>> {
         let slot = self.state.group_slot_of(spec)?;
-        self.state
-            .ledger(slot)
-            .map(|ledger| GroupLedgerView { ledger })
+        self.state.ledger_view(slot)
     }
 
     /// Every group holding leases or debt, in slot order.
@@ -202,7 +251,10 @@ impl<'a> TaskAdmissionView<'a> {
             .iter()
             .flatten()
             .filter(|g| !g.is_idle())
-            .map(|ledger| GroupLedgerView { ledger })
+            .map(|ledger| GroupLedgerView {
+                state: self.state,
+                ledger,
+            })
     }
 
     /// Active leases of group `key`.
@@ -257,21 +309,22 @@ impl<'a> TaskAdmissionView<'a> {
         }
         for g in self.state.groups.iter().flatten().filter(|g| !g.is_idle()) {
             let key = &g.spec.key;
-            if !g.leased.is_empty() {
+            if g.leased_total > 0 {
                 s.leased_resources_by_group.insert(
                     key.clone(),
-                    g.leased
-                        .iter()
-                        .map(|(k, v)| (k.clone(), clamp(*v)))
+                    self.state
+                        .nonzero(&g.leased)
+                        .into_iter()
+                        .map(|(k, v)| (k, clamp(v)))
                         .collect(),
                 );
             }
             if g.running > 0 {
                 s.running_counts_by_group.insert(key.clone(), g.running);
             }
-            for (k, v) in &g.debt {
+            for (k, v) in self.state.nonzero(&g.debt) {
                 s.policy_debt_by_group_resource
-                    .insert((key.clone(), k.clone()), clamp(*v));
+                    .insert((key.clone(), k), clamp(v));
             }
         }
         for reason in ReleaseReason::ALL {

@@ -96,21 +96,16 @@ impl BoundedBorrowTaskAdmissionPolicy {
     }
 }
 
-impl TaskAdmissionPolicy for BoundedBorrowTaskAdmissionPolicy {
-    fn name(&self) -> &'static str {
-        "bounded_borrow"
-    }
-
-    fn evaluate(
+impl BoundedBorrowTaskAdmissionPolicy {
+    /// The decision rule: `Some(denial)`, or `None` with the units to borrow pushed to `borrow`.
+    fn judge(
         &self,
         candidate: &AdmissionCandidate<'_>,
         queue_view: &QueueView<'_>,
         admission_view: &TaskAdmissionView<'_>,
-    ) -> TaskAdmissionPolicyDecision {
-        let Some(admitted_limit) = candidate.group.admitted_limit else {
-            return TaskAdmissionPolicyDecision::allow();
-        };
-        let mut borrow = Vec::new();
+        borrow: &mut Vec<(weir_contracts::SchedulerResourceKey, u32)>,
+    ) -> Option<TaskAdmissionPolicyDecision> {
+        let admitted_limit = candidate.group.admitted_limit?;
         for (r, amount) in candidate.request.amounts() {
             let admitted = candidate.leased(r);
             if admitted == 0 {
@@ -128,10 +123,14 @@ impl TaskAdmissionPolicy for BoundedBorrowTaskAdmissionPolicy {
                 self.config.strict_share_rounding,
             );
             let projected = admitted + u64::from(*amount);
+            if !pressured && projected <= share {
+                // The common case: within the share, no debt lookup needed.
+                continue;
+            }
             let debt = candidate.debt(r);
             if pressured {
                 if debt > 0 {
-                    return TaskAdmissionPolicyDecision::deny(
+                    return Some(TaskAdmissionPolicyDecision::deny(
                         TaskAdmissionDenyReason::BorrowDebt,
                         PolicyDetail::BorrowDebt {
                             resource: r.clone(),
@@ -141,10 +140,10 @@ impl TaskAdmissionPolicy for BoundedBorrowTaskAdmissionPolicy {
                             ceiling: None,
                             strict_share: share,
                         },
-                    );
+                    ));
                 }
                 if projected > share {
-                    return TaskAdmissionPolicyDecision::deny(
+                    return Some(TaskAdmissionPolicyDecision::deny(
                         TaskAdmissionDenyReason::GroupCap,
                         PolicyDetail::GroupCap {
                             admitted_limit,
@@ -154,7 +153,7 @@ impl TaskAdmissionPolicy for BoundedBorrowTaskAdmissionPolicy {
                             requested: *amount,
                             strict_share: share,
                         },
-                    );
+                    ));
                 }
                 continue;
             }
@@ -164,7 +163,7 @@ impl TaskAdmissionPolicy for BoundedBorrowTaskAdmissionPolicy {
             let new_debt = u64::from(*amount).min(projected - share);
             let ceiling = self.ceiling(candidate.group, r, limit, share);
             if debt + new_debt > ceiling {
-                return TaskAdmissionPolicyDecision::deny(
+                return Some(TaskAdmissionPolicyDecision::deny(
                     TaskAdmissionDenyReason::BorrowDebt,
                     PolicyDetail::BorrowDebt {
                         resource: r.clone(),
@@ -174,14 +173,51 @@ impl TaskAdmissionPolicy for BoundedBorrowTaskAdmissionPolicy {
                         ceiling: Some(ceiling),
                         strict_share: share,
                     },
-                );
+                ));
             }
             borrow.push((r.clone(), u32::try_from(new_debt).unwrap_or(u32::MAX)));
         }
-        TaskAdmissionPolicyDecision {
-            borrow,
-            ..TaskAdmissionPolicyDecision::allow()
+        None
+    }
+}
+
+impl TaskAdmissionPolicy for BoundedBorrowTaskAdmissionPolicy {
+    fn name(&self) -> &'static str {
+        "bounded_borrow"
+    }
+
+    fn evaluate(
+        &self,
+        candidate: &AdmissionCandidate<'_>,
+        queue_view: &QueueView<'_>,
+        admission_view: &TaskAdmissionView<'_>,
+    ) -> TaskAdmissionPolicyDecision {
+        let mut borrow = Vec::new();
+        match self.judge(candidate, queue_view, admission_view, &mut borrow) {
+            Some(denied) => denied,
+            None => TaskAdmissionPolicyDecision {
+                borrow,
+                ..TaskAdmissionPolicyDecision::allow()
+            },
         }
+    }
+
+    fn admits_plainly(
+        &self,
+        candidate: &AdmissionCandidate<'_>,
+        queue_view: &QueueView<'_>,
+        admission_view: &TaskAdmissionView<'_>,
+    ) -> bool {
+        // The same rule as `evaluate`; `on_acquire` books only borrowed units.
+        let mut borrow = Vec::new();
+        self.judge(candidate, queue_view, admission_view, &mut borrow)
+            .is_none()
+            && borrow.is_empty()
+    }
+
+    fn releases_plainly(&self, lease: &LeaseContext<'_>) -> bool {
+        // `on_release` repays only a group that owes.
+        !lease.ledger.is_some_and(|g| g.owes())
     }
 
     fn on_acquire(
@@ -208,9 +244,7 @@ impl TaskAdmissionPolicy for BoundedBorrowTaskAdmissionPolicy {
         lease: &LeaseContext<'_>,
         _admission_view: &TaskAdmissionView<'_>,
     ) -> PolicyStateDelta {
-        let owes = lease
-            .ledger
-            .is_some_and(|g| !g.debt_by_resource().is_empty());
+        let owes = lease.ledger.is_some_and(|g| g.owes());
         if !owes {
             return PolicyStateDelta::default();
         }

@@ -1,13 +1,13 @@
 //! `TaskAdmissionController`: the hard resource ledger, task leases, release diagnostics, policy.
 //!
 //! A `&mut self` API: the scheduler calls it from its dispatch critical section; it is `Send` so
-//! it can live in a `Mutex` shared across threads. The ledger is authoritative; policy debt is
-//! stored beside it and changed only through `PolicyStateDelta`s applied in the same call.
+//! it can live in a `Mutex` shared across threads (not `Sync`: `is_eligible` remembers its last
+//! verdict in a `Cell`). The ledger is authoritative; policy debt is stored beside it and changed
+//! only through `PolicyStateDelta`s applied in the same call.
 
 use crate::active_leases::{ActiveLeases, ActiveRecord};
 use crate::admission_view::{
-    lookup, reason_index, GroupLedger, GroupLedgerView, LedgerState, ResourceSlot,
-    TaskAdmissionView,
+    reason_index, GroupLedger, LedgerState, ResourceSlot, TaskAdmissionView,
 };
 use crate::bounded_borrow::BoundedBorrowTaskAdmissionPolicy;
 use crate::config::TaskAdmissionConfig;
@@ -16,7 +16,8 @@ use crate::policy::{
     AdmissionCandidate, LeaseContext, PolicyDetail, PolicyStateDelta, TaskAdmissionPolicy,
     TaskAdmissionPolicyDecision,
 };
-use crate::queue_view::{add_sorted, QueueView};
+use crate::queue_view::QueueView;
+use crate::shapes::ShapeTable;
 use crate::strict_fair::StrictFairTaskAdmissionPolicy;
 use crate::task::SchedulableTask;
 use serde_json::Value;
@@ -43,24 +44,46 @@ struct VerdictMemo {
     key: [Cell<u64>; 6],
     /// The group's ledger slot `is_eligible` looked up (`u64::MAX`: none).
     slot: Cell<u64>,
+    /// The interned request shape it found (`u64::MAX`: none).
+    shape: Cell<u64>,
+    /// False when the policy promised an empty `on_acquire` delta (its `admits_plainly`).
+    hooks_needed: Cell<bool>,
     valid: Cell<bool>,
 }
 
+/// What a matching memo hands to `try_acquire`.
+#[derive(Debug, Clone, Copy)]
+struct MemoHit {
+    slot: Option<u32>,
+    shape: Option<u32>,
+    hooks_needed: bool,
+}
+
 impl VerdictMemo {
-    fn set(&self, key: [u64; 6], slot: Option<u32>) {
+    // Inlined so the key words go straight from registers into the cells (an out-of-line
+    // call spilled them to the stack and re-read them wider: a store-forwarding stall).
+    #[inline(always)]
+    fn set(&self, key: [u64; 6], slot: Option<u32>, shape: Option<u32>, hooks_needed: bool) {
         for (c, k) in self.key.iter().zip(key) {
             c.set(k);
         }
         self.slot.set(slot.map_or(u64::MAX, u64::from));
+        self.shape.set(shape.map_or(u64::MAX, u64::from));
+        self.hooks_needed.set(hooks_needed);
         self.valid.set(true);
     }
 
-    /// The remembered slot when the memo matches `key`; the memo is consumed either way.
-    fn take(&self, key: [u64; 6]) -> Option<Option<u32>> {
+    /// The memo when it matches `key`; it is consumed either way.
+    #[inline(always)]
+    fn take(&self, key: [u64; 6]) -> Option<MemoHit> {
         if !self.valid.replace(false) || self.key.iter().zip(key).any(|(c, k)| c.get() != k) {
             return None;
         }
-        Some(u32::try_from(self.slot.get()).ok())
+        Some(MemoHit {
+            slot: u32::try_from(self.slot.get()).ok(),
+            shape: u32::try_from(self.shape.get()).ok(),
+            hooks_needed: self.hooks_needed.get(),
+        })
     }
 }
 
@@ -111,6 +134,8 @@ pub struct TaskAdmissionController {
     /// Active leases in a slab; a lease carries its slot index, so acquire and release are
     /// a vector index, not a hash operation. Memory is bounded by peak concurrent leases.
     active: ActiveLeases,
+    /// Interned request shapes resolved to resource indices.
+    shapes: ShapeTable,
     policy: Box<dyn TaskAdmissionPolicy>,
     clock: MonotonicClock,
     snapshot_on_denial: bool,
@@ -155,6 +180,7 @@ impl TaskAdmissionController {
                 ..LedgerState::default()
             },
             active: ActiveLeases::default(),
+            shapes: ShapeTable::default(),
             policy,
             clock: MonotonicClock::start(),
             snapshot_on_denial: config.snapshot_on_denial,
@@ -214,18 +240,43 @@ impl TaskAdmissionController {
     /// (it remembers an allowing verdict so the `try_acquire` that follows can reuse it).
     pub fn is_eligible<P>(&self, item: &SchedulableTask<P>, queue_view: &QueueView<'_>) -> bool {
         let slot = self.slot_if_needed(&item.group);
-        let d = self.evaluate(&item.group, &item.resource_request, queue_view, slot);
-        let plain_allow = d.allowed
-            && d.borrow.is_empty()
-            && d.reason.is_none()
-            && d.available_after.is_none()
-            && matches!(d.detail, PolicyDetail::None);
-        if plain_allow {
-            self.memo.set(self.memo_key(item, queue_view), slot);
+        let shape = self.shapes.find(&item.resource_request);
+        let fits = match shape {
+            Some(id) => self.shape_fits(id),
+            None => self.hard_check(&item.resource_request).is_none(),
+        };
+        if !fits {
+            return false;
         }
-        d.allowed
+        let candidate = self.candidate(&item.group, &item.resource_request, slot);
+        let admission_view = self.view();
+        // Built-in policies answer the common case without building a decision, and promise
+        // that `on_acquire` books nothing for it.
+        let (allowed, plain, hooks_needed) =
+            if self
+                .policy
+                .admits_plainly(&candidate, queue_view, &admission_view)
+            {
+                (true, true, false)
+            } else {
+                let d = self
+                    .policy
+                    .evaluate(&candidate, queue_view, &admission_view);
+                let plain = d.allowed
+                    && d.borrow.is_empty()
+                    && d.reason.is_none()
+                    && d.available_after.is_none()
+                    && matches!(d.detail, PolicyDetail::None);
+                (d.allowed, plain, true)
+            };
+        if plain {
+            self.memo
+                .set(self.memo_key(item, queue_view), slot, shape, hooks_needed);
+        }
+        allowed
     }
 
+    #[inline(always)]
     fn memo_key<P>(&self, item: &SchedulableTask<P>, queue_view: &QueueView<'_>) -> [u64; 6] {
         [
             queue_view.facts.instance,
@@ -271,24 +322,28 @@ impl TaskAdmissionController {
         queue_view: &QueueView<'_>,
         acquired_at: Option<f64>,
     ) -> TaskAdmissionDecision {
-        let memo = self.memo.take(self.memo_key(item, queue_view));
-        // Built in place and only read by reference below: moving a freshly written decision
-        // costs a store-forwarding stall per copy on the dispatch path.
-        let mut decision;
-        let slot;
-        match memo {
-            Some(s) => {
-                slot = s;
-                decision = match self.hard_check(&item.resource_request) {
-                    Some(denied) => denied,
-                    None => TaskAdmissionPolicyDecision::allow(),
-                };
-            }
-            None => {
-                slot = self.slot_if_needed(&item.group);
-                decision = self.evaluate(&item.group, &item.resource_request, queue_view, slot);
+        let request = &item.resource_request;
+        // The fast path: `is_eligible` just allowed this very item against this very state.
+        if let Some(memo) = self.memo.take(self.memo_key(item, queue_view)) {
+            let fits = match memo.shape {
+                Some(id) => self.shape_fits(id),
+                None => self.hard_check(request).is_none(),
+            };
+            if fits {
+                return TaskAdmissionDecision::Lease(self.grant(
+                    item,
+                    memo.slot,
+                    acquired_at,
+                    if memo.hooks_needed {
+                        Some(TaskAdmissionPolicyDecision::allow())
+                    } else {
+                        None
+                    },
+                ));
             }
         }
+        let slot = self.slot_if_needed(&item.group);
+        let decision = self.evaluate(&item.group, request, queue_view, slot);
         if !decision.allowed {
             return TaskAdmissionDecision::Denied(Box::new(TaskAdmissionDenied {
                 task_id: item.task_id.clone(),
@@ -303,6 +358,18 @@ impl TaskAdmissionController {
                     .then(|| Box::new(self.view().to_snapshot())),
             }));
         }
+        TaskAdmissionDecision::Lease(self.grant(item, slot, acquired_at, Some(decision)))
+    }
+
+    /// Books an admitted lease: ledger, group, slab, then the policy's `on_acquire` delta
+    /// (`decision: None` when the policy promised an empty one).
+    fn grant<P>(
+        &mut self,
+        item: &SchedulableTask<P>,
+        slot: Option<u32>,
+        acquired_at: Option<f64>,
+        decision: Option<TaskAdmissionPolicyDecision>,
+    ) -> TaskAdmissionLease {
         let slot = match slot {
             Some(s) => {
                 if self.state.ledger(s).is_some_and(|g| g.is_idle()) {
@@ -312,43 +379,67 @@ impl TaskAdmissionController {
             }
             None => self.create_group(&item.group),
         };
-        for (k, a) in item.resource_request.amounts() {
-            if let Some(i) = self.state.resource_index(k) {
-                let r = &mut self.state.resources[i];
-                r.leased += u64::from(*a);
-                if !std::ptr::eq(r.key.as_str(), k.as_str()) {
-                    // Equal text, other allocation: adopt the caller's `Arc` so later lookups
-                    // of this key hit the address fast path instead of comparing text.
-                    r.key = k.clone();
+        // `hold` fails only for a resource without a limit, which the hard check that admitted
+        // this item has already ruled out; the sentinel would book nothing.
+        let shape = self
+            .shapes
+            .hold(&item.resource_request, &mut self.state)
+            .unwrap_or(u32::MAX);
+        let groups = &mut self.state.groups;
+        let resources = &mut self.state.resources;
+        let mut ledger = groups.get_mut(slot as usize).and_then(|g| g.as_mut());
+        for &(idx, amount) in self.shapes.resolved(shape) {
+            let a = u64::from(amount);
+            if let Some(r) = resources.get_mut(idx as usize) {
+                r.leased += a;
+            }
+            if let Some(g) = ledger.as_deref_mut() {
+                if let Some(l) = g.leased.get_mut(idx as usize) {
+                    *l += a;
+                    g.leased_total += a;
                 }
             }
         }
-        if let Some(Some(g)) = self.state.groups.get_mut(slot as usize) {
+        if let Some(g) = ledger {
             g.running += 1;
-            for (k, a) in item.resource_request.amounts() {
-                add_sorted(&mut g.leased, k, i64::from(*a));
-            }
         }
-        self.issued += 1;
+        // The new counter stays in a register: re-reading `self.issued` right after writing
+        // it (next to `generation`, as one 16-byte load) stalls store forwarding.
+        let counter = self.issued + 1;
+        self.issued = counter;
         self.ledger_version += 1;
         self.state.active_leases += 1;
-        let active_slot = self
-            .active
-            .insert(self.issued, slot, &item.resource_request);
+        let active_slot = self.active.insert(ActiveRecord {
+            counter,
+            group_slot: slot,
+            shape,
+        });
+        let lease_id = LeaseId::new(self.generation, counter);
+        let acquired_at = acquired_at.unwrap_or_else(|| self.clock.now());
+        let Some(mut decision) = decision else {
+            // Built once, in the return slot.
+            return TaskAdmissionLease {
+                lease_id,
+                task_id: item.task_id.clone(),
+                acquired_at,
+                borrowed: Vec::new(),
+                active_slot,
+            };
+        };
         let mut lease = TaskAdmissionLease {
-            lease_id: LeaseId::new(self.generation, self.issued),
+            lease_id,
             task_id: item.task_id.clone(),
-            acquired_at: acquired_at.unwrap_or_else(|| self.clock.now()),
+            acquired_at,
             borrowed: Vec::new(),
             active_slot,
         };
-        let delta = match self.state.ledger(slot) {
+        let delta = match self.state.ledger_view(slot) {
             Some(ledger) => self.policy.on_acquire(
                 &LeaseContext {
                     lease: &lease,
-                    group: &ledger.spec,
+                    group: ledger.ledger.spec.as_ref(),
                     resources: &item.resource_request,
-                    ledger: Some(GroupLedgerView { ledger }),
+                    ledger: Some(ledger),
                 },
                 &decision,
             ),
@@ -358,7 +449,7 @@ impl TaskAdmissionController {
         if !delta.is_empty() {
             self.apply_delta(slot, delta);
         }
-        TaskAdmissionDecision::Lease(lease)
+        lease
     }
 
     /// The group `lease` holds, while it is active on this controller.
@@ -373,10 +464,10 @@ impl TaskAdmissionController {
         lease: &TaskAdmissionLease,
     ) -> Option<&Arc<SchedulerResourceRequest>> {
         let record = self.active_record(lease)?;
-        self.active.request(record.shape)
+        self.shapes.request(record.shape)
     }
 
-    fn active_record(&self, lease: &TaskAdmissionLease) -> Option<&ActiveRecord> {
+    fn active_record(&self, lease: &TaskAdmissionLease) -> Option<ActiveRecord> {
         if lease.lease_id.generation != self.generation {
             return None;
         }
@@ -396,47 +487,60 @@ impl TaskAdmissionController {
         }
         // A lease's fields are private, so its (slab index, counter) pair is exactly what this
         // controller issued: an active counter there is the genuine lease, never a stale copy.
-        if self.active.get(lease.active_slot, id.counter).is_none() {
+        let Some(record) = self.active.get(lease.active_slot, id.counter) else {
             // Counters are issued once and every issued, inactive id has been released: exact.
             return self.reject(ReleaseReason::Duplicate, id);
-        }
-        let Some((group_slot, shape)) = self.active.remove(lease.active_slot) else {
-            return self.reject(ReleaseReason::Duplicate, id);
         };
+        self.active.remove(lease.active_slot);
         self.ledger_version += 1;
         self.state.active_leases = self.state.active_leases.saturating_sub(1);
-        // Borrowed from the shape table (a field disjoint from the ledger): no refcount traffic.
-        let Some(resources) = self.active.request(shape) else {
-            return ReleaseResult::released();
-        };
-        for (k, a) in resources.amounts() {
-            if let Some(i) = self.state.resource_index(k) {
-                let r = &mut self.state.resources[i];
-                r.leased = r.leased.saturating_sub(u64::from(*a));
+        let slot = record.group_slot;
+        {
+            let groups = &mut self.state.groups;
+            let resources = &mut self.state.resources;
+            let mut ledger = groups.get_mut(slot as usize).and_then(|g| g.as_mut());
+            for &(idx, amount) in self.shapes.resolved(record.shape) {
+                let a = u64::from(amount);
+                if let Some(r) = resources.get_mut(idx as usize) {
+                    r.leased = r.leased.saturating_sub(a);
+                }
+                if let Some(g) = ledger.as_deref_mut() {
+                    if let Some(l) = g.leased.get_mut(idx as usize) {
+                        let returned = a.min(*l);
+                        *l -= returned;
+                        g.leased_total -= returned;
+                    }
+                }
+            }
+            if let Some(g) = ledger {
+                g.running = g.running.saturating_sub(1);
             }
         }
-        if let Some(Some(g)) = self.state.groups.get_mut(group_slot as usize) {
-            g.running = g.running.saturating_sub(1);
-            for (k, a) in resources.amounts() {
-                add_sorted(&mut g.leased, k, -i64::from(*a));
-            }
-        }
-        let delta = match self.state.ledger(group_slot) {
-            Some(ledger) => self.policy.on_release(
-                &LeaseContext {
+        self.shapes.release(record.shape);
+        let delta = match (
+            self.state.ledger_view(slot),
+            self.shapes.request(record.shape),
+        ) {
+            (Some(ledger), Some(resources)) => {
+                let ctx = LeaseContext {
                     lease,
-                    group: &ledger.spec,
+                    group: ledger.ledger.spec.as_ref(),
                     resources,
-                    ledger: Some(GroupLedgerView { ledger }),
-                },
-                &TaskAdmissionView { state: &self.state },
-            ),
-            None => PolicyStateDelta::default(),
+                    ledger: Some(ledger),
+                };
+                if self.policy.releases_plainly(&ctx) {
+                    PolicyStateDelta::default()
+                } else {
+                    self.policy
+                        .on_release(&ctx, &TaskAdmissionView { state: &self.state })
+                }
+            }
+            _ => PolicyStateDelta::default(),
         };
         if !delta.is_empty() {
-            self.apply_delta(group_slot, delta);
+            self.apply_delta(slot, delta);
         }
-        self.maybe_free_group(group_slot);
+        self.maybe_free_group(slot);
         ReleaseResult::released()
     }
 
@@ -506,18 +610,39 @@ impl TaskAdmissionController {
         if let Some(denied) = self.hard_check(request) {
             return denied;
         }
-        let candidate = AdmissionCandidate {
-            group,
-            request,
-            ledger: slot
-                .and_then(|s| self.state.ledger(s))
-                .map(|ledger| GroupLedgerView { ledger }),
-        };
+        let candidate = self.candidate(group, request, slot);
         let mut d = self.policy.evaluate(&candidate, queue_view, &self.view());
         if !d.allowed && d.reason.is_none() {
             d.reason = Some(TaskAdmissionDenyReason::PolicyDenial);
         }
         d
+    }
+
+    /// The policy's view of a candidate.
+    #[inline]
+    fn candidate<'a>(
+        &'a self,
+        group: &'a TaskGroupSpec,
+        request: &'a SchedulerResourceRequest,
+        slot: Option<u32>,
+    ) -> AdmissionCandidate<'a> {
+        AdmissionCandidate {
+            group,
+            request,
+            ledger: slot.and_then(|s| self.state.ledger_view(s)),
+        }
+    }
+
+    /// The hard ledger check for an interned (hence satisfiable) shape: every resource has
+    /// room for its amount now.
+    #[inline]
+    fn shape_fits(&self, shape: u32) -> bool {
+        self.shapes.resolved(shape).iter().all(|&(idx, amount)| {
+            self.state
+                .resources
+                .get(idx as usize)
+                .is_some_and(|r| u64::from(r.limit).saturating_sub(r.leased) >= u64::from(amount))
+        })
     }
 
     /// The hard ledger check: `Some(denial)` when a requested resource is unlimited, above its
@@ -561,12 +686,7 @@ impl TaskAdmissionController {
     }
 
     fn create_group(&mut self, spec: &Arc<TaskGroupSpec>) -> u32 {
-        let ledger = GroupLedger {
-            spec: spec.clone(),
-            running: 0,
-            leased: Vec::new(),
-            debt: Vec::new(),
-        };
+        let ledger = GroupLedger::new(spec.clone(), self.state.resources.len());
         let slot = match self.state.free_groups.pop() {
             Some(s) => {
                 self.state.groups[s as usize] = Some(ledger);
@@ -642,19 +762,15 @@ impl TaskAdmissionController {
                     .or_default() += 1;
                 continue;
             };
+            let idx = self.state.resource_index(&c.resource);
             if let Some(Some(g)) = self.state.groups.get_mut(slot as usize) {
                 if g.is_idle() && c.delta > 0 {
                     self.state.idle_groups = self.state.idle_groups.saturating_sub(1);
                 }
-                let cur = lookup(&g.debt, &c.resource);
-                let delta = if c.delta < 0 {
-                    -(i64::try_from(cur)
-                        .unwrap_or(i64::MAX)
-                        .min(c.delta.saturating_neg()))
-                } else {
-                    c.delta
-                };
-                add_sorted(&mut g.debt, &c.resource, delta);
+                // Debt on a resource without a limit cannot arise (leases need limits).
+                if let Some(idx) = idx {
+                    g.add_debt(idx, c.delta);
+                }
             }
             if slot != own {
                 self.maybe_free_group(slot);

@@ -58,6 +58,7 @@ mod lease;
 mod policy;
 mod queue;
 mod queue_view;
+mod shapes;
 mod strict_fair;
 mod task;
 mod tournament;

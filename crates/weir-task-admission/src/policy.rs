@@ -214,6 +214,26 @@ pub trait TaskAdmissionPolicy: Send + Sync + std::fmt::Debug {
         admission_view: &TaskAdmissionView<'_>,
     ) -> TaskAdmissionPolicyDecision;
 
+    /// A cheap pre-check on the dispatch path. `true` promises that `evaluate` would return a
+    /// plain allow (allowed, nothing borrowed, no detail, no `available_after`) *and* that
+    /// `on_acquire` would return an empty delta for it, so the controller builds no decision
+    /// and skips the hook. The default (`false`) always takes the full path; an override must
+    /// follow the same rule as `evaluate`.
+    fn admits_plainly(
+        &self,
+        _candidate: &AdmissionCandidate<'_>,
+        _queue_view: &QueueView<'_>,
+        _admission_view: &TaskAdmissionView<'_>,
+    ) -> bool {
+        false
+    }
+
+    /// `true` promises that `on_release` would return an empty delta for `lease`, so the
+    /// controller skips the call. The default (`false`) always calls it.
+    fn releases_plainly(&self, _lease: &LeaseContext<'_>) -> bool {
+        false
+    }
+
     /// State change to apply with a new lease (`decision` is the allowing verdict).
     fn on_acquire(
         &self,
@@ -287,7 +307,12 @@ pub fn peer_stats(
     // Fast path: no queued head, or the only one is the candidate's own group's.
     match queue_view.facts.head_groups {
         0 => return stats,
-        1 if queue_view.group_of_spec(group).is_some() => return stats,
+        1 if queue_view
+            .sole_group()
+            .is_some_and(|g| std::ptr::eq(g.spec(), group) || g.spec().key == group.key) =>
+        {
+            return stats
+        }
         _ => {}
     }
     let mut own: Option<(u32, u64)> = None;

@@ -3,10 +3,12 @@
 //! Ordering: start-time fair queueing (SFQ) over groups with exact integer virtual time, FIFO
 //! inside a group. A group with queued work has a start tag `S`; the queue serves the group with
 //! the smallest `(S, F, activation_seq)` where `F = S + SCALE / weight` is the head's finish tag
-//! (so among equal start tags the heavier group goes first; weights 2:1 give `a b a a b a a b …`). Committing a group's head sets `vt = max(vt, S)` and the group's next start tag
-//! to `F`. A group that becomes active takes
-//! `S = max(vt, F)` where `F` is the finish tag it left with (standard SFQ; remembered only while
-//! `F > vt`, and forgotten when the queue empties, so memory is bounded by live work).
+//! (so among equal start tags the heavier group goes first; weights 2:1 give `a b a a b a a b …`).
+//! Committing a group's head sets `vt = max(vt, S)` and the group's next start tag to `F`. A
+//! group that becomes active takes `S = max(vt, F)` where `F` is the finish tag it left with
+//! (standard SFQ). Idle groups keep their lane and tag for reuse, up to a bound past which the
+//! ones whose tag no longer matters (`F ≤ vt`) are freed; when the queue empties, `vt` rises to
+//! every idle tag, so all groups start again on equal footing.
 //!
 //! Staleness is per group: a [`SelectionToken`] names the selected entry's unique sequence
 //! number, and `commit` succeeds exactly when that entry is still its group's head. Enqueues,
@@ -16,11 +18,14 @@ use crate::hash::{FastHasher, FastMap, IdMap};
 use crate::queue_view::{GroupFacts, HeadFacts, QueueFacts, QueueView};
 use crate::task::SchedulableTask;
 use crate::tournament::{Tournament, TournamentKey};
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::hash::BuildHasher;
 use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 use weir_contracts::{TaskGroupSpec, TaskId};
+
+/// Idle lanes kept before a sweep frees those whose tag no longer matters.
+const IDLE_LANE_BOUND: usize = 4096;
 
 /// Virtual-time scale: `2^16 · 3^6 · 5^4 · 7^2 · 11 · 13 · 17 · 19 · 23` (≈ 1.55e18).
 ///
@@ -89,8 +94,9 @@ pub struct FairTaskQueue<P> {
     free_slots: Vec<u32>,
     /// Membership index: 64-bit hash of a task id → its entry `(slot, seq)`. Lazy: `commit`
     /// leaves the entry behind (a *stale* entry, recognisable because `seq` is no longer live),
-    /// so the dispatch hot path never hashes or compares a task id. Stale entries are swept once
-    /// they outnumber live tasks 4:1 (amortized O(1)) and dropped wholesale when the queue empties.
+    /// so the dispatch hot path never hashes or compares a task id. Stale entries are swept when
+    /// the table is about to grow (amortized into inserts) and dropped wholesale when the queue
+    /// empties.
     index: IdMap<(u32, u64)>,
     /// Live ids whose hash collides with a different live id in `index` (exact, rarely used).
     overflow: FastMap<TaskId, (u32, u64)>,
@@ -98,7 +104,13 @@ pub struct FairTaskQueue<P> {
     stale: usize,
     /// Active groups ordered by (start tag, finish tag, activation seq).
     order: Tournament,
-    idle: BTreeSet<(u128, u32)>,
+    /// Lanes of groups with no queued work, kept (with their finish tags) so a group that
+    /// drains and refills costs no key hashing; swept past `idle_sweep_at`.
+    idle_lanes: usize,
+    idle_sweep_at: usize,
+    /// The largest finish tag an idle lane holds (so an emptied queue can put every group back
+    /// on equal footing by raising `vt` to it).
+    max_idle_tag: u128,
     vt: u128,
     next_entry: u64,
     next_act: u64,
@@ -151,7 +163,9 @@ impl<P> FairTaskQueue<P> {
             overflow: FastMap::default(),
             stale: 0,
             order: Tournament::default(),
-            idle: BTreeSet::new(),
+            idle_lanes: 0,
+            idle_sweep_at: IDLE_LANE_BOUND,
+            max_idle_tag: 0,
             vt: 0,
             next_entry: 1,
             next_act: 0,
@@ -177,6 +191,12 @@ impl<P> FairTaskQueue<P> {
     pub fn get(&self, task_id: &TaskId) -> Option<&SchedulableTask<P>> {
         let (slot, seq) = self.locate(task_id, id_hash(task_id))?;
         self.live_task(slot, seq)
+    }
+
+    /// Ids held by the membership index: live ones plus committed ones awaiting a sweep
+    /// (diagnostic; bounded by a small multiple of the peak live count).
+    pub fn indexed_ids(&self) -> usize {
+        self.index.len() + self.overflow.len()
     }
 
     /// The O(1) borrowed view of membership and demand facts.
@@ -282,7 +302,10 @@ impl<P> FairTaskQueue<P> {
             Self::pop_tombstones(lane);
             (g.spec.weight, lane.tag, lane.fin, entry)
         };
-        if !self.head_unchanged(slot) {
+        // Usually the new head has the same request shape and spec (a FIFO of alike tasks): the
+        // head facts then already describe it and need no recount.
+        let head_unchanged = self.head_unchanged(slot);
+        if !head_unchanged {
             self.clear_head(slot);
         }
         let entry = entry?;
@@ -306,7 +329,9 @@ impl<P> FairTaskQueue<P> {
                 lane.act = act;
             }
             self.order.set(slot, TournamentKey::new(finish, inc, act));
-            self.set_head(slot);
+            if !head_unchanged {
+                self.set_head(slot);
+            }
         } else {
             self.order.remove(slot);
             self.go_idle(slot, finish);
@@ -426,17 +451,19 @@ impl<P> FairTaskQueue<P> {
                 self.index.insert(hash, at);
             }
             None => {
+                if self.index.len() == self.index.capacity() && self.stale * 4 >= self.index.len() {
+                    // About to grow with at least a quarter of the entries stale: reclaim them
+                    // instead. Sweeps are paid for by inserts, so a commit never walks the table.
+                    self.sweep_index();
+                }
                 self.index.insert(hash, at);
             }
         }
     }
 
-    /// Drops stale index entries once they outnumber live tasks four to one (amortized O(1)
-    /// per removal: a sweep walks at most ~5 × live buckets after ≥ 4 × live commits).
+    /// Drops every stale index entry (called when the table would otherwise grow: amortized
+    /// O(1) per insert, and the table stays within ~2.7 × the peak live task count).
     fn sweep_index(&mut self) {
-        if self.stale <= 1024 || self.stale <= 4 * self.facts.total {
-            return;
-        }
         // An index entry is live exactly when its entry has not left the front of its lane:
         // commits pop the front, and `discard` removes its index entry eagerly, so an entry at
         // or behind the front is never a tombstone. Sequence numbers are global and increasing,
@@ -546,6 +573,8 @@ impl<P> FairTaskQueue<P> {
         self.facts
             .spec_ptr_index
             .insert(Arc::as_ptr(spec) as usize as u64, slot);
+        // A new lane is idle until its first task activates it.
+        self.idle_lanes += 1;
         slot
     }
 
@@ -555,31 +584,55 @@ impl<P> FairTaskQueue<P> {
         let vt = self.vt;
         let (g, lane) = self.slot_mut(slot);
         let weight = g.spec.weight;
-        let old = lane.tag;
-        let tag = old.max(vt);
+        let tag = lane.tag.max(vt);
         let inc = increment(weight);
         lane.tag = tag;
         lane.fin = tag.saturating_add(inc);
         lane.act = act;
         lane.active = true;
-        self.idle.remove(&(old, slot));
+        self.idle_lanes = self.idle_lanes.saturating_sub(1);
         self.order.set(slot, TournamentKey::new(tag, inc, act));
         self.set_head(slot);
     }
 
     fn go_idle(&mut self, slot: u32, tag: u128) {
-        let vt = self.vt;
         {
             let (g, lane) = self.slot_mut(slot);
             lane.tag = tag;
             lane.active = false;
             g.head = None;
+            if lane.entries.capacity() > 64 {
+                // An idle lane keeps its tag, not a drained backlog's buffer.
+                lane.entries = VecDeque::new();
+            }
         }
-        if tag > vt {
-            self.idle.insert((tag, slot));
-        } else {
+        self.max_idle_tag = self.max_idle_tag.max(tag);
+        self.idle_lanes += 1;
+        if self.idle_lanes > self.idle_sweep_at {
+            self.sweep_idle_lanes();
+        }
+    }
+
+    /// Frees idle lanes whose tag no longer matters (`≤ vt`: they would re-activate at `vt`
+    /// anyway). The next sweep waits until idle lanes double, so sweeps stay amortized O(1)
+    /// even when most idle tags still matter.
+    fn sweep_idle_lanes(&mut self) {
+        let vt = self.vt;
+        let stale: Vec<u32> = self
+            .lanes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| {
+                l.as_ref()
+                    .filter(|l| !l.active && l.entries.is_empty() && l.tag <= vt)
+                    .map(|_| i as u32)
+            })
+            .collect();
+        for slot in stale {
             self.free_group(slot);
+            self.idle_lanes = self.idle_lanes.saturating_sub(1);
         }
+        self.idle_sweep_at = IDLE_LANE_BOUND.max(2 * self.idle_lanes);
     }
 
     fn free_group(&mut self, slot: u32) {
@@ -593,7 +646,8 @@ impl<P> FairTaskQueue<P> {
         self.free_slots.push(slot);
     }
 
-    /// Drops idle tags that no longer matter; forgets everything when the queue is empty.
+    /// Bumps the version; when the queue is empty, drops the index and puts every group back
+    /// on equal footing (standard SFQ: an idle system forgets its tags).
     fn after_removal(&mut self) {
         self.facts.version += 1;
         if self.facts.total == 0 {
@@ -601,21 +655,9 @@ impl<P> FairTaskQueue<P> {
             self.index.clear();
             self.overflow.clear();
             self.stale = 0;
-            let idle = std::mem::take(&mut self.idle);
-            for (_, slot) in idle {
-                self.free_group(slot);
-            }
-            self.vt = 0;
-            return;
+            // Every idle tag is now ≤ vt, so every group re-activates at the same tag.
+            self.vt = self.vt.max(self.max_idle_tag);
         }
-        while let Some(&(tag, slot)) = self.idle.first() {
-            if tag > self.vt {
-                break;
-            }
-            self.idle.pop_first();
-            self.free_group(slot);
-        }
-        self.sweep_index();
     }
 
     fn clear_head(&mut self, slot: u32) {
@@ -626,6 +668,7 @@ impl<P> FairTaskQueue<P> {
             if let Some(Some(s)) = self.facts.sigs.get_mut(h.sig as usize) {
                 s.head_groups = s.head_groups.saturating_sub(1);
                 self.facts.head_groups = self.facts.head_groups.saturating_sub(1);
+                self.facts.head_slots_xor ^= u64::from(slot);
                 s.head_weight = s.head_weight.saturating_sub(u64::from(h.spec.weight));
             }
         }
@@ -683,6 +726,7 @@ impl<P> FairTaskQueue<P> {
         if let Some(Some(s)) = self.facts.sigs.get_mut(entry.sig as usize) {
             s.head_groups += 1;
             self.facts.head_groups += 1;
+            self.facts.head_slots_xor ^= u64::from(slot);
             s.head_weight += u64::from(head.spec.weight);
         }
         if let Some(Some(g)) = self.facts.groups.get_mut(slot as usize) {

@@ -49,11 +49,11 @@ pub(crate) struct SigFacts {
 #[derive(Debug, Default, Clone)]
 pub(crate) struct QueueFacts {
     pub(crate) total: usize,
-    /// Process-unique id of the owning queue: `(instance, version)` names one queue state.
-    pub(crate) instance: u64,
     pub(crate) version: u64,
     /// Groups with a live head (the sum of every shape's `head_groups`).
     pub(crate) head_groups: u32,
+    /// XOR of the slots of groups with a live head: with one such group, its slot.
+    pub(crate) head_slots_xor: u64,
     pub(crate) groups: Vec<Option<GroupFacts>>,
     pub(crate) group_index: FastMap<TaskGroupKey, u32>,
     /// Address of a group's latest `Arc<TaskGroupSpec>` → slot (hash-free fast path).
@@ -61,6 +61,10 @@ pub(crate) struct QueueFacts {
     pub(crate) sigs: Vec<Option<SigFacts>>,
     pub(crate) sig_index: FastMap<Arc<SchedulerResourceRequest>, u32>,
     pub(crate) free_sigs: Vec<u32>,
+    /// Process-unique id of the owning queue: `(instance, version)` names one queue state.
+    /// Kept apart from `version`: read together they were fused into one 16-byte load that
+    /// stalled on the 8-byte store of a fresh `version`.
+    pub(crate) instance: u64,
 }
 
 /// Orders resource keys; a shared `Arc` (the common case: keys cloned from one request) is
@@ -288,6 +292,24 @@ impl<'a> QueueView<'a> {
     /// Groups with a queued head (O(1); equals [`Self::group_count`]).
     pub fn head_group_count(&self) -> u32 {
         self.facts.head_groups
+    }
+
+    /// The only group with a queued head, when exactly one has (O(1)).
+    pub fn sole_group(&self) -> Option<QueueGroupView<'a>> {
+        if self.facts.head_groups != 1 {
+            return None;
+        }
+        let g = self
+            .facts
+            .groups
+            .get(usize::try_from(self.facts.head_slots_xor).ok()?)?
+            .as_ref()?;
+        let head = g.head.as_ref()?;
+        Some(QueueGroupView {
+            queue: self.facts,
+            facts: g,
+            head,
+        })
     }
 
     /// Groups with queued work.

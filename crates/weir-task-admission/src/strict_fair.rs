@@ -2,8 +2,8 @@
 
 use crate::admission_view::TaskAdmissionView;
 use crate::policy::{
-    fair_pressure_resources, peer_stats, AdmissionCandidate, PolicyDetail, TaskAdmissionPolicy,
-    TaskAdmissionPolicyDecision,
+    fair_pressure_resources, peer_stats, AdmissionCandidate, LeaseContext, PolicyDetail,
+    TaskAdmissionPolicy, TaskAdmissionPolicyDecision,
 };
 use crate::queue_view::QueueView;
 use weir_contracts::TaskAdmissionDenyReason;
@@ -47,5 +47,23 @@ impl TaskAdmissionPolicy for StrictFairTaskAdmissionPolicy {
             }
         }
         TaskAdmissionPolicyDecision::allow()
+    }
+
+    fn admits_plainly(
+        &self,
+        candidate: &AdmissionCandidate<'_>,
+        queue_view: &QueueView<'_>,
+        admission_view: &TaskAdmissionView<'_>,
+    ) -> bool {
+        // Every allow of this policy is plain and its hooks are the (empty) defaults.
+        match candidate.group.admitted_limit {
+            None => true,
+            Some(limit) if candidate.running() < limit => true,
+            Some(_) => self.evaluate(candidate, queue_view, admission_view).allowed,
+        }
+    }
+
+    fn releases_plainly(&self, _lease: &LeaseContext<'_>) -> bool {
+        true
     }
 }

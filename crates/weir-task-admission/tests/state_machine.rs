@@ -214,9 +214,8 @@ fn check_invariants(w: &World) -> Result<(), TestCaseError> {
             s.policy_debt_by_group_resource
         );
     }
-    if w.queued.is_empty() {
-        prop_assert_eq!(w.q.tracked_groups(), 0);
-    }
+    // At most one lane per group (idle lanes are kept for reuse, never duplicated).
+    prop_assert!(w.q.tracked_groups() <= w.groups.len());
     // Membership is exact: every queued id is found, every dispatched one is not.
     for id in &w.queued {
         prop_assert!(w.q.contains(id), "queued {id} not found");
@@ -231,6 +230,12 @@ fn check_invariants(w: &World) -> Result<(), TestCaseError> {
     let head_weight: u64 = v.head_signatures().map(|s| s.weight).sum();
     prop_assert_eq!(heads as usize, v.groups().count());
     prop_assert_eq!(v.head_group_count(), heads);
+    prop_assert_eq!(
+        v.sole_group().map(|g| g.key().clone()),
+        (heads == 1)
+            .then(|| v.groups().next().map(|g| g.key().clone()))
+            .flatten()
+    );
     prop_assert_eq!(
         head_weight,
         v.groups()

@@ -174,25 +174,36 @@ impl CycleBench {
     }
 }
 
-/// Median ns of [`CycleBench::queue_cycle`] over `samples` full drains.
-pub fn measure_queue_only(bench: &mut CycleBench, samples: usize) -> f64 {
+/// ns per op of `samples` full drains of the refilled queue, one `step` per op.
+fn drain_samples(
+    bench: &mut CycleBench,
+    samples: usize,
+    step: fn(&mut CycleBench) -> bool,
+) -> Vec<f64> {
     let mut per_op = Vec::with_capacity(samples);
     for _ in 0..samples {
         bench.refill();
         let n = bench.queued();
         let start = Instant::now();
         let mut done = 0usize;
-        while bench.queue_cycle() {
+        while step(bench) {
             done += 1;
         }
-        assert_eq!(done, n, "every queued task is committed");
-        per_op.push(start.elapsed().as_nanos() as f64 / done.max(1) as f64);
+        let elapsed = start.elapsed().as_nanos() as f64;
+        assert_eq!(done, n, "every queued task is taken");
+        per_op.push(elapsed / done.max(1) as f64);
+        bench.release_all();
     }
-    median(&mut per_op)
+    per_op
 }
 
-/// Median ns of [`CycleBench::controller_cycle`] (`ops` per sample) with one queued head per
-/// group in the view.
+/// Median ns of [`CycleBench::queue_cycle`] over `samples` full drains.
+pub fn measure_queue_only(bench: &mut CycleBench, samples: usize) -> f64 {
+    median(&mut drain_samples(bench, samples, CycleBench::queue_cycle))
+}
+
+/// Median ns of [`CycleBench::controller_cycle`] (`ops` per sample) against the view of the
+/// full queue.
 pub fn measure_controller_only(bench: &mut CycleBench, samples: usize, ops: usize) -> f64 {
     bench.refill();
     let now = bench.admission.clock().now();
@@ -213,20 +224,7 @@ pub fn measure_controller_only(bench: &mut CycleBench, samples: usize, ops: usiz
 
 /// Median ns per dispatch op over `samples` full drains, plus (p10, p90).
 pub fn measure_cycle(bench: &mut CycleBench, samples: usize) -> (f64, f64, f64) {
-    let mut per_op = Vec::with_capacity(samples);
-    for _ in 0..samples {
-        bench.refill();
-        let n = bench.queued();
-        let start = Instant::now();
-        let mut done = 0usize;
-        while bench.cycle() {
-            done += 1;
-        }
-        let elapsed = start.elapsed().as_nanos() as f64;
-        assert_eq!(done, n, "every queued task is dispatched");
-        per_op.push(elapsed / done.max(1) as f64);
-        bench.release_all();
-    }
+    let mut per_op = drain_samples(bench, samples, CycleBench::cycle);
     let mut sorted = per_op.clone();
     sorted.sort_by(|a, b| a.total_cmp(b));
     let pick = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize];

@@ -275,11 +275,24 @@ struct ShardState {
 }
 
 /// One provider/model endpoint.
+/// Test hook run before a batch of effects is emitted (a no-op outside unit tests, where it
+/// widens the emission race window on purpose).
+#[cfg(not(test))]
+#[inline(always)]
+fn before_emit(_events: &[PendingEvent]) {}
+
 pub(crate) struct Shard {
     index: u64,
     key: ProviderModelKey,
     pub(crate) shared: Arc<Shared>,
     state: Mutex<ShardState>,
+    /// Event order. Effects are formed under `state` but emitted after it is released, so two
+    /// threads could emit in the opposite order: a waiter's `request_wait_completed` (formed by
+    /// the releasing thread) could reach the sinks, and take its timestamp, before the waiter's
+    /// own `request_wait_started`. Every operation that emits takes this lock *before* `state`
+    /// and holds it until its effects are out, so a shard's events reach the sinks in the order
+    /// they were formed. Taken only when some sink is attached.
+    emission: Mutex<()>,
     timer_notify: Notify,
     runtime: OnceLock<Handle>,
 }
@@ -352,6 +365,7 @@ impl Shard {
                 timer_epoch: 0,
                 timer_armed: None,
             }),
+            emission: Mutex::new(()),
             timer_notify: Notify::new(),
             runtime: OnceLock::new(),
         }
@@ -366,8 +380,17 @@ impl Shard {
         self.state.lock()
     }
 
+    /// The emission-order guard (see `emission`); `None` when no sink is attached.
+    fn event_order(&self) -> Option<MutexGuard<'_, ()>> {
+        self.shared
+            .events
+            .is_enabled()
+            .then(|| self.emission.lock())
+    }
+
     /// Applies effects collected under the lock (call with no lock held).
     fn finish(self: &Arc<Self>, fx: Effects) {
+        before_emit(&fx.events);
         for e in fx.events {
             e.emit(&self.shared.events);
         }
@@ -408,6 +431,7 @@ impl Shard {
         max_parallel_requests: u32,
     ) -> ProviderModelStaticCap {
         let now = Instant::now();
+        let order = self.event_order();
         let mut fx = Effects::default();
         let cap = {
             let mut st = self.lock();
@@ -451,6 +475,7 @@ impl Shard {
             st.static_cap_info()
         };
         self.finish(fx);
+        drop(order);
         cap
     }
 
@@ -459,6 +484,7 @@ impl Shard {
     /// Non-blocking: a lease now, or a denial; never queues and never jumps an eligible waiter.
     pub fn try_acquire(self: Arc<Self>, item: RequestAdmissionItem) -> RequestAdmissionDecision {
         let now = Instant::now();
+        let order = self.event_order();
         let mut fx = Effects::default();
         let result = {
             let mut st = self.lock();
@@ -490,6 +516,7 @@ impl Shard {
             }
         };
         self.finish(fx);
+        drop(order);
         match result {
             Ok(grant) => RequestAdmissionDecision::Lease(self.lease_from_grant(item, grant)),
             Err(denial) => RequestAdmissionDecision::Denied(Box::new(denial.into_denied(
@@ -508,6 +535,7 @@ impl Shard {
             .or_else(|| self.shared.config.default_queue_wait_timeout());
         // An absurd timeout (e.g. `Duration::MAX` for "forever") means no deadline, not a panic.
         let deadline = timeout.and_then(|t| now.checked_add(t));
+        let order = self.event_order();
         let mut fx = Effects::default();
         let result = {
             let mut st = self.lock();
@@ -564,6 +592,7 @@ impl Shard {
             }
         };
         self.finish(fx);
+        drop(order);
         match result {
             Ok(Ok(grant)) => Start::Lease(self.lease_from_grant(item, grant)),
             Ok(Err(denial)) => {
@@ -658,6 +687,7 @@ impl Shard {
             let now = Instant::now();
             let timed_out = deadline.is_some_and(|d| now >= d);
             // Blocking waiters are their own timers: they may run where no tokio timer exists.
+            let order = this.event_order();
             let mut fx = Effects::default();
             let (end, next_wake) = {
                 let mut st = this.lock();
@@ -667,6 +697,7 @@ impl Shard {
                 (end, next)
             };
             this.finish(fx);
+            drop(order);
             if let Some(end) = end {
                 break end;
             }
@@ -705,18 +736,21 @@ impl Shard {
     /// Checks a woken waiter; `Some` when its wait is over.
     fn poll_waiter(self: &Arc<Self>, slot: u32, id: u64, timed_out: bool) -> Option<WaitEnd> {
         let now = Instant::now();
+        let order = self.event_order();
         let mut fx = Effects::default();
         let end = {
             let mut st = self.lock();
             st.settle_waiter(&self.shared, slot, id, timed_out, now, &mut fx)
         };
         self.finish(fx);
+        drop(order);
         end
     }
 
     /// Drop path of an abandoned acquire: remove the waiter, or release its unclaimed grant.
     fn cancel_waiter(self: &Arc<Self>, slot: u32, id: u64) {
         let now = Instant::now();
+        let order = self.event_order();
         let mut fx = Effects::default();
         {
             let mut st = self.lock();
@@ -785,6 +819,7 @@ impl Shard {
             }
         }
         self.finish(fx);
+        drop(order);
     }
 
     // ----- release ------------------------------------------------------------------------
@@ -813,6 +848,7 @@ impl Shard {
         lease: &RequestAdmissionLease,
         outcome: &RequestReleaseOutcome,
     ) -> Result<(), ReleaseReason> {
+        let order = self.event_order();
         let mut fx = Effects::default();
         let counter = lease.lease_id.counter;
         let domain = lease.item.resource.domain;
@@ -844,6 +880,7 @@ impl Shard {
             }
         };
         self.finish(fx);
+        drop(order);
         result
     }
 
@@ -851,6 +888,7 @@ impl Shard {
 
     /// Denies every queued waiter with `shutdown` (the controller flag is already set).
     pub fn shutdown(self: &Arc<Self>) {
+        let order = self.event_order();
         let mut fx = Effects::default();
         {
             let mut st = self.lock();
@@ -876,6 +914,7 @@ impl Shard {
             }
         }
         self.finish(fx);
+        drop(order);
     }
 
     // ----- timer --------------------------------------------------------------------------
@@ -902,6 +941,7 @@ impl Shard {
     /// One timer wake-up: admit whatever time made eligible; the next wake-up, if any.
     fn timer_tick(self: &Arc<Self>, epoch: u64) -> Option<Instant> {
         let now = Instant::now();
+        let order = self.event_order();
         let mut fx = Effects::default();
         let next = {
             let mut st = self.lock();
@@ -917,6 +957,7 @@ impl Shard {
             next
         };
         self.finish(fx);
+        drop(order);
         next
     }
 
@@ -1778,5 +1819,93 @@ impl ShardState {
                 leak_diagnostics: shared.leak_diagnostics(),
             },
         }
+    }
+}
+
+/// Milliseconds `finish` sleeps before emitting a batch holding `request_wait_started`.
+#[cfg(test)]
+static WAIT_STARTED_DELAY_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+#[cfg(test)]
+fn before_emit(events: &[PendingEvent]) {
+    let ms = WAIT_STARTED_DELAY_MS.load(std::sync::atomic::Ordering::Relaxed);
+    if ms > 0
+        && events
+            .iter()
+            .any(|e| e.kind == RequestEventKind::RequestWaitStarted)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The emission-order regression, with the race window widened deterministically.
+
+    use super::WAIT_STARTED_DELAY_MS;
+    use crate::AdaptiveRequestAdmissionController;
+    use crate::RequestAdmissionItem;
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+    use std::time::Duration;
+    use weir_contracts::{
+        RequestAttemptId, RequestDomain, RequestEventContext, RequestEventKind,
+        RequestReleaseOutcome, RequestResourceKey,
+    };
+    use weir_telemetry::{EventStream, InMemoryAdmissionEventSink, MonotonicClock};
+
+    /// A waiter granted by another thread while its own thread has not yet emitted its
+    /// `request_wait_started`: the grant's `request_wait_completed` must still come after it.
+    /// (Without the shard's emission-order lock this fails every time.)
+    #[test]
+    fn a_grant_by_another_thread_cannot_overtake_the_waiters_own_events() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let sink = Arc::new(InMemoryAdmissionEventSink::new());
+        let c = Arc::new(
+            AdaptiveRequestAdmissionController::builder()
+                .events(EventStream::single(sink.clone(), MonotonicClock::start()))
+                .build()
+                .unwrap(),
+        );
+        c.register("prov", "model", "alias", 1).unwrap();
+        let item = |attempt| {
+            let key =
+                RequestResourceKey::new("prov", "model", RequestDomain::Chat).expect("valid key");
+            RequestAdmissionItem::new(key).with_event_context(RequestEventContext {
+                captured_correlation: None,
+                task_execution_id: None,
+                request_attempt_id: Some(RequestAttemptId(attempt)),
+            })
+        };
+        rt.block_on(async {
+            let held = c.acquire(item(1)).await.unwrap();
+            WAIT_STARTED_DELAY_MS.store(200, Ordering::Relaxed);
+            let waiter = {
+                let (c, it) = (c.clone(), item(2));
+                tokio::spawn(async move { c.acquire(it).await })
+            };
+            // The waiter is queued (and now sleeping before its emission): grant it from here.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            WAIT_STARTED_DELAY_MS.store(0, Ordering::Relaxed);
+            c.release(held, RequestReleaseOutcome::success());
+            let lease = waiter.await.unwrap().unwrap();
+            c.release(lease, RequestReleaseOutcome::success());
+        });
+        let of = |kind| {
+            sink.request_events()
+                .iter()
+                .find(|e| e.event_kind == kind && e.request_attempt_id == Some(RequestAttemptId(2)))
+                .map(|e| e.sequence)
+        };
+        let started = of(RequestEventKind::RequestWaitStarted).expect("the request waited");
+        let completed = of(RequestEventKind::RequestWaitCompleted).expect("the wait completed");
+        assert!(
+            started < completed,
+            "wait_started #{started} after wait_completed #{completed}"
+        );
     }
 }

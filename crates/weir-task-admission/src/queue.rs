@@ -204,7 +204,8 @@ impl<P> FairTaskQueue<P> {
         QueueView { facts: &self.facts }
     }
 
-    /// Group slots currently held (groups with queued work plus idle groups whose tag matters).
+    /// Group slots currently held: groups with queued work plus idle lanes kept for reuse
+    /// (bounded; see the module docs).
     pub fn tracked_groups(&self) -> usize {
         self.lanes.iter().filter(|l| l.is_some()).count()
     }

@@ -2,7 +2,7 @@
 //!
 //! Why not a `BTreeSet` or a binary heap: serving a group changes exactly one key, and a winner
 //! tree replays exactly one leaf-to-root path of sibling comparisons (branch-free selects, no
-//! element moves, keys in one dense array), where a B-tree removes and re-inserts a 48-byte key
+//! element moves, keys stored in the nodes), where a B-tree removes and re-inserts a 48-byte key
 //! and a heap sifts with data-dependent branches. Reading the minimum is one load. Iterating in
 //! order (only needed when the scheduler's predicate rejects the minimum) expands the tree lazily.
 

@@ -287,6 +287,59 @@ fn drain_batched(mut cycle: impl FnMut() -> bool, out: &mut Vec<f64>) -> usize {
     }
 }
 
+/// A workload `measure` can drain: refill (untimed per cycle, timed per task), dispatch, reset.
+trait Drainable {
+    fn refill(&mut self);
+    fn cycle(&mut self) -> bool;
+    fn release_all(&mut self);
+}
+
+impl Drainable for CycleBench {
+    fn refill(&mut self) {
+        CycleBench::refill(self);
+    }
+    fn cycle(&mut self) -> bool {
+        CycleBench::cycle(self)
+    }
+    fn release_all(&mut self) {
+        CycleBench::release_all(self);
+    }
+}
+
+impl Drainable for MixBench {
+    fn refill(&mut self) {
+        MixBench::refill(self);
+    }
+    fn cycle(&mut self) -> bool {
+        MixBench::cycle(self)
+    }
+    fn release_all(&mut self) {
+        MixBench::release_all(self);
+    }
+}
+
+/// One warm-up drain, then `drains` measured ones: batched cycle times into `per_cycle`, the
+/// refill cost per task into `enqueue`.
+fn measure_drains(
+    bench: &mut impl Drainable,
+    drains: usize,
+    tasks: usize,
+    per_cycle: &mut Vec<f64>,
+    enqueue: &mut Vec<f64>,
+) {
+    for d in 0..=drains {
+        let t = Instant::now();
+        bench.refill();
+        let e = t.elapsed().as_nanos() as f64 / tasks.max(1) as f64;
+        let mut sink = Vec::new();
+        drain_batched(|| bench.cycle(), if d == 0 { &mut sink } else { per_cycle });
+        bench.release_all();
+        if d > 0 {
+            enqueue.push(e);
+        }
+    }
+}
+
 /// Drains per row: enough batches for a stable p95, fewer for big task counts.
 fn drains_for(tasks: usize, smoke: bool) -> usize {
     match (smoke, tasks) {
@@ -307,40 +360,14 @@ pub fn measure(mix: ResourceMix, tasks: usize, groups: usize, smoke: bool) -> Qu
     if mix == ResourceMix::SubmissionOnly {
         // weir-micro's workload, unchanged.
         let mut bench = CycleBench::new(tasks, groups);
-        for d in 0..=drains {
-            let t = Instant::now();
-            bench.refill();
-            let e = t.elapsed().as_nanos() as f64 / tasks.max(1) as f64;
-            let mut sink = Vec::new();
-            drain_batched(
-                || bench.cycle(),
-                if d == 0 { &mut sink } else { &mut per_cycle },
-            );
-            bench.release_all();
-            if d > 0 {
-                enqueue.push(e);
-            }
-        }
+        measure_drains(&mut bench, drains, tasks, &mut per_cycle, &mut enqueue);
         // The phase breakdown needs the queue itself: measure it on the equivalent MixBench.
         let mut phased = MixBench::new(mix, tasks, groups);
         phased.refill();
         while phased.cycle_phased(&mut phases) {}
     } else {
         let mut bench = MixBench::new(mix, tasks, groups);
-        for d in 0..=drains {
-            let t = Instant::now();
-            bench.refill();
-            let e = t.elapsed().as_nanos() as f64 / tasks.max(1) as f64;
-            let mut sink = Vec::new();
-            drain_batched(
-                || bench.cycle(),
-                if d == 0 { &mut sink } else { &mut per_cycle },
-            );
-            bench.release_all();
-            if d > 0 {
-                enqueue.push(e);
-            }
-        }
+        measure_drains(&mut bench, drains, tasks, &mut per_cycle, &mut enqueue);
         bench.refill();
         while bench.cycle_phased(&mut phases) {}
         bench.release_all();

@@ -440,10 +440,12 @@ impl CompletionTracker {
         if let Some(g) = self.groups.get_mut(&rg) {
             g.outstanding -= 1;
         }
-        let downstream = self.columns[ci].downstream.clone();
+        // Indexed, not cloned: this runs once per completed task, and a clone allocated.
+        let n_down = self.columns[ci].downstream.len();
         match task.row_index {
             Some(r) => {
-                for d in downstream {
+                for k in 0..n_down {
+                    let d = self.columns[ci].downstream[k];
                     match self.columns[d].strategy {
                         Strategy::Cell => {
                             if self.decrement_cell(rg, d, r) {
@@ -463,7 +465,8 @@ impl CompletionTracker {
             }
             None => {
                 let rows = self.groups.get(&rg).map_or(0, |g| g.rows);
-                for d in downstream {
+                for k in 0..n_down {
+                    let d = self.columns[ci].downstream[k];
                     match self.columns[d].strategy {
                         Strategy::Cell => {
                             for r in 0..rows {

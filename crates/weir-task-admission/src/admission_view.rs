@@ -17,6 +17,10 @@ pub(crate) struct ResourceSlot {
     pub(crate) leased: u64,
 }
 
+/// Per-resource counters of one group, inline for up to four resources: at hundreds of groups
+/// a heap array per ledger is one more cache miss per dispatch.
+pub(crate) type Counters = smallvec::SmallVec<[u64; 4]>;
+
 /// Per-group ledger: active leases, leased units and policy debt, dense by resource index
 /// (the controller's resource list is fixed at construction), so a ledger update is an array
 /// index, not a keyed search.
@@ -24,8 +28,8 @@ pub(crate) struct ResourceSlot {
 pub(crate) struct GroupLedger {
     pub(crate) spec: Arc<TaskGroupSpec>,
     pub(crate) running: u32,
-    pub(crate) leased: Vec<u64>,
-    pub(crate) debt: Vec<u64>,
+    pub(crate) leased: Counters,
+    pub(crate) debt: Counters,
     /// Σ `leased` and Σ `debt`: O(1) "holds anything" / "owes anything".
     pub(crate) leased_total: u64,
     pub(crate) debt_total: u64,
@@ -37,8 +41,8 @@ impl GroupLedger {
         Self {
             spec,
             running: 0,
-            leased: vec![0; resources],
-            debt: vec![0; resources],
+            leased: smallvec::smallvec![0; resources],
+            debt: smallvec::smallvec![0; resources],
             leased_total: 0,
             debt_total: 0,
         }
@@ -202,6 +206,12 @@ impl<'a> TaskAdmissionView<'a> {
     /// Configured limit of `resource` (`None`: not limited, so never admissible).
     pub fn limit(&self, resource: &SchedulerResourceKey) -> Option<u32> {
         self.state.resource(resource).map(|r| r.limit)
+    }
+
+    /// The limit of the resource at ledger index `idx`.
+    #[inline]
+    pub(crate) fn limit_at(&self, idx: usize) -> Option<u32> {
+        self.state.resources.get(idx).map(|r| r.limit)
     }
 
     /// Free units of `resource` (0 when it has no limit).

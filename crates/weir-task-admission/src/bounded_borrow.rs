@@ -42,6 +42,44 @@ pub fn strict_share(
     share.min(u64::from(limit))
 }
 
+/// `projected ≤ strict_share(..)` without the division (the dispatch path's common question):
+/// `x ≤ ⌊n/t⌋ ⇔ x·t ≤ n` and `x ≤ ⌈n/t⌉ ⇔ (x−1)·t < n`, then the share's clamps.
+#[inline]
+fn within_strict_share(
+    projected: u64,
+    group: &TaskGroupSpec,
+    limit: u32,
+    peers: PeerStats,
+    rounding: StrictShareRounding,
+) -> bool {
+    if limit == 0 {
+        return projected == 0;
+    }
+    if projected > u64::from(limit)
+        || group
+            .admitted_limit
+            .is_some_and(|a| projected > u64::from(a))
+    {
+        return false;
+    }
+    if projected <= 1 {
+        // The share is at least 1.
+        return true;
+    }
+    let w = u64::from(group.weight.max(1));
+    let t = if peers.groups == 0 {
+        2 * w
+    } else {
+        w.saturating_add(peers.weight)
+    };
+    let num = u128::from(u64::from(limit) * w);
+    let (x, t) = (u128::from(projected), u128::from(t));
+    match rounding {
+        StrictShareRounding::Floor => x * t <= num,
+        StrictShareRounding::Ceil => (x - 1) * t < num,
+    }
+}
+
 /// Bounded borrow (reference §4.3, with the liveness rule from `plans/task-admission.md`).
 ///
 /// For a group with an `admitted_limit`, per requested resource `r`:
@@ -106,28 +144,40 @@ impl BoundedBorrowTaskAdmissionPolicy {
         borrow: &mut Vec<(weir_contracts::SchedulerResourceKey, u32)>,
     ) -> Option<TaskAdmissionPolicyDecision> {
         let admitted_limit = candidate.group.admitted_limit?;
-        for (r, amount) in candidate.request.amounts() {
-            let admitted = candidate.leased(r);
+        for (i, (r, amount)) in candidate.request.amounts().iter().enumerate() {
+            let admitted = candidate.leased_nth(i, r);
             if admitted == 0 {
                 // Liveness: a group holding none of r may always take one task's worth.
                 continue;
             }
-            let limit = admission_view.limit(r).unwrap_or(0);
+            let limit = match candidate.resource_slot(i) {
+                Some(idx) => admission_view.limit_at(idx),
+                None => admission_view.limit(r),
+            }
+            .unwrap_or(0);
             let peers = peer_stats(candidate.group, r, queue_view, admission_view);
             let pressured =
                 peers.groups > 0 && fair_pressure_resources(candidate.request).any(|k| k == r);
+            let projected = admitted + u64::from(*amount);
+            if !pressured
+                && within_strict_share(
+                    projected,
+                    candidate.group,
+                    limit,
+                    peers,
+                    self.config.strict_share_rounding,
+                )
+            {
+                // The common case: within the share, no debt lookup (and no division) needed.
+                continue;
+            }
             let share = strict_share(
                 candidate.group,
                 limit,
                 peers,
                 self.config.strict_share_rounding,
             );
-            let projected = admitted + u64::from(*amount);
-            if !pressured && projected <= share {
-                // The common case: within the share, no debt lookup needed.
-                continue;
-            }
-            let debt = candidate.debt(r);
+            let debt = candidate.debt_nth(i, r);
             if pressured {
                 if debt > 0 {
                     return Some(TaskAdmissionPolicyDecision::deny(
@@ -264,6 +314,42 @@ impl TaskAdmissionPolicy for BoundedBorrowTaskAdmissionPolicy {
                 })
                 .collect(),
             diagnostic_counters: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_contracts::{SchedulingKind, TaskGroupKey};
+
+    /// The division-free check answers exactly `projected <= strict_share(..)`.
+    #[test]
+    fn within_strict_share_agrees_with_strict_share() {
+        let key = TaskGroupKey::new(SchedulingKind::Local, vec!["g".into()]);
+        for weight in [1u32, 2, 3, 7] {
+            for admitted_limit in [None, Some(1), Some(5), Some(64)] {
+                let group = TaskGroupSpec::new(key.clone(), weight, admitted_limit).expect("valid");
+                for limit in [0u32, 1, 2, 7, 64, 1024] {
+                    for (groups, peer_weight) in [(0u32, 0u64), (1, 1), (1, 4), (3, 9), (255, 640)]
+                    {
+                        let peers = PeerStats {
+                            groups,
+                            weight: peer_weight,
+                        };
+                        for rounding in [StrictShareRounding::Floor, StrictShareRounding::Ceil] {
+                            let share = strict_share(&group, limit, peers, rounding);
+                            for projected in 0..=u64::from(limit) + 3 {
+                                assert_eq!(
+                                    within_strict_share(projected, &group, limit, peers, rounding),
+                                    projected <= share,
+                                    "w={weight} cap={admitted_limit:?} L={limit} peers={groups}/{peer_weight} {rounding:?} x={projected}"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
         }
     }
 }

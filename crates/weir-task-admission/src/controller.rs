@@ -238,6 +238,7 @@ impl TaskAdmissionController {
 
     /// True when `item` could be admitted now; the queue predicate. Changes no admission state
     /// (it remembers an allowing verdict so the `try_acquire` that follows can reuse it).
+    #[inline(always)]
     pub fn is_eligible<P>(&self, item: &SchedulableTask<P>, queue_view: &QueueView<'_>) -> bool {
         let slot = self.slot_if_needed(&item.group);
         let shape = self.shapes.find(&item.resource_request);
@@ -248,7 +249,7 @@ impl TaskAdmissionController {
         if !fits {
             return false;
         }
-        let candidate = self.candidate(&item.group, &item.resource_request, slot);
+        let candidate = self.candidate(&item.group, &item.resource_request, slot, shape);
         let admission_view = self.view();
         // Built-in policies answer the common case without building a decision, and promise
         // that `on_acquire` books nothing for it.
@@ -291,6 +292,7 @@ impl TaskAdmissionController {
     /// Leases `item`'s resources, or returns a typed denial. The hard capacity check always runs;
     /// the policy verdict is reused only from an `is_eligible` call on this very item with the
     /// queue and ledger unchanged since. The lease's `acquired_at` is read from the controller's clock.
+    #[inline(always)]
     pub fn try_acquire<P>(
         &mut self,
         item: &SchedulableTask<P>,
@@ -302,6 +304,7 @@ impl TaskAdmissionController {
     /// [`Self::try_acquire`] with a caller-supplied `acquired_at` (monotonic seconds on this
     /// controller's clock, e.g. the timestamp the caller already stamped its dispatch event
     /// with). It saves the clock read, which is the largest single cost of a dispatch cycle.
+    #[inline(always)]
     pub fn try_acquire_at<P>(
         &mut self,
         item: &SchedulableTask<P>,
@@ -316,6 +319,7 @@ impl TaskAdmissionController {
         self.clock
     }
 
+    #[inline(always)]
     fn acquire<P>(
         &mut self,
         item: &SchedulableTask<P>,
@@ -363,6 +367,7 @@ impl TaskAdmissionController {
 
     /// Books an admitted lease: ledger, group, slab, then the policy's `on_acquire` delta
     /// (`decision: None` when the policy promised an empty one).
+    #[inline(always)]
     fn grant<P>(
         &mut self,
         item: &SchedulableTask<P>,
@@ -477,6 +482,7 @@ impl TaskAdmissionController {
     /// Returns `lease`'s resources exactly once. Never panics; a duplicate, wrong-generation or
     /// unknown release changes nothing but its diagnostic counter. (`stale_lease` is not
     /// produced here: leases cannot be forged, so an active counter is the genuine lease.)
+    #[inline]
     pub fn release(&mut self, lease: &TaskAdmissionLease) -> ReleaseResult {
         let id = lease.lease_id;
         if id.generation != self.generation {
@@ -517,6 +523,7 @@ impl TaskAdmissionController {
             }
         }
         self.shapes.release(record.shape);
+        // `None` on the plain path: no delta value is built (or dropped) for it.
         let delta = match (
             self.state.ledger_view(slot),
             self.shapes.request(record.shape),
@@ -529,15 +536,17 @@ impl TaskAdmissionController {
                     ledger: Some(ledger),
                 };
                 if self.policy.releases_plainly(&ctx) {
-                    PolicyStateDelta::default()
+                    None
                 } else {
-                    self.policy
-                        .on_release(&ctx, &TaskAdmissionView { state: &self.state })
+                    Some(
+                        self.policy
+                            .on_release(&ctx, &TaskAdmissionView { state: &self.state }),
+                    )
                 }
             }
-            _ => PolicyStateDelta::default(),
+            _ => None,
         };
-        if !delta.is_empty() {
+        if let Some(delta) = delta {
             self.apply_delta(slot, delta);
         }
         self.maybe_free_group(slot);
@@ -610,7 +619,7 @@ impl TaskAdmissionController {
         if let Some(denied) = self.hard_check(request) {
             return denied;
         }
-        let candidate = self.candidate(group, request, slot);
+        let candidate = self.candidate(group, request, slot, None);
         let mut d = self.policy.evaluate(&candidate, queue_view, &self.view());
         if !d.allowed && d.reason.is_none() {
             d.reason = Some(TaskAdmissionDenyReason::PolicyDenial);
@@ -625,11 +634,13 @@ impl TaskAdmissionController {
         group: &'a TaskGroupSpec,
         request: &'a SchedulerResourceRequest,
         slot: Option<u32>,
+        shape: Option<u32>,
     ) -> AdmissionCandidate<'a> {
         AdmissionCandidate {
             group,
             request,
             ledger: slot.and_then(|s| self.state.ledger_view(s)),
+            resolved: shape.map(|id| self.shapes.resolved(id)),
         }
     }
 

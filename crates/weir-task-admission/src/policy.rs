@@ -19,6 +19,51 @@ pub struct AdmissionCandidate<'a> {
     pub request: &'a SchedulerResourceRequest,
     /// The group's ledger entry (`None`: the group holds nothing).
     pub ledger: Option<GroupLedgerView<'a>>,
+    /// The request's amounts as `(resource index, amount)`, in `request.amounts()` order, when
+    /// the controller has them resolved (lets built-in policies skip keyed lookups).
+    pub(crate) resolved: Option<&'a [(u32, u32)]>,
+}
+
+impl<'a> AdmissionCandidate<'a> {
+    /// A candidate without resolved amounts (policies look resources up by key).
+    pub fn new(
+        group: &'a TaskGroupSpec,
+        request: &'a SchedulerResourceRequest,
+        ledger: Option<GroupLedgerView<'a>>,
+    ) -> Self {
+        Self {
+            group,
+            request,
+            ledger,
+            resolved: None,
+        }
+    }
+
+    /// The ledger index of the `i`-th requested resource, when resolved.
+    #[inline]
+    pub(crate) fn resource_slot(&self, i: usize) -> Option<usize> {
+        self.resolved?.get(i).map(|&(idx, _)| idx as usize)
+    }
+
+    /// Units of the `i`-th requested resource `r` the group holds (index fast path).
+    #[inline]
+    pub(crate) fn leased_nth(&self, i: usize, r: &SchedulerResourceKey) -> u64 {
+        match (self.resource_slot(i), self.ledger) {
+            (Some(idx), Some(l)) => l.ledger.leased.get(idx).copied().unwrap_or(0),
+            (None, Some(l)) => l.leased(r),
+            (_, None) => 0,
+        }
+    }
+
+    /// The group's debt for the `i`-th requested resource `r` (index fast path).
+    #[inline]
+    pub(crate) fn debt_nth(&self, i: usize, r: &SchedulerResourceKey) -> u64 {
+        match (self.resource_slot(i), self.ledger) {
+            (Some(idx), Some(l)) => l.ledger.debt.get(idx).copied().unwrap_or(0),
+            (None, Some(l)) => l.debt(r),
+            (_, None) => 0,
+        }
+    }
 }
 
 impl AdmissionCandidate<'_> {

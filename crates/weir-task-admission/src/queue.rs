@@ -2,8 +2,8 @@
 //!
 //! Ordering: start-time fair queueing (SFQ) over groups with exact integer virtual time, FIFO
 //! inside a group. A group with queued work has a start tag `S`; the queue serves the group with
-//! the smallest `(S, F, activation_seq)` where `F = S + SCALE / weight` is the head's finish tag
-//! (so among equal start tags the heavier group goes first; weights 2:1 give `a b a a b a a b …`).
+//! the smallest `(S, −weight, activation_seq)` (so among equal start tags the heavier group goes
+//! first; weights 2:1 give `a b a a b a a b …`); `F = S + SCALE / weight` is the head's finish tag.
 //! Committing a group's head sets `vt = max(vt, S)` and the group's next start tag to `F`. A
 //! group that becomes active takes `S = max(vt, F)` where `F` is the finish tag it left with
 //! (standard SFQ). Idle groups keep their lane and tag for reuse, up to a bound past which the
@@ -78,8 +78,8 @@ struct Lane<P> {
     tag: u128,
     /// Finish tag of the head while active (`tag + SCALE / weight`): the first tie-break.
     fin: u128,
-    /// Activation sequence (tie-break among equal tags) while active.
-    act: u64,
+    /// Activation sequence (tie-break among equal tags and weights) while active.
+    act: u32,
     active: bool,
 }
 
@@ -113,7 +113,9 @@ pub struct FairTaskQueue<P> {
     max_idle_tag: u128,
     vt: u128,
     next_entry: u64,
-    next_act: u64,
+    /// Next activation sequence; renumbered before it would pass `u32::MAX` (only the order of
+    /// active lanes' sequences matters), so a tournament key's tie-break fits in 64 bits.
+    next_act: u32,
 }
 
 impl<P> Default for FairTaskQueue<P> {
@@ -250,6 +252,7 @@ impl<P> FairTaskQueue<P> {
 
     /// Offers each active group's head, in fair order, to `is_eligible` (always with the same
     /// view) and returns the first accepted one. Changes nothing.
+    #[inline(always)]
     pub fn select_next<F>(&self, mut is_eligible: F) -> Option<QueueSelection<'_, P>>
     where
         F: FnMut(&SchedulableTask<P>, &QueueView<'_>) -> bool,
@@ -267,6 +270,7 @@ impl<P> FairTaskQueue<P> {
     }
 
     /// `slot`'s head as a selection, when `is_eligible` accepts it.
+    #[inline(always)]
     fn offer<'a, F>(
         &'a self,
         slot: u32,
@@ -290,6 +294,7 @@ impl<P> FairTaskQueue<P> {
 
     /// Removes and returns the selected task, advancing fair-queue state; `None` (and no change)
     /// when the selection is stale, i.e. its entry is no longer its group's head.
+    #[inline]
     pub fn commit(&mut self, token: SelectionToken) -> Option<SchedulableTask<P>> {
         let lane = self.lanes.get(token.slot as usize)?.as_ref()?;
         if lane.entries.front()?.seq != token.entry_seq {
@@ -321,15 +326,15 @@ impl<P> FairTaskQueue<P> {
         self.vt = self.vt.max(tag);
         let finish = fin;
         if self.queued(slot) > 0 {
-            let act = self.next_act;
-            self.next_act += 1;
+            let act = self.take_act();
             let inc = increment(weight);
             if let Some(Some(lane)) = self.lanes.get_mut(slot as usize) {
                 lane.tag = finish;
                 lane.fin = finish.saturating_add(inc);
                 lane.act = act;
             }
-            self.order.set(slot, TournamentKey::new(finish, inc, act));
+            self.order
+                .set(slot, TournamentKey::new(finish, weight, act));
             if !head_unchanged {
                 self.set_head(slot);
             }
@@ -579,9 +584,42 @@ impl<P> FairTaskQueue<P> {
         slot
     }
 
-    fn activate(&mut self, slot: u32) {
+    /// A fresh activation sequence, larger than every active lane's.
+    #[inline]
+    fn take_act(&mut self) -> u32 {
+        if self.next_act == u32::MAX {
+            self.renumber_acts();
+        }
         let act = self.next_act;
         self.next_act += 1;
+        act
+    }
+
+    /// Renumbers active lanes' activation sequences `0..n` in their current order (keys keep
+    /// their relative order, so the tournament's winner cannot change). Runs once per ~4e9
+    /// activations.
+    fn renumber_acts(&mut self) {
+        let mut active: Vec<(u32, u32)> = self
+            .lanes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| l.as_ref().filter(|l| l.active).map(|l| (l.act, i as u32)))
+            .collect();
+        active.sort_unstable();
+        for (n, &(_, slot)) in active.iter().enumerate() {
+            let n = n as u32;
+            if let (Some(Some(lane)), Some(key)) =
+                (self.lanes.get_mut(slot as usize), self.order.key(slot))
+            {
+                lane.act = n;
+                self.order.set(slot, key.with_act(n));
+            }
+        }
+        self.next_act = active.len() as u32;
+    }
+
+    fn activate(&mut self, slot: u32) {
+        let act = self.take_act();
         let vt = self.vt;
         let (g, lane) = self.slot_mut(slot);
         let weight = g.spec.weight;
@@ -592,7 +630,7 @@ impl<P> FairTaskQueue<P> {
         lane.act = act;
         lane.active = true;
         self.idle_lanes = self.idle_lanes.saturating_sub(1);
-        self.order.set(slot, TournamentKey::new(tag, inc, act));
+        self.order.set(slot, TournamentKey::new(tag, weight, act));
         self.set_head(slot);
     }
 
@@ -807,5 +845,48 @@ mod tests {
             }
             HASH_BUCKETS.with(|b| b.set(None));
         }
+    }
+
+    /// Renumbering activation sequences (forced by starting the counter just below `u32::MAX`)
+    /// keeps the service order exactly as it is without renumbering.
+    #[test]
+    fn activation_renumbering_preserves_the_order() {
+        let run = |start_act: u32| {
+            let specs: Vec<_> = (0..5u32)
+                .map(|g| {
+                    let key = TaskGroupKey::new(SchedulingKind::Local, vec![format!("g{g}")]);
+                    Arc::new(TaskGroupSpec::new(key, g % 3 + 1, None).expect("valid"))
+                })
+                .collect();
+            let r = Arc::new(SchedulerResourceRequest::submission());
+            let mut q: FairTaskQueue<u32> = FairTaskQueue::new();
+            q.next_act = start_act;
+            let mut order = Vec::new();
+            let mut n = 0u32;
+            for round in 0..40u32 {
+                // Groups join and drain at different times, so activations interleave.
+                let batch: Vec<_> = (0..(round % 4 + 1))
+                    .map(|k| {
+                        n += 1;
+                        let g = &specs[((round + k) % 5) as usize];
+                        SchedulableTask::new(TaskId::new(format!("t{n}")), n, g.clone(), r.clone())
+                    })
+                    .collect();
+                q.enqueue(batch);
+                for _ in 0..(round % 3 + 1) {
+                    if let Some(tok) = q.select_next(|_, _| true).map(|s| s.token()) {
+                        order.push(q.commit(tok).expect("fresh selection").payload);
+                    }
+                }
+            }
+            while let Some(tok) = q.select_next(|_, _| true).map(|s| s.token()) {
+                order.push(q.commit(tok).expect("fresh selection").payload);
+            }
+            (order, q.next_act)
+        };
+        let (plain, _) = run(0);
+        let (renumbered, next_act) = run(u32::MAX - 3);
+        assert!(next_act < 1_000, "the counter was renumbered");
+        assert_eq!(plain, renumbered);
     }
 }

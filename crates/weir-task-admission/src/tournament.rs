@@ -9,38 +9,65 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-/// A slot's ordering key: smallest start tag first, then smallest `tie` (finish-tag increment
-/// in the high half, so heavier groups win equal tags; activation sequence in the low half).
+/// A slot's ordering key: smallest start tag first, then smallest `tie` (the complement of the
+/// group's weight in the high half, so heavier groups win equal tags; activation sequence in
+/// the low half).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct TournamentKey {
     pub(crate) tag: u128,
-    pub(crate) tie: u128,
+    pub(crate) tie: u64,
 }
 
 impl TournamentKey {
     /// The key of an absent slot: larger than every real key.
     const ABSENT: Self = Self {
         tag: u128::MAX,
-        tie: u128::MAX,
+        tie: u64::MAX,
     };
 
-    /// A key from a start tag, the finish-tag increment and the activation sequence.
-    pub(crate) fn new(tag: u128, increment: u128, act: u64) -> Self {
-        // Increments are `SCALE / weight ≤ SCALE < 2^64`, so both halves are exact.
+    /// A key from a start tag, the group's weight and its activation sequence (which the queue
+    /// keeps below 2^32 by renumbering).
+    pub(crate) fn new(tag: u128, weight: u32, act: u32) -> Self {
         Self {
             tag,
-            tie: (increment.min(u128::from(u64::MAX)) << 64) | u128::from(act),
+            tie: (u64::from(u32::MAX - weight) << 32) | u64::from(act),
+        }
+    }
+
+    /// The same key with activation sequence `act`.
+    pub(crate) fn with_act(self, act: u32) -> Self {
+        Self {
+            tag: self.tag,
+            tie: (self.tie & !u64::from(u32::MAX)) | u64::from(act),
+        }
+    }
+}
+
+/// A tree node: its subtree's winning key and slot, packed into 32 bytes (a `(key, slot)`
+/// tuple would pad to 48), so a replay touches fewer cache lines.
+#[derive(Debug, Clone, Copy)]
+struct Node {
+    tag: u128,
+    tie: u64,
+    slot: u32,
+}
+
+impl Node {
+    fn key(&self) -> TournamentKey {
+        TournamentKey {
+            tag: self.tag,
+            tie: self.tie,
         }
     }
 }
 
 /// Winner tree over slots `0..cap` (`cap` a power of two). Node `i` holds the winning
-/// `(key, slot)` of its subtree; `nodes[1]` is the overall winner, `nodes[cap + s]` is slot `s`.
+/// key and slot of its subtree; `nodes[1]` is the overall winner, `nodes[cap + s]` is slot `s`.
 /// Keys live in the nodes, so a replay reads one sibling per level with no indirection.
 #[derive(Debug, Clone)]
 pub(crate) struct Tournament {
     cap: usize,
-    nodes: Vec<(TournamentKey, u32)>,
+    nodes: Vec<Node>,
 }
 
 impl Default for Tournament {
@@ -49,32 +76,36 @@ impl Default for Tournament {
     }
 }
 
-/// The smaller of two entries; the first on a tie (only absent keys tie). Selected with masks,
+/// The smaller of two nodes; the first on a tie (only absent keys tie). Selected with masks,
 /// not a branch: fair order makes the outcome unpredictable, and the compiler turned the plain
 /// `if` into jumps that mispredicted on about half the levels.
 #[inline]
-fn min_entry(a: (TournamentKey, u32), b: (TournamentKey, u32)) -> (TournamentKey, u32) {
-    let b_less = (b.0.tag < a.0.tag) | ((b.0.tag == a.0.tag) & (b.0.tie < a.0.tie));
+fn min_node(a: Node, b: Node) -> Node {
+    let b_less = (b.tag < a.tag) | ((b.tag == a.tag) & (b.tie < a.tie));
     let m = u128::from(b_less).wrapping_neg();
+    let m64 = u64::from(b_less).wrapping_neg();
     let m32 = u32::from(b_less).wrapping_neg();
-    (
-        TournamentKey {
-            tag: (b.0.tag & m) | (a.0.tag & !m),
-            tie: (b.0.tie & m) | (a.0.tie & !m),
-        },
-        (b.1 & m32) | (a.1 & !m32),
-    )
+    Node {
+        tag: (b.tag & m) | (a.tag & !m),
+        tie: (b.tie & m64) | (a.tie & !m64),
+        slot: (b.slot & m32) | (a.slot & !m32),
+    }
 }
 
 impl Tournament {
     fn with_capacity(cap: usize) -> Self {
         let cap = cap.next_power_of_two().max(1);
+        let absent = Node {
+            tag: TournamentKey::ABSENT.tag,
+            tie: TournamentKey::ABSENT.tie,
+            slot: 0,
+        };
         let mut t = Self {
             cap,
-            nodes: vec![(TournamentKey::ABSENT, 0); 2 * cap],
+            nodes: vec![absent; 2 * cap],
         };
         for s in 0..cap {
-            t.nodes[cap + s].1 = s as u32;
+            t.nodes[cap + s].slot = s as u32;
         }
         t.rebuild();
         t
@@ -82,7 +113,7 @@ impl Tournament {
 
     fn rebuild(&mut self) {
         for i in (1..self.cap).rev() {
-            self.nodes[i] = min_entry(self.nodes[2 * i], self.nodes[2 * i + 1]);
+            self.nodes[i] = min_node(self.nodes[2 * i], self.nodes[2 * i + 1]);
         }
     }
 
@@ -96,10 +127,14 @@ impl Tournament {
             *self = bigger;
         }
         let mut i = self.cap + slot as usize;
-        let mut winner = (key, slot);
+        let mut winner = Node {
+            tag: key.tag,
+            tie: key.tie,
+            slot,
+        };
         self.nodes[i] = winner;
         while i > 1 {
-            winner = min_entry(winner, self.nodes[i ^ 1]);
+            winner = min_node(winner, self.nodes[i ^ 1]);
             i /= 2;
             self.nodes[i] = winner;
         }
@@ -112,18 +147,24 @@ impl Tournament {
         }
     }
 
+    /// `slot`'s key, when present.
+    pub(crate) fn key(&self, slot: u32) -> Option<TournamentKey> {
+        let key = self.nodes.get(self.cap + slot as usize)?.key();
+        ((slot as usize) < self.cap && key != TournamentKey::ABSENT).then_some(key)
+    }
+
     /// The present slot with the smallest key.
     #[inline]
     pub(crate) fn first(&self) -> Option<u32> {
-        let (key, slot) = self.nodes[1];
-        (key != TournamentKey::ABSENT).then_some(slot)
+        let n = self.nodes[1];
+        (n.key() != TournamentKey::ABSENT).then_some(n.slot)
     }
 
     /// Present slots in key order, expanded lazily: O(k log k) for the first k.
     pub(crate) fn iter(&self) -> TournamentIter<'_> {
         let mut frontier = BinaryHeap::new();
         if self.first().is_some() {
-            frontier.push(Reverse((self.nodes[1].0, 1usize)));
+            frontier.push(Reverse((self.nodes[1].key(), 1usize)));
         }
         TournamentIter {
             tree: self,
@@ -147,10 +188,10 @@ impl Iterator for TournamentIter<'_> {
         // internal ones yields the leaves in key order.
         while let Some(Reverse((_, node))) = self.frontier.pop() {
             if node >= self.tree.cap {
-                return Some(self.tree.nodes[node].1);
+                return Some(self.tree.nodes[node].slot);
             }
             for child in [2 * node, 2 * node + 1] {
-                let key = self.tree.nodes[child].0;
+                let key = self.tree.nodes[child].key();
                 if key != TournamentKey::ABSENT {
                     self.frontier.push(Reverse((key, child)));
                 }
@@ -176,7 +217,8 @@ mod tests {
                 t.remove(slot);
                 model.retain(|_, s| *s != slot);
             } else {
-                let key = TournamentKey::new(u128::from((x >> 40) % 16), 1, step);
+                let key =
+                    TournamentKey::new(u128::from((x >> 40) % 16), (x % 3) as u32 + 1, step as u32);
                 model.retain(|_, s| *s != slot);
                 t.set(slot, key);
                 model.insert(key, slot);

@@ -56,8 +56,8 @@ pub use metadata::{
     SchedulingKind, SchedulingMetadata, SchedulingMetadataError, SchedulingMetadataErrorCode,
 };
 pub use outcome::{
-    ReleaseReason, ReleaseResult, RequestAdmissionDenyReason, RequestReleaseOutcome,
-    RequestReleaseOutcomeKind, TaskAdmissionDenyReason,
+    ReleaseDiagnostics, ReleaseReason, ReleaseResult, RequestAdmissionDenyReason,
+    RequestReleaseOutcome, RequestReleaseOutcomeKind, TaskAdmissionDenyReason,
 };
 pub use request::{
     ProviderModelKey, RequestDomain, RequestEventContext, RequestGroupSpec, RequestResourceKey,

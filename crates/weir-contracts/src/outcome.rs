@@ -161,7 +161,7 @@ pub struct ReleaseResult {
     /// Why.
     pub reason: ReleaseReason,
     /// Sanitized diagnostics.
-    pub diagnostics: BTreeMap<String, String>,
+    pub diagnostics: ReleaseDiagnostics,
 }
 
 impl ReleaseResult {
@@ -170,7 +170,7 @@ impl ReleaseResult {
         Self {
             released: true,
             reason: ReleaseReason::Released,
-            diagnostics: BTreeMap::new(),
+            diagnostics: ReleaseDiagnostics::default(),
         }
     }
 
@@ -179,7 +179,65 @@ impl ReleaseResult {
         Self {
             released: reason == ReleaseReason::Released,
             reason,
-            diagnostics: BTreeMap::new(),
+            diagnostics: ReleaseDiagnostics::default(),
         }
+    }
+}
+
+/// A release's sanitized diagnostics: a string map, serialized as a JSON object.
+///
+/// Only rejected releases carry entries, so the map is boxed and absent until the first insert:
+/// a successful release's result is 16 bytes, returned in registers, and dropping it frees
+/// nothing (an empty `BTreeMap` field made every release pay for a 32-byte return through memory
+/// and an out-of-line drop on the dispatch path).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+// The box is the point: it keeps the field one pointer wide (see above).
+#[allow(clippy::box_collection)]
+pub struct ReleaseDiagnostics(Option<Box<BTreeMap<String, String>>>);
+
+impl ReleaseDiagnostics {
+    /// Sets `key` to `value`; returns the previous value.
+    pub fn insert(&mut self, key: String, value: String) -> Option<String> {
+        self.0
+            .get_or_insert_with(Default::default)
+            .insert(key, value)
+    }
+
+    /// The value of `key`.
+    pub fn get(&self, key: &str) -> Option<&String> {
+        self.0.as_ref()?.get(key)
+    }
+
+    /// Entries in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.0.iter().flat_map(|m| m.iter())
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, |m| m.len())
+    }
+
+    /// True when there are no entries.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The entries as a map.
+    pub fn to_map(&self) -> BTreeMap<String, String> {
+        self.0.as_deref().cloned().unwrap_or_default()
+    }
+}
+
+impl Serialize for ReleaseDiagnostics {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for ReleaseDiagnostics {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let map = BTreeMap::<String, String>::deserialize(deserializer)?;
+        Ok(Self((!map.is_empty()).then(|| Box::new(map))))
     }
 }

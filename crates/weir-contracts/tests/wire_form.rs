@@ -453,3 +453,25 @@ fn stable_task_ids_hash_the_decimal_coordinates() {
         format!("task-{:016x}", h.finish())
     );
 }
+
+#[test]
+fn release_diagnostics_serialize_as_a_map() {
+    let ok = ReleaseResult::released();
+    let v = serde_json::to_value(&ok).expect("ser");
+    assert_eq!(v["diagnostics"], json!({}));
+    let mut dup = ReleaseResult::rejected(ReleaseReason::Duplicate);
+    dup.diagnostics.insert("lease_id".into(), "g1:7".into());
+    let v = serde_json::to_value(&dup).expect("ser");
+    assert_eq!(v["diagnostics"], json!({"lease_id": "g1:7"}));
+    let back: ReleaseResult = serde_json::from_value(v).expect("de");
+    assert_eq!(back, dup);
+    assert_eq!(
+        back.diagnostics.get("lease_id").map(String::as_str),
+        Some("g1:7")
+    );
+    assert_eq!(back.diagnostics.len(), 1);
+    let empty: ReleaseResult =
+        serde_json::from_value(json!({"released": true, "reason": "released", "diagnostics": {}}))
+            .expect("de");
+    assert_eq!(empty, ok);
+}

@@ -337,6 +337,7 @@ impl TaskAdmissionController {
                 return TaskAdmissionDecision::Lease(self.grant(
                     item,
                     memo.slot,
+                    memo.shape,
                     acquired_at,
                     if memo.hooks_needed {
                         Some(TaskAdmissionPolicyDecision::allow())
@@ -362,7 +363,7 @@ impl TaskAdmissionController {
                     .then(|| Box::new(self.view().to_snapshot())),
             }));
         }
-        TaskAdmissionDecision::Lease(self.grant(item, slot, acquired_at, Some(decision)))
+        TaskAdmissionDecision::Lease(self.grant(item, slot, None, acquired_at, Some(decision)))
     }
 
     /// Books an admitted lease: ledger, group, slab, then the policy's `on_acquire` delta
@@ -372,6 +373,7 @@ impl TaskAdmissionController {
         &mut self,
         item: &SchedulableTask<P>,
         slot: Option<u32>,
+        known_shape: Option<u32>,
         acquired_at: Option<f64>,
         decision: Option<TaskAdmissionPolicyDecision>,
     ) -> TaskAdmissionLease {
@@ -384,12 +386,15 @@ impl TaskAdmissionController {
             }
             None => self.create_group(&item.group),
         };
-        // `hold` fails only for a resource without a limit, which the hard check that admitted
-        // this item has already ruled out; the sentinel would book nothing.
-        let shape = self
-            .shapes
-            .hold(&item.resource_request, &mut self.state)
-            .unwrap_or(u32::MAX);
+        // `known_shape` is the id `is_eligible` found for this very request `Arc`, with the
+        // ledger (and so the shape table) unchanged since. `hold` fails only for a resource
+        // without a limit, which the hard check that admitted this item has already ruled out;
+        // the sentinel would book nothing.
+        let shape = match known_shape {
+            Some(id) => self.shapes.hold_id(id),
+            None => self.shapes.hold(&item.resource_request, &mut self.state),
+        }
+        .unwrap_or(u32::MAX);
         let groups = &mut self.state.groups;
         let resources = &mut self.state.resources;
         let mut ledger = groups.get_mut(slot as usize).and_then(|g| g.as_mut());

@@ -56,6 +56,18 @@ impl ShapeTable {
         self.shapes.get(id as usize)?.as_ref().map(|s| &s.request)
     }
 
+    /// Counts one more lease on shape `id` (found by [`Self::find`] since the last change);
+    /// returns it, or `None` when `id` is vacant.
+    #[inline]
+    pub(crate) fn hold_id(&mut self, id: u32) -> Option<u32> {
+        let s = self.shapes.get_mut(id as usize)?.as_mut()?;
+        if s.leases == 0 {
+            self.idle = self.idle.saturating_sub(1);
+        }
+        s.leases += 1;
+        Some(id)
+    }
+
     /// Counts one more lease on `request`'s shape, interning it first when new. `None` when the
     /// request names a resource without a limit (callers check satisfiability before).
     pub(crate) fn hold(
@@ -64,13 +76,7 @@ impl ShapeTable {
         ledger: &mut LedgerState,
     ) -> Option<u32> {
         if let Some(id) = self.find(request) {
-            if let Some(Some(s)) = self.shapes.get_mut(id as usize) {
-                if s.leases == 0 {
-                    self.idle = self.idle.saturating_sub(1);
-                }
-                s.leases += 1;
-            }
-            return Some(id);
+            return self.hold_id(id);
         }
         let resolved = request
             .amounts()

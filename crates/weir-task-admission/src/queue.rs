@@ -76,7 +76,7 @@ struct Lane<P> {
     tombstones: usize,
     /// Start tag while active, finish tag while idle.
     tag: u128,
-    /// Finish tag of the head while active (`tag + SCALE / weight`): the first tie-break.
+    /// Finish tag of the head while active (`tag + SCALE / weight`): the next start tag.
     fin: u128,
     /// Activation sequence (tie-break among equal tags and weights) while active.
     act: u32,
@@ -102,7 +102,7 @@ pub struct FairTaskQueue<P> {
     overflow: FastMap<TaskId, (u32, u64)>,
     /// Stale entries in `index`.
     stale: usize,
-    /// Active groups ordered by (start tag, finish tag, activation seq).
+    /// Active groups ordered by (start tag, heavier weight first, activation seq).
     order: Tournament,
     /// Lanes of groups with no queued work, kept (with their finish tags) so a group that
     /// drains and refills costs no key hashing; swept past `idle_sweep_at`.

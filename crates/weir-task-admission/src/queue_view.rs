@@ -61,6 +61,9 @@ pub(crate) struct QueueFacts {
     pub(crate) sigs: Vec<Option<SigFacts>>,
     pub(crate) sig_index: FastMap<Arc<SchedulerResourceRequest>, u32>,
     pub(crate) free_sigs: Vec<u32>,
+    /// The shape the last `intern` returned: a batch of tasks usually shares one request `Arc`,
+    /// so most interns are a pointer compare instead of hashing and comparing the request.
+    pub(crate) last_sig: u32,
     /// Process-unique id of the owning queue: `(instance, version)` names one queue state.
     /// Kept apart from `version`: read together they were fused into one 16-byte load that
     /// stalled on the 8-byte store of a fresh `version`.
@@ -139,10 +142,18 @@ impl QueueFacts {
 
     /// Interns `request`, counting one more queued task with that shape.
     pub(crate) fn intern(&mut self, request: &Arc<SchedulerResourceRequest>) -> u32 {
+        // A vacated or reused slot fails the pointer check, so the hint needs no invalidation.
+        if let Some(Some(s)) = self.sigs.get_mut(self.last_sig as usize) {
+            if Arc::ptr_eq(&s.request, request) {
+                s.tasks += 1;
+                return self.last_sig;
+            }
+        }
         if let Some(&id) = self.sig_index.get(request.as_ref()) {
             if let Some(Some(s)) = self.sigs.get_mut(id as usize) {
                 s.tasks += 1;
             }
+            self.last_sig = id;
             return id;
         }
         let facts = SigFacts {
@@ -162,6 +173,7 @@ impl QueueFacts {
             }
         };
         self.sig_index.insert(request.clone(), id);
+        self.last_sig = id;
         id
     }
 

@@ -1,20 +1,113 @@
 //! `weir-bench`: the scenario harness (`run`, `compare`, `list`); `cargo xtask bench` drives it.
 
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use weir_benches::harness::compare::compare;
 use weir_benches::harness::driver::{all_pass, run, RunOptions};
+use weir_benches::harness::gates::{Gate, Status};
 use weir_benches::harness::scenarios::{build, select, SizeOptions, SCENARIO_IDS};
 
-const USAGE: &str = "\
-usage:
-  weir-bench run [--scenario NAME|all|A,B] [--records N] [--iterations K] [--warmups W]
-                 [--seed S] [--out DIR] [--smoke] [--role single|baseline|candidate]
-                 [--sha SHA] [--baseline-sha SHA] [--timeline-limit N|all] [--machine-note TEXT]
-  weir-bench compare --baseline DIR --candidate DIR --out DIR [--baseline-sha SHA] [--candidate-sha SHA]
-  weir-bench list
+/// The scenario harness: runs scenarios into artifacts with PASS/FAIL gates, compares two runs.
+#[derive(Parser)]
+#[command(
+    name = "weir-bench",
+    after_help = "Exit status: 0 when every enforced gate passes, 1 when one fails, 2 on bad usage."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-Exit status: 0 when every enforced gate passes, 1 when one fails, 2 on bad usage.";
+#[derive(Subcommand)]
+enum Command {
+    /// Runs scenarios; writes artifacts and gate verdicts.
+    Run(RunArgs),
+    /// Compares a baseline and a candidate artifact directory.
+    Compare(CompareArgs),
+    /// Lists the scenarios.
+    List,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Scenario id, `all`, or a comma-separated list.
+    #[arg(long, default_value = "all")]
+    scenario: String,
+    /// Records per scenario (default: the scenario's own size).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    records: Option<u64>,
+    /// Measured iterations (default 5, smoke 2).
+    #[arg(long, value_parser = at_least_one)]
+    iterations: Option<usize>,
+    /// Untimed warm-up iterations (default 1, smoke 0).
+    #[arg(long)]
+    warmups: Option<usize>,
+    /// Seed of the scenarios' randomness.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Artifact directory (default target/weir-bench, or target/weir-bench-smoke).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Small sizes and the CI smoke gates.
+    #[arg(long)]
+    smoke: bool,
+    /// single, baseline or candidate (recorded in the artifact).
+    #[arg(long, default_value = "single")]
+    role: String,
+    /// Commit of this run (default: `git rev-parse HEAD`).
+    #[arg(long)]
+    sha: Option<String>,
+    /// Commit of the baseline in an A/B run.
+    #[arg(long)]
+    baseline_sha: Option<String>,
+    /// Events kept per timeline: a number or `all` (smoke caps it at 200).
+    #[arg(long, default_value = "500", value_parser = timeline_limit)]
+    timeline_limit: TimelineLimit,
+    /// Free text about the machine, recorded in the artifact.
+    #[arg(long)]
+    machine_note: Option<String>,
+}
+
+#[derive(Args)]
+struct CompareArgs {
+    /// Baseline artifact directory.
+    #[arg(long)]
+    baseline: PathBuf,
+    /// Candidate artifact directory.
+    #[arg(long)]
+    candidate: PathBuf,
+    /// Where the comparison goes.
+    #[arg(long)]
+    out: PathBuf,
+    /// Label of the baseline.
+    #[arg(long, default_value = "baseline")]
+    baseline_sha: String,
+    /// Label of the candidate.
+    #[arg(long, default_value = "candidate")]
+    candidate_sha: String,
+}
+
+/// `--timeline-limit`: `None` keeps every event.
+#[derive(Debug, Clone, Copy)]
+struct TimelineLimit(Option<usize>);
+
+fn timeline_limit(v: &str) -> Result<TimelineLimit, String> {
+    if v == "all" {
+        return Ok(TimelineLimit(None));
+    }
+    v.parse()
+        .map(|n| TimelineLimit(Some(n)))
+        .map_err(|e| format!("{e} (a number or `all`)"))
+}
+
+fn at_least_one(v: &str) -> Result<usize, String> {
+    match v.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
 
 fn git_head() -> Option<String> {
     let out = std::process::Command::new("git")
@@ -26,17 +119,20 @@ fn git_head() -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
+/// A usage error in clap's format (exit status 2).
 fn usage(msg: &str) -> ExitCode {
-    eprintln!("weir-bench: {msg}\n\n{USAGE}");
+    let _ = Cli::command()
+        .error(clap::error::ErrorKind::ValueValidation, msg)
+        .print();
     ExitCode::from(2)
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().collect();
-    match args.get(1).map(String::as_str) {
-        Some("run") => cmd_run(&args),
-        Some("compare") => cmd_compare(&args[2..]),
-        Some("list") => {
+    let all_args: Vec<String> = std::env::args().collect();
+    match Cli::parse().command {
+        Command::Run(args) => cmd_run(args, &all_args),
+        Command::Compare(args) => cmd_compare(args),
+        Command::List => {
             let o = SizeOptions {
                 smoke: false,
                 records: None,
@@ -50,174 +146,77 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Some("-h" | "--help" | "help") => {
-            println!("{USAGE}");
-            ExitCode::SUCCESS
-        }
-        _ => usage("expected a command"),
     }
 }
 
-fn cmd_run(all_args: &[String]) -> ExitCode {
-    let args = &all_args[2..];
-    let mut scenario = "all".to_owned();
-    let mut records = None;
-    let mut iterations = None;
-    let mut warmups = None;
-    let mut seed = 42u64;
-    let mut out = None;
-    let mut smoke = false;
-    let mut role = "single".to_owned();
-    let mut sha = None;
-    let mut baseline_sha = None;
-    let mut timeline_limit = Some(500usize);
-    let mut machine_note = None;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut val = |name: &str| {
-            it.next()
-                .cloned()
-                .ok_or_else(|| format!("{name} needs a value"))
-        };
-        let r: Result<(), String> = (|| {
-            match a.as_str() {
-                "--scenario" => scenario = val("--scenario")?,
-                "--records" => {
-                    records = Some(
-                        val("--records")?
-                            .parse::<u64>()
-                            .map_err(|e| format!("--records: {e}"))?,
-                    )
-                }
-                "--iterations" => {
-                    iterations = Some(
-                        val("--iterations")?
-                            .parse::<usize>()
-                            .map_err(|e| format!("--iterations: {e}"))?,
-                    )
-                }
-                "--warmups" => {
-                    warmups = Some(
-                        val("--warmups")?
-                            .parse::<usize>()
-                            .map_err(|e| format!("--warmups: {e}"))?,
-                    )
-                }
-                "--seed" => seed = val("--seed")?.parse().map_err(|e| format!("--seed: {e}"))?,
-                "--out" => out = Some(PathBuf::from(val("--out")?)),
-                "--smoke" => smoke = true,
-                "--role" => role = val("--role")?,
-                "--sha" => sha = Some(val("--sha")?),
-                "--baseline-sha" => baseline_sha = Some(val("--baseline-sha")?),
-                "--timeline-limit" => {
-                    let v = val("--timeline-limit")?;
-                    timeline_limit = if v == "all" {
-                        None
-                    } else {
-                        Some(v.parse().map_err(|e| format!("--timeline-limit: {e}"))?)
-                    };
-                }
-                "--machine-note" => machine_note = Some(val("--machine-note")?),
-                other => return Err(format!("unknown argument {other:?}")),
-            }
-            Ok(())
-        })();
-        if let Err(e) = r {
-            return usage(&e);
-        }
-    }
-    if records == Some(0) {
-        return usage("--records must be at least 1");
-    }
-    let scenarios = match select(&scenario) {
+fn cmd_run(args: RunArgs, all_args: &[String]) -> ExitCode {
+    let smoke = args.smoke;
+    let scenarios = match select(&args.scenario) {
         Ok(s) => s,
         Err(e) => return usage(&e),
     };
-    let iterations = iterations.unwrap_or(if smoke { 2 } else { 5 });
-    if iterations == 0 {
-        return usage("--iterations must be at least 1");
-    }
+    let timeline_limit = args.timeline_limit.0;
     let opts = RunOptions {
         scenarios,
         size: SizeOptions {
             smoke,
-            records,
-            seed,
+            records: args.records,
+            seed: args.seed,
         },
-        iterations,
-        warmups: warmups.unwrap_or(if smoke { 0 } else { 1 }),
-        out: out.unwrap_or_else(|| {
+        iterations: args.iterations.unwrap_or(if smoke { 2 } else { 5 }),
+        warmups: args.warmups.unwrap_or(if smoke { 0 } else { 1 }),
+        out: args.out.unwrap_or_else(|| {
             PathBuf::from(if smoke {
                 "target/weir-bench-smoke"
             } else {
                 "target/weir-bench"
             })
         }),
-        role,
-        sha: sha.or_else(git_head),
-        baseline_sha,
+        role: args.role,
+        sha: args.sha.or_else(git_head),
+        baseline_sha: args.baseline_sha,
         timeline_limit: if smoke {
             timeline_limit.map(|n| n.min(200))
         } else {
             timeline_limit
         },
-        machine_note,
+        machine_note: args.machine_note,
         command_line: all_args.to_vec(),
     };
     let started = std::time::Instant::now();
-    match run(&opts) {
-        Ok(gates) => {
-            let failed = gates
-                .iter()
-                .filter(|g| g.status == weir_benches::harness::gates::Status::Fail)
-                .count();
-            println!(
-                "weir-bench: {} gate(s), {failed} failed, {:.1} s; artifacts in {}",
-                gates.len(),
-                started.elapsed().as_secs_f64(),
-                opts.out.display()
-            );
-            if all_pass(&gates) {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            }
-        }
-        Err(e) => {
-            eprintln!("weir-bench: {e}");
-            ExitCode::from(1)
-        }
-    }
+    exit_status(run(&opts), |gates| {
+        let failed = gates.iter().filter(|g| g.status == Status::Fail).count();
+        println!(
+            "weir-bench: {} gate(s), {failed} failed, {:.1} s; artifacts in {}",
+            gates.len(),
+            started.elapsed().as_secs_f64(),
+            opts.out.display()
+        );
+    })
 }
 
-fn cmd_compare(args: &[String]) -> ExitCode {
-    let (mut b, mut c, mut out, mut bs, mut cs) = (None, None, None, None, None);
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let v = it.next().cloned();
-        match (a.as_str(), v) {
-            ("--baseline", Some(v)) => b = Some(PathBuf::from(v)),
-            ("--candidate", Some(v)) => c = Some(PathBuf::from(v)),
-            ("--out", Some(v)) => out = Some(PathBuf::from(v)),
-            ("--baseline-sha", Some(v)) => bs = Some(v),
-            ("--candidate-sha", Some(v)) => cs = Some(v),
-            (other, _) => return usage(&format!("bad or incomplete argument {other:?}")),
-        }
-    }
-    let (Some(b), Some(c), Some(out)) = (b, c, out) else {
-        return usage("compare needs --baseline, --candidate and --out");
-    };
-    let bs = bs.unwrap_or_else(|| "baseline".into());
-    let cs = cs.unwrap_or_else(|| "candidate".into());
-    match compare(&b, &c, &out, (&bs, &cs)) {
-        Ok(gates) => {
-            for g in &gates {
+fn cmd_compare(args: CompareArgs) -> ExitCode {
+    let out = args.out;
+    let labels = (args.baseline_sha.as_str(), args.candidate_sha.as_str());
+    exit_status(
+        compare(&args.baseline, &args.candidate, &out, labels),
+        |gates| {
+            for g in gates {
                 println!("{g}");
             }
             println!(
                 "weir-bench: comparison in {}",
                 out.join("comparison.md").display()
             );
+        },
+    )
+}
+
+/// Reports a finished command's gates; 0 when every enforced gate passed, 1 otherwise or on error.
+fn exit_status(result: Result<Vec<Gate>, String>, report: impl FnOnce(&[Gate])) -> ExitCode {
+    match result {
+        Ok(gates) => {
+            report(&gates);
             if all_pass(&gates) {
                 ExitCode::SUCCESS
             } else {

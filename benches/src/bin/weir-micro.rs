@@ -1,25 +1,22 @@
 //! `weir-micro`: runs weir's micro benchmarks and writes their JSON rows (`--filter`, `--json`).
 
+use clap::Parser;
 use std::process::ExitCode;
 
+/// Runs weir's micro benchmarks; prints a line per row and optionally writes them as JSON.
+#[derive(Parser)]
+#[command(name = "weir-micro")]
+struct Cli {
+    /// Only areas whose name contains this (`task-admission`, `request-admission`; empty: all).
+    #[arg(long, default_value = "")]
+    filter: String,
+    /// Write the rows as a JSON array to this file.
+    #[arg(long = "json", value_name = "OUT.json")]
+    json_out: Option<String>,
+}
+
 fn main() -> ExitCode {
-    let mut filter = String::new();
-    let mut json_out: Option<String> = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--filter" => filter = args.next().unwrap_or_default(),
-            "--json" => json_out = args.next(),
-            "-h" | "--help" => {
-                println!("usage: weir-micro [--filter task-admission|request-admission] [--json OUT.json]");
-                return ExitCode::SUCCESS;
-            }
-            other => {
-                eprintln!("weir-micro: unknown argument {other:?}");
-                return ExitCode::from(2);
-            }
-        }
-    }
+    let Cli { filter, json_out } = Cli::parse();
     let rows = weir_benches::run_filtered(&filter);
     if rows.is_empty() {
         eprintln!("weir-micro: no benchmark matches filter {filter:?}");

@@ -222,11 +222,6 @@ impl ReleaseDiagnostics {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-
-    /// The entries as a map.
-    pub fn to_map(&self) -> BTreeMap<String, String> {
-        self.0.as_deref().cloned().unwrap_or_default()
-    }
 }
 
 impl Serialize for ReleaseDiagnostics {

@@ -9,6 +9,19 @@ use crate::policy::{
 use crate::queue_view::QueueView;
 use weir_contracts::{ContractError, TaskAdmissionDenyReason, TaskGroupSpec};
 
+/// The unrounded strict share as a fraction `(L·w, T)`: `T = w + Σ peer weights`, or `2w` for a
+/// solo group (one imagined equal peer).
+#[inline]
+fn share_fraction(group: &TaskGroupSpec, limit: u32, peers: PeerStats) -> (u64, u64) {
+    let w = u64::from(group.weight.max(1));
+    let t = if peers.groups == 0 {
+        2 * w
+    } else {
+        w.saturating_add(peers.weight)
+    };
+    (u64::from(limit) * w, t)
+}
+
 /// Strict share of a resource with limit `limit` for `group` against hard-eligible `peers`.
 ///
 /// `L·w / T`, where `T = w + Σ peer weights`, or `2w` for a solo group (one imagined equal peer);
@@ -24,13 +37,7 @@ pub fn strict_share(
     }
     // u64 arithmetic is exact here: `limit · w < 2^64` and `t ≥ w ≥ 1`; it avoids a 128-bit
     // division on the dispatch path.
-    let w = u64::from(group.weight.max(1));
-    let t = if peers.groups == 0 {
-        2 * w
-    } else {
-        w.saturating_add(peers.weight)
-    };
-    let num = u64::from(limit) * w;
+    let (num, t) = share_fraction(group, limit, peers);
     let raw = match rounding {
         StrictShareRounding::Floor => num / t,
         StrictShareRounding::Ceil => num.div_ceil(t),
@@ -66,14 +73,8 @@ fn within_strict_share(
         // The share is at least 1.
         return true;
     }
-    let w = u64::from(group.weight.max(1));
-    let t = if peers.groups == 0 {
-        2 * w
-    } else {
-        w.saturating_add(peers.weight)
-    };
-    let num = u128::from(u64::from(limit) * w);
-    let (x, t) = (u128::from(projected), u128::from(t));
+    let (num, t) = share_fraction(group, limit, peers);
+    let (x, num, t) = (u128::from(projected), u128::from(num), u128::from(t));
     match rounding {
         StrictShareRounding::Floor => x * t <= num,
         StrictShareRounding::Ceil => (x - 1) * t < num,

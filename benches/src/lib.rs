@@ -42,16 +42,8 @@ pub struct MicroResult {
 
 /// Median of `samples` (0 for none).
 pub fn median(samples: &mut [f64]) -> f64 {
-    if samples.is_empty() {
-        return 0.0;
-    }
     samples.sort_by(|a, b| a.total_cmp(b));
-    let n = samples.len();
-    if n % 2 == 1 {
-        samples[n / 2]
-    } else {
-        (samples[n / 2 - 1] + samples[n / 2]) / 2.0
-    }
+    harness::stats::percentile_sorted(samples, 0.5)
 }
 
 /// Runs `op` `ops` times per sample for `samples` samples; returns the median ns per op.

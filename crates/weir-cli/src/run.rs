@@ -188,7 +188,14 @@ pub fn run_workflow(spec: WorkflowSpec, opts: RunOptions) -> Result<RunOutcome, 
             let status = match (&r.report.stopped, interrupted) {
                 (_, true) => "interrupted",
                 (Some(StopReason::Cancelled), false) => "interrupted",
-                (Some(StopReason::EarlyShutdown { .. }), _) => "stopped_early",
+                (
+                    Some(
+                        StopReason::EarlyShutdown { .. }
+                        | StopReason::ConfigurationError { .. }
+                        | StopReason::CircuitOpen { .. },
+                    ),
+                    _,
+                ) => "stopped_early",
                 (None, _) => "completed",
             };
             (status, Some(r))

@@ -36,6 +36,7 @@ pub mod ids;
 pub mod json;
 pub mod metadata;
 pub mod outcome;
+pub mod rate_limit;
 pub mod request;
 pub mod snapshots;
 pub mod task;
@@ -56,9 +57,10 @@ pub use metadata::{
     SchedulingKind, SchedulingMetadata, SchedulingMetadataError, SchedulingMetadataErrorCode,
 };
 pub use outcome::{
-    ReleaseDiagnostics, ReleaseReason, ReleaseResult, RequestAdmissionDenyReason,
+    RateLimitSignal, ReleaseDiagnostics, ReleaseReason, ReleaseResult, RequestAdmissionDenyReason,
     RequestReleaseOutcome, RequestReleaseOutcomeKind, TaskAdmissionDenyReason,
 };
+pub use rate_limit::{RateLimitObservation, TokenUsage, WindowObservation};
 pub use request::{
     ProviderModelKey, RequestDomain, RequestEventContext, RequestGroupSpec, RequestResourceKey,
 };

@@ -57,6 +57,22 @@ str_enum!(
 );
 
 str_enum!(
+    /// What a rate-limit answer says about its cause, when the provider says anything.
+    ///
+    /// Request admission treats only `concurrency` (and an unexplained 429 while the endpoint
+    /// was serving at its limit) as "too many in flight"; a window 429 is a budget wait, not a
+    /// reason to lower the concurrency limit.
+    RateLimitSignal {
+        /// Too many requests in flight (an explicit concurrency limit, or a saturated server's 503).
+        Concurrency => "concurrency",
+        /// A requests-per-interval window is exhausted (headers or body say so).
+        RequestWindow => "request_window",
+        /// A tokens-per-interval window is exhausted (headers or body say so).
+        TokenWindow => "token_window",
+    }
+);
+
+str_enum!(
     /// Result reason of a task or request lease release.
     ReleaseReason {
         /// Released now, exactly once.
@@ -118,6 +134,9 @@ pub struct RequestReleaseOutcome {
     pub retry_after_seconds: Option<f64>,
     /// Provider status code, safe for telemetry.
     pub provider_status: Option<u16>,
+    /// What the provider said about a rate limit's cause (`None`: nothing, or not rate limited).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit_signal: Option<RateLimitSignal>,
     /// Sanitized diagnostics (never bodies, prompts or secrets).
     pub diagnostics: BTreeMap<String, Value>,
 }
@@ -129,6 +148,7 @@ impl RequestReleaseOutcome {
             kind,
             retry_after_seconds: None,
             provider_status: None,
+            rate_limit_signal: None,
             diagnostics: BTreeMap::new(),
         }
     }
@@ -145,6 +165,12 @@ impl RequestReleaseOutcome {
             provider_status: Some(429),
             ..Self::of(RequestReleaseOutcomeKind::RateLimited)
         }
+    }
+
+    /// The same outcome with the provider's statement of a rate limit's cause.
+    pub fn with_rate_limit_signal(mut self, signal: RateLimitSignal) -> Self {
+        self.rate_limit_signal = Some(signal);
+        self
     }
 
     /// `local_cancelled`.

@@ -4,7 +4,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fmt;
 use std::time::Duration;
-use weir_contracts::{RequestReleaseOutcome, RequestReleaseOutcomeKind};
+use weir_contracts::{
+    RateLimitObservation, RateLimitSignal, RequestReleaseOutcome, RequestReleaseOutcomeKind,
+};
 
 /// What kind of failure a provider call ended with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -93,6 +95,19 @@ pub struct ProviderError {
     pub retry_after: Option<Duration>,
     /// Sanitized, human-readable description.
     pub message: String,
+    /// What the provider said about a rate limit's cause (headers or body), if anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit_signal: Option<RateLimitSignal>,
+    /// The budget windows the error response reported (rate-limit headers), when it sent any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limits: Option<RateLimitObservation>,
+    /// The provider's informative error type or code (e.g. `invalid_api_key`,
+    /// `model_not_found`), sanitized; never a message body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_error_type: Option<String>,
+    /// The URL path the attempt was sent to (no host, query or credentials), for reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url_path: Option<String>,
 }
 
 impl ProviderError {
@@ -108,6 +123,10 @@ impl ProviderError {
             status,
             retry_after,
             message: message.into(),
+            rate_limit_signal: None,
+            rate_limits: None,
+            provider_error_type: None,
+            url_path: None,
         }
     }
 
@@ -239,6 +258,13 @@ impl ProviderError {
         };
         if self.status.is_some() {
             outcome.provider_status = self.status;
+        }
+        if outcome.kind == RequestReleaseOutcomeKind::RateLimited {
+            outcome.rate_limit_signal = self.rate_limit_signal.or(
+                // A saturated (queueing) server's 503 is concurrency pressure by definition.
+                (self.kind == ProviderErrorKind::Overloaded)
+                    .then_some(RateLimitSignal::Concurrency),
+            );
         }
         outcome.diagnostics.insert(
             "provider_error_kind".to_owned(),

@@ -54,7 +54,7 @@ pub use simulated_config::{CapacityStep, SimulatedConfigError, SimulatedModelCon
 use async_trait::async_trait;
 use std::sync::Arc;
 use std::time::Duration;
-use weir_contracts::{RequestDomain, RequestReleaseOutcome};
+use weir_contracts::{RateLimitObservation, RequestDomain, RequestReleaseOutcome, TokenUsage};
 
 /// One outbound call to a model endpoint.
 #[derive(Debug, Clone, PartialEq)]
@@ -100,6 +100,10 @@ pub struct ProviderResponse {
     pub embedding: Option<Vec<f32>>,
     /// HTTP status (2xx).
     pub status: u16,
+    /// Tokens the call used, when the response reported them.
+    pub usage: Option<TokenUsage>,
+    /// The budget windows the response reported (rate-limit headers), when it sent any.
+    pub rate_limits: Option<RateLimitObservation>,
 }
 
 impl ProviderResponse {
@@ -109,6 +113,8 @@ impl ProviderResponse {
             text: Some(text.into()),
             embedding: None,
             status: 200,
+            usage: None,
+            rate_limits: None,
         }
     }
 
@@ -118,6 +124,8 @@ impl ProviderResponse {
             text: None,
             embedding: Some(vector),
             status: 200,
+            usage: None,
+            rate_limits: None,
         }
     }
 

@@ -20,7 +20,7 @@ mod run_loop;
 
 pub use config::{EarlyShutdownConfig, RowGroupMode, SchedulerConfig, TaskRetryConfig};
 pub use records::{InMemoryRecordSink, JsonlRecordSink, RecordSink};
-pub use report::{SchedulerError, SchedulerReport, StopReason};
+pub use report::{RunFailure, SchedulerError, SchedulerReport, StopReason};
 
 use crate::completion::CompletionTracker;
 use crate::model_facade::ModelFacade;

@@ -16,6 +16,38 @@ pub enum StopReason {
         /// Failure share of the window when the run stopped.
         failure_rate: f64,
     },
+    /// A failure that no retry can fix (bad key, unknown model, wrong URL, TLS): the run
+    /// stopped at once instead of spending its budget; the failure is in `failures`.
+    ConfigurationError {
+        /// The failure that stopped the run (sanitized).
+        message: String,
+    },
+    /// A provider kept failing past its circuit breaker (the failure is in `failures`).
+    CircuitOpen {
+        /// The model alias whose endpoint kept failing.
+        model: String,
+    },
+}
+
+/// One group of failures of a run: a column × model × cause, with the first sanitized message.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunFailure {
+    /// The column whose cells failed.
+    pub column: String,
+    /// The model alias the failing calls went to (`None`: a local column).
+    pub model: Option<String>,
+    /// The bounded cause label (e.g. `non_retryable:client`, `retries_exhausted:server_error`).
+    pub cause: String,
+    /// Failed cells of this group.
+    pub count: u64,
+    /// The first failure's sanitized message (never a body, prompt or secret).
+    pub first_message: String,
+    /// The first failure's HTTP status, when there was one.
+    pub http_status: Option<u16>,
+    /// The first failure's URL path (no host, query or credentials), when there was one.
+    pub url_path: Option<String>,
+    /// The provider's informative error type or code, when it sent one.
+    pub provider_error_type: Option<String>,
 }
 
 /// Counters and final state of one scheduler run.
@@ -51,6 +83,9 @@ pub struct SchedulerReport {
     pub hidden_scheduler_resource_waiters: u64,
     /// Why the run stopped early, if it did.
     pub stopped: Option<StopReason>,
+    /// Failures by column × model × cause, in first-seen order (empty in a clean run).
+    #[serde(default)]
+    pub failures: Vec<RunFailure>,
     /// Wall time of the run (seconds on the scheduler clock).
     pub wall_seconds: f64,
     /// Task-admission ledger at the end (every count zero after a clean run).

@@ -198,6 +198,10 @@ impl RunLoop {
                     (Err(_), _) => "error".into(),
                     (Ok(()), Some(StopReason::Cancelled)) => "cancelled".into(),
                     (Ok(()), Some(StopReason::EarlyShutdown { .. })) => "early_shutdown".into(),
+                    (Ok(()), Some(StopReason::ConfigurationError { .. })) => {
+                        "configuration_error".into()
+                    }
+                    (Ok(()), Some(StopReason::CircuitOpen { .. })) => "circuit_open".into(),
                     (Ok(()), None) => "completed".into(),
                 });
                 e.diagnostics

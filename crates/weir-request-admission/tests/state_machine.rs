@@ -306,8 +306,16 @@ async fn run(setup: Setup, ops: Vec<Op>) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// `PROPTEST_CASES` when set (CI and developers scale the search), else this test's default.
+fn cases_or(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases_or(1000), ..ProptestConfig::default() })]
 
     #[test]
     fn ledger_invariants_hold_under_random_operations(

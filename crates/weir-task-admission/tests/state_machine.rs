@@ -361,8 +361,16 @@ fn step(w: &mut World, op: &Op) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// `PROPTEST_CASES` when set (CI and developers scale the search), else this test's default.
+fn cases_or(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases_or(1000), ..ProptestConfig::default() })]
 
     #[test]
     fn ledger_and_queue_invariants_hold_after_every_step(s in setup(), ops in prop::collection::vec(op(), 1..40)) {
@@ -382,7 +390,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases_or(200), ..ProptestConfig::default() })]
 
     #[test]
     fn backlogged_groups_get_their_weighted_share(weights in prop::collection::vec(1u32..6, 2..6), steps in 50usize..300) {

@@ -5,6 +5,7 @@
 
 mod bench;
 mod ci;
+mod docs_alone;
 mod gates;
 mod workspace;
 
@@ -25,6 +26,8 @@ commands:
                         the scenario harness (weir-bench, release): artifacts + PASS/FAIL gates;
                         with two refs, builds each in its own worktree and runs them A B A B
   bench list            list the harness scenarios
+  docs-alone            build and run each library crate's opening doc example from a fresh
+                        crate that depends only on what its docs say
   help                  print this message";
 
 fn main() -> ExitCode {
@@ -37,6 +40,13 @@ fn main() -> ExitCode {
     match command.as_str() {
         "lint-gates" => lint_gates(),
         "ci" => ci::run(),
+        "docs-alone" => match workspace::root() {
+            Ok(root) => docs_alone::run(&root),
+            Err(err) => {
+                eprintln!("docs-alone: {err}");
+                ExitCode::FAILURE
+            }
+        },
         "bench" => bench::run(rest),
         "help" | "-h" | "--help" => {
             println!("{USAGE}");

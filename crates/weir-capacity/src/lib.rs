@@ -6,6 +6,17 @@
 //! `missing_reason`), `runtime_snapshot` and `observed_maxima` (fed by an
 //! [`ObservedMaximaTracker`] during the run). [`AsyncCapacityPlan::explain`] renders it as text.
 //!
+//! # Using it alone
+//!
+//! It speaks `weir-contracts` types, so depend on both:
+//!
+//! ```toml
+//! [dependencies]
+//! weir-capacity = { path = "…/crates/weir-capacity" }
+//! weir-contracts = { path = "…/crates/weir-contracts" }
+//! serde_json = "1"   # only for the JSON round trip below
+//! ```
+//!
 //! ```
 //! use weir_capacity::{AsyncCapacityPlanBuilder, ModelDeclaration, ObservedMaximaTracker};
 //! use weir_contracts::{CapacitySource, ProviderModelKey};

@@ -6,6 +6,16 @@
 //! JSON is the wire form: struct fields in declaration order, `BTreeMap`s for maps, structured-key
 //! maps as arrays of pairs, non-finite floats as strings (see [`json`]).
 //!
+//! # Using it alone
+//!
+//! It depends on nothing else of weir (no async runtime either):
+//!
+//! ```toml
+//! [dependencies]
+//! weir-contracts = { path = "…/crates/weir-contracts" }
+//! serde_json = "1"   # only for the wire-form round trip below
+//! ```
+//!
 //! ```
 //! use weir_contracts::{
 //!     RequestDomain, RequestResourceKey, SchedulerEventKind, SchedulingMetadata,

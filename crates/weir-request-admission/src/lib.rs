@@ -9,6 +9,24 @@
 //! cooldown decide admission beneath it. State is sharded per endpoint; waiters sleep until
 //! admitted, timed out, shut down, or until a tokio timer fires at their cooldown's end.
 //!
+//! # Using it alone
+//!
+//! A Rust LLM client that needs only request admission depends on this crate, on
+//! `weir-contracts` (keys, outcomes, snapshots) and on tokio (the controller's timers run on
+//! it):
+//!
+//! ```toml
+//! [dependencies]
+//! weir-request-admission = { path = "…/crates/weir-request-admission" }
+//! weir-contracts = { path = "…/crates/weir-contracts" }
+//! tokio = { version = "1", features = ["rt", "time", "macros"] }
+//! ```
+//!
+//! The simplest use is [`AdaptiveRequestAdmissionController::call`]: it acquires a lease,
+//! runs your call under it and releases it with the outcome your error type's
+//! [`ClassifyRelease`] maps it to (a success is always `success`). The example below shows
+//! the parts by hand, then the helper.
+//!
 //! ```
 //! use std::sync::Arc;
 //! use std::time::Duration;
@@ -42,7 +60,28 @@
 //! drop(b);
 //!
 //! let snap = controller.pressure().snapshot(&chat).expect("chat was used");
-//! assert_eq!((snap.in_flight_count, snap.current_limit), (0, 2));
+//! assert_eq!(snap.in_flight_count, 0);
+//!
+//! // The helper: acquire → call → classify → release, exactly once.
+//! #[derive(Debug)]
+//! struct Http429;
+//! impl weir_request_admission::ClassifyRelease for Http429 {
+//!     fn release_outcome(&self) -> RequestReleaseOutcome {
+//!         RequestReleaseOutcome::rate_limited(Some(0.5))
+//!     }
+//! }
+//! let text = controller
+//!     .call(RequestAdmissionItem::new(chat.clone()), || async {
+//!         Ok::<_, Http429>("a reply")
+//!     })
+//!     .await
+//!     .expect("admitted, and the call succeeded");
+//! assert_eq!(text, "a reply");
+//! let failed = controller
+//!     .call(RequestAdmissionItem::new(chat.clone()), || async { Err::<(), _>(Http429) })
+//!     .await;
+//! assert!(matches!(failed, Err(weir_request_admission::LeasedCallError::Call(Http429))));
+//! assert_eq!(controller.pressure().snapshot(&chat).map(|s| s.in_flight_count), Some(0));
 //! controller.shutdown();
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! # })?;
@@ -54,6 +93,7 @@ mod controller;
 mod events;
 mod latency;
 mod lease;
+mod leased_call;
 mod limit;
 mod policy;
 mod pressure;
@@ -74,4 +114,5 @@ pub use lease::{
     RequestAdmissionDecision, RequestAdmissionDenied, RequestAdmissionError, RequestAdmissionItem,
     RequestAdmissionLease,
 };
+pub use leased_call::{ClassifyRelease, LeasedCallError};
 pub use pressure::RequestPressureSnapshotProvider;

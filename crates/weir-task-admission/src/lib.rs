@@ -7,6 +7,30 @@
 //! in one dispatch step: `select_next → try_acquire → commit`, releasing the lease if the
 //! commit finds the selection stale.
 //!
+//! # Using it alone
+//!
+//! The crate needs no async runtime. Its types come from `weir-contracts` (keys, ids, metadata,
+//! snapshots), so depend on both:
+//!
+//! ```toml
+//! [dependencies]
+//! weir-task-admission = { path = "…/crates/weir-task-admission" }
+//! weir-contracts = { path = "…/crates/weir-contracts" }
+//! ```
+//!
+//! # Task groups: what an identity means
+//!
+//! A [`TaskGroupKey`](weir_contracts::TaskGroupKey) is `(kind, identity)`: the `kind`
+//! (`local`, `model`, `custom_model`) and an ordered list of strings. Two tasks are in the
+//! same group exactly when both parts are equal; the queue is fair *between* groups (weighted
+//! by [`TaskGroupSpec::weight`](weir_contracts::TaskGroupSpec)) and FIFO *inside* one. The
+//! crate never reads the strings: choose them so that one group is one flow of work you want
+//! to share fairly. weir's runtime uses the metadata identity plus the output column, e.g.
+//! `model:["model", "openai", "gpt-x", "chat", "summary"]`, so two columns on one model
+//! endpoint share it fairly, and a local column is `local:["local", "default", "title"]`.
+//! The group's `admitted_limit` (optional) caps its leases at once. A group that empties keeps
+//! no credit: when it returns it starts at the queue's current virtual time.
+//!
 //! ```
 //! use std::sync::Arc;
 //! use weir_contracts::{SchedulerResourceRequest, SchedulingKind, TaskGroupKey, TaskGroupSpec, TaskId};

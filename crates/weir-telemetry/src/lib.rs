@@ -11,6 +11,17 @@
 //! isolating a panicking child). [`CorrelatedRuntimeView`] joins the two streams by id into
 //! per-execution timelines with the plan's 13 monotonic fields.
 //!
+//! # Using it alone
+//!
+//! It speaks `weir-contracts` types, so depend on both (add tokio yourself only to run
+//! [`RuntimeCorrelationProvider::scope`]-style code inside a runtime):
+//!
+//! ```toml
+//! [dependencies]
+//! weir-telemetry = { path = "…/crates/weir-telemetry" }
+//! weir-contracts = { path = "…/crates/weir-contracts" }
+//! ```
+//!
 //! ```
 //! use std::sync::Arc;
 //! use weir_contracts::{SchedulerAdmissionEvent, SchedulerEventKind};

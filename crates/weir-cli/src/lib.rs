@@ -1,4 +1,4 @@
-//! The `weir` command line: workflow specs, runs on the simulated provider, outputs and reports.
+//! The `weir` command line: workflow specs, runs on simulated or OpenAI-compatible providers, outputs and reports.
 //!
 //! The binary is a thin shell over this library: [`spec`] parses and validates the workflow JSON
 //! (every error names its JSON path) and builds the runtime's objects, [`run`] is the `weir run`
@@ -38,6 +38,8 @@ pub mod error;
 pub mod examples;
 pub mod output;
 pub mod progress;
+pub mod progress_cells;
+pub mod progress_model;
 pub mod report;
 pub mod run;
 pub mod spec;

@@ -13,6 +13,7 @@
 use crate::error::CliError;
 use crate::output::{summary_from, Checkpoint, EventsMode, RunOutputs};
 use crate::progress::{self, ProgressMode, ProgressSources};
+use crate::progress_cells::CellCounter;
 use crate::report::ReportData;
 use crate::spec::{BuiltWorkflow, WorkflowSpec};
 use crate::summary::{CarriedTotals, Summary};
@@ -145,6 +146,10 @@ pub fn run_workflow(spec: WorkflowSpec, opts: RunOptions) -> Result<RunOutcome, 
     for s in outputs.scheduler_sinks() {
         engine = engine.with_scheduler_sink(s);
     }
+    let cells = Arc::new(CellCounter::default());
+    if !opts.quiet {
+        engine = engine.with_scheduler_sink(cells.clone());
+    }
     for s in outputs.request_sinks() {
         engine = engine.with_request_sink(s);
     }
@@ -168,9 +173,15 @@ pub fn run_workflow(spec: WorkflowSpec, opts: RunOptions) -> Result<RunOutcome, 
         });
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         let records_total = built.workflow.records;
+        let records_at_start = resume.as_ref().map_or(0, |cp| cp.records_written);
+        let session_records = records_total.saturating_sub(records_at_start);
+        let cells_done = cells.clone();
         let progress_sources = ProgressSources {
             records_written: Box::new(progress_counter(&outputs)),
             records_total,
+            records_at_start,
+            cells_done: Box::new(move || cells_done.cells_done()),
+            cells_total: session_records.saturating_mul(built.workflow.columns.len() as u64),
             models: progress::model_lines(&prepared),
         };
         let progress = tokio::spawn(progress::show(mode, progress_sources, done_rx));

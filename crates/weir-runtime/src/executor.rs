@@ -349,6 +349,9 @@ impl ModelRequestExecutor {
 }
 
 /// Why one attempt produced no response.
+// A failure is built once per failed attempt and moved once; boxing it would cost an
+// allocation on every failure to save a copy.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum AttemptFailure {
     /// Request admission refused or timed out before the provider was called (typed; never

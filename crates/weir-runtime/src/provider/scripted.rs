@@ -10,6 +10,8 @@ use tokio::time::sleep;
 
 /// What a scripted call ends with.
 #[derive(Debug, Clone, PartialEq)]
+// Test scripts hold a handful of outcomes: their size does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum ScriptedOutcome {
     /// Return this result.
     Respond(Result<ProviderResponse, ProviderError>),

@@ -405,16 +405,29 @@ pub fn summary_from(built: &BuiltWorkflow, collector: &TimelineCollector) -> Sum
     } else {
         built.lower_bound_seconds(&calls)
     };
-    for alias in &built.models {
+    for (i, alias) in built.models.iter().enumerate() {
+        let same_endpoint = |m: &&weir_runtime::workflow::ModelAlias| {
+            m.provider == alias.provider && m.model_id == alias.model_id
+        };
+        if built.models[..i].iter().any(|m| same_endpoint(&m)) {
+            // One row per endpoint: its later aliases are listed on the first one's row.
+            continue;
+        }
         let static_cap = built
             .models
             .iter()
-            .filter(|m| m.provider == alias.provider && m.model_id == alias.model_id)
+            .filter(same_endpoint)
             .map(|m| m.cap())
             .min()
             .unwrap_or_else(|| alias.cap());
         let mut row = ModelSummary {
             alias: alias.alias.clone(),
+            aliases: built
+                .models
+                .iter()
+                .filter(same_endpoint)
+                .map(|m| m.alias.clone())
+                .collect(),
             provider: alias.provider.clone(),
             model_id: alias.model_id.clone(),
             static_cap,

@@ -108,8 +108,12 @@ pub struct FinalRequestSnapshot {
 /// One model alias's request statistics (aliases of one endpoint share the endpoint's numbers).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelSummary {
-    /// The alias.
+    /// The endpoint's first declared alias.
     pub alias: String,
+    /// Every alias that routes to this endpoint, in declaration order (one row per endpoint,
+    /// so calls are never counted once per alias).
+    #[serde(default)]
+    pub aliases: Vec<String>,
     /// Provider name.
     pub provider: String,
     /// Model endpoint id.

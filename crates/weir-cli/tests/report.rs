@@ -200,6 +200,7 @@ fn sample_data() -> ReportData {
     summary.per_model = vec![
         weir_cli::summary::ModelSummary {
             alias: "writer".into(),
+            aliases: vec!["writer".into()],
             provider: "sim".into(),
             model_id: "writer1".into(),
             attempts: 600,
@@ -210,6 +211,7 @@ fn sample_data() -> ReportData {
         },
         weir_cli::summary::ModelSummary {
             alias: "judge<b>".into(),
+            aliases: vec!["judge<b>".into()],
             provider: "sim".into(),
             model_id: "judge<8>".into(),
             attempts: 40,

@@ -230,12 +230,16 @@ pub fn render_html(data: &ReportData) -> String {
         stacked_bar("Layer attribution (task-seconds)", "task-s", &segments)
     );
 
-    out.push_str("<h2>Per model</h2><table><tr><th>alias</th><th>provider / model</th><th>calls</th><th>429</th><th>peak in flight</th><th>final limit</th><th>static cap</th></tr>");
+    out.push_str("<h2>Per model endpoint</h2><table><tr><th>aliases</th><th>provider / model</th><th>calls</th><th>429</th><th>peak in flight</th><th>final limit</th><th>static cap</th></tr>");
     for m in &s.per_model {
         let _ = write!(
             out,
             r#"<tr><td>{}</td><td>{} / {}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td></tr>"#,
-            escape(&m.alias),
+            escape(&if m.aliases.is_empty() {
+                m.alias.clone()
+            } else {
+                m.aliases.join(", ")
+            }),
             escape(&m.provider),
             escape(&m.model_id),
             m.attempts,

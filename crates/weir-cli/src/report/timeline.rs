@@ -9,7 +9,8 @@
 //! Diagnostics keys it reads (all optional; each has a fallback):
 //! * `row_group_checkpointed`: `surviving_rows` (else `records`, else `row_group_size −
 //!   dropped_rows`), `dropped_rows`, `active_row_groups`, `row_group`;
-//! * `row_group_admitted`: `row_group`, `active_row_groups` (else a +1/−1 counter);
+//! * `row_group_admitted`: `row_group`, `in_flight` (the runtime's figure; else
+//!   `active_row_groups`, else a +1/−1 counter);
 //! * the row group of a task: `captured_correlation.row_group`, else diagnostics `row_group`;
 //! * request events: `pressure_snapshot` (a `RequestPressureSnapshot`: `in_flight_count`,
 //!   `current_limit`, `effective_max`, `cooldown_remaining_seconds`), else a lease counter;
@@ -283,8 +284,12 @@ impl State {
             .or_else(|| diag_u64(d, "row_group"));
         match e.event_kind {
             S::RowGroupAdmitted => {
-                self.row_groups_now =
-                    diag_u64(d, "active_row_groups").map_or(self.row_groups_now + 1, |n| n as i64);
+                // The runtime's own figure (row groups in flight after this admission); the
+                // +1/−1 fallback counted a finished group until it was *written*, which waits
+                // for every earlier group, so it overstated the figure past the cap.
+                self.row_groups_now = diag_u64(d, "in_flight")
+                    .or_else(|| diag_u64(d, "active_row_groups"))
+                    .map_or(self.row_groups_now + 1, |n| n as i64);
                 if let Some(rg) = row_group {
                     self.row_group_admitted_at.insert(rg, t);
                 }

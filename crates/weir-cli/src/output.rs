@@ -393,6 +393,8 @@ pub fn summary_from(built: &BuiltWorkflow, collector: &TimelineCollector) -> Sum
     s.tasks = counts.tasks;
     s.requests = counts.requests;
     s.layer_attribution = counts.layers;
+    s.verdict = crate::summary::verdict(&counts.layers, &counts.layers_by_resource);
+    s.layer_attribution_by_resource = counts.layers_by_resource;
     let mut calls: BTreeMap<(String, String), u64> = BTreeMap::new();
     for m in &series.models {
         *calls

@@ -1,6 +1,7 @@
 //! `Summary`: the run's headline numbers, saved as `summary.json` (its keys are a contract).
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Task outcome counts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -145,13 +146,17 @@ pub struct LayerAttribution {
     pub cooldown: f64,
     /// Provider call in flight.
     pub provider_execution: f64,
-    /// Everything else (generator code, spawn, retry backoff, release).
-    pub other: f64,
+    /// The worker's own code outside model calls: local generators, templates, parsing.
+    #[serde(default)]
+    pub worker_code: f64,
+    /// Waiting out a retry's backoff before the task was re-queued.
+    #[serde(default)]
+    pub retry_backoff: f64,
 }
 
 impl LayerAttribution {
     /// The layers as (key, task-seconds), in display order.
-    pub fn entries(&self) -> [(&'static str, f64); 7] {
+    pub fn entries(&self) -> [(&'static str, f64); 8] {
         [
             ("dependency_wait", self.dependency_wait),
             ("ready_queue_wait", self.ready_queue_wait),
@@ -159,7 +164,8 @@ impl LayerAttribution {
             ("request_admission_wait", self.request_admission_wait),
             ("cooldown", self.cooldown),
             ("provider_execution", self.provider_execution),
-            ("other", self.other),
+            ("worker_code", self.worker_code),
+            ("retry_backoff", self.retry_backoff),
         ]
     }
 
@@ -167,6 +173,80 @@ impl LayerAttribution {
     pub fn total(&self) -> f64 {
         self.entries().iter().map(|(_, v)| v).sum()
     }
+}
+
+/// Task-seconds one request resource (provider/model/domain) accounts for, by request layer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResourceLayerSeconds {
+    /// Waiting for a request lease (no cooldown).
+    pub request_admission_wait: f64,
+    /// Waiting while the resource cooled down after a rate limit.
+    pub cooldown: f64,
+    /// Provider calls in flight.
+    pub provider_execution: f64,
+}
+
+impl ResourceLayerSeconds {
+    /// Seconds of `layer` (one of this struct's keys; 0 for any other layer).
+    pub fn of(&self, layer: &str) -> f64 {
+        match layer {
+            "request_admission_wait" => self.request_admission_wait,
+            "cooldown" => self.cooldown,
+            "provider_execution" => self.provider_execution,
+            _ => 0.0,
+        }
+    }
+}
+
+/// What a layer key means, for the verdict sentence.
+pub fn layer_phrase(layer: &str) -> &'static str {
+    match layer {
+        "dependency_wait" => "waiting for upstream columns",
+        "ready_queue_wait" => "ready but queued for a task slot",
+        "task_admission_wait" => "in task admission",
+        "request_admission_wait" => "waiting for a request lease",
+        "cooldown" => "waiting out rate-limit cooldowns",
+        "provider_execution" => "in provider calls",
+        "worker_code" => "in local worker code",
+        _ => "in retry backoff",
+    }
+}
+
+/// One sentence naming the bottleneck: the largest layer other than dependency wait (waiting
+/// for upstream columns is a consequence of the bottleneck, not a cause), its share of the
+/// task time outside dependency wait, and for a request layer the resource that accounts for
+/// most of it.
+pub fn verdict(
+    layers: &LayerAttribution,
+    by_resource: &BTreeMap<String, ResourceLayerSeconds>,
+) -> Option<String> {
+    let active = layers.total() - layers.dependency_wait;
+    if active <= 0.0 || !active.is_finite() {
+        return None;
+    }
+    let (layer, seconds) = layers
+        .entries()
+        .into_iter()
+        .filter(|(k, _)| *k != "dependency_wait")
+        .max_by(|a, b| a.1.total_cmp(&b.1))?;
+    let mut sentence = format!(
+        "Bottleneck: tasks were {} for {:.0} % of their time outside dependency waits",
+        layer_phrase(layer),
+        seconds / active * 100.0
+    );
+    let top = by_resource
+        .iter()
+        .map(|(label, r)| (label, r.of(layer)))
+        .filter(|(_, s)| *s > 0.0)
+        .max_by(|a, b| a.1.total_cmp(&b.1));
+    if let Some((label, s)) = top {
+        sentence.push_str(&format!(
+            ", most of it on {label} ({:.0} %)",
+            s / active * 100.0
+        ));
+    }
+    sentence.push('.');
+    Some(sentence)
 }
 
 /// The run's headline numbers (`summary.json`). Keys are a contract.
@@ -196,6 +276,12 @@ pub struct Summary {
     pub lower_bound_seconds: Option<f64>,
     /// Task-seconds per layer.
     pub layer_attribution: LayerAttribution,
+    /// Request-layer task-seconds per request resource (`provider/model/domain`).
+    #[serde(default)]
+    pub layer_attribution_by_resource: BTreeMap<String, ResourceLayerSeconds>,
+    /// One sentence naming the bottleneck layer (and resource) with its share of task time.
+    #[serde(default)]
+    pub verdict: Option<String>,
 }
 
 impl Summary {
@@ -205,5 +291,42 @@ impl Summary {
             records_requested,
             ..Self::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdict_names_the_largest_active_layer_and_its_resource() {
+        let layers = LayerAttribution {
+            dependency_wait: 100.0,
+            request_admission_wait: 30.0,
+            provider_execution: 10.0,
+            worker_code: 10.0,
+            ..LayerAttribution::default()
+        };
+        let mut by = BTreeMap::new();
+        by.insert(
+            "sim/judge/chat".to_owned(),
+            ResourceLayerSeconds {
+                request_admission_wait: 20.0,
+                ..ResourceLayerSeconds::default()
+            },
+        );
+        by.insert(
+            "sim/writer/chat".to_owned(),
+            ResourceLayerSeconds {
+                request_admission_wait: 10.0,
+                provider_execution: 10.0,
+                ..ResourceLayerSeconds::default()
+            },
+        );
+        assert_eq!(
+            verdict(&layers, &by).as_deref(),
+            Some("Bottleneck: tasks were waiting for a request lease for 60 % of their time outside dependency waits, most of it on sim/judge/chat (40 %).")
+        );
+        assert_eq!(verdict(&LayerAttribution::default(), &by), None);
     }
 }

@@ -251,7 +251,12 @@ fn collector_builds_series_and_counts_from_events() {
     assert!((l.task_admission_wait - 0.25).abs() < 1e-9, "{l:?}");
     assert!((l.cooldown - 1.0).abs() < 1e-9, "{l:?}");
     assert!((l.provider_execution - 2.0).abs() < 1e-9, "{l:?}");
-    assert!((l.other - 0.75).abs() < 1e-9, "{l:?}");
+    assert!((l.worker_code - 0.75).abs() < 1e-9, "{l:?}");
+    assert_eq!(l.retry_backoff, 0.0);
+    // The request layers are charged to the resource that caused them.
+    let by = &counts.layers_by_resource["sim/writer1/chat"];
+    assert!((by.cooldown - 1.0).abs() < 1e-9, "{by:?}");
+    assert!((by.provider_execution - 2.0).abs() < 1e-9, "{by:?}");
     assert_eq!(l.request_admission_wait, 0.0);
     assert_eq!(collector.live_tasks(), 0, "finished tasks are forgotten");
 
@@ -374,7 +379,8 @@ fn renderer_draws_every_chart_and_escapes_names() {
         "request admission wait",
         "cooldown",
         "provider execution",
-        "other",
+        "worker code",
+        "retry backoff",
     ] {
         assert!(html.contains(layer), "legend has {layer}");
     }
@@ -412,6 +418,8 @@ fn summary_keys_are_the_contract() {
         "per_model",
         "lower_bound_seconds",
         "layer_attribution",
+        "layer_attribution_by_resource",
+        "verdict",
     ];
     expected.sort_unstable();
     let mut keys = keys;
@@ -444,11 +452,12 @@ fn summary_keys_are_the_contract() {
         [
             "cooldown",
             "dependency_wait",
-            "other",
             "provider_execution",
             "ready_queue_wait",
             "request_admission_wait",
-            "task_admission_wait"
+            "retry_backoff",
+            "task_admission_wait",
+            "worker_code"
         ]
     );
     assert_eq!(v["lower_bound_seconds"], Value::Null);

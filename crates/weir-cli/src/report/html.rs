@@ -26,12 +26,14 @@ svg .axis{stroke:#8a93a3;stroke-width:1}
 table{border-collapse:collapse;width:100%;background:#fff;font-size:13px}
 th,td{border:1px solid #dde1e7;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#eef1f5}td.num{text-align:right;font-variant-numeric:tabular-nums}
-td code{font-size:12px;word-break:break-all}
+td code{font-size:12px;white-space:nowrap}
+.table-wrap{overflow-x:auto}
+.verdict{font-size:16px;background:#fff;border-left:4px solid #4e79a7;padding:8px 12px;margin:12px 0}
 .muted{color:#8a93a3}
 "#;
 
-const LAYER_COLORS: [&str; 7] = [
-    "#8e9aaf", "#4e79a7", "#59a14f", "#f28e2b", "#e15759", "#76b7b2", "#bab0ac",
+const LAYER_COLORS: [&str; 8] = [
+    "#8e9aaf", "#4e79a7", "#59a14f", "#f28e2b", "#e15759", "#76b7b2", "#bab0ac", "#edc948",
 ];
 
 fn num(v: f64) -> String {
@@ -75,6 +77,9 @@ pub fn render_html(data: &ReportData) -> String {
     );
     if let Some(d) = &data.description {
         let _ = write!(out, r#"<p class="sub">{}</p>"#, escape(d));
+    }
+    if let Some(v) = &s.verdict {
+        let _ = write!(out, r#"<p class="verdict">{}</p>"#, escape(v));
     }
 
     out.push_str(r#"<div class="tiles">"#);
@@ -229,6 +234,30 @@ pub fn render_html(data: &ReportData) -> String {
         r#"<div class="card">{}</div>"#,
         stacked_bar("Layer attribution (task-seconds)", "task-s", &segments)
     );
+    out.push_str(r#"<p class="muted">Each task's life is split by the events it produced: dependency wait (its row group admitted, upstream columns not done), ready queue wait, task admission wait, request admission wait (waiting for a request lease), cooldown (the same, while the endpoint cooled down after a rate limit), provider execution (a call in flight), worker code (the task's own code outside model calls: local generators, templates, parsing, spawn and release) and retry backoff.</p>"#);
+
+    let measured: Vec<_> = data
+        .series
+        .models
+        .iter()
+        .filter_map(|m| m.latency_ms.map(|l| (m, l)))
+        .collect();
+    if !measured.is_empty() {
+        out.push_str("<h2>Provider latency (successful calls)</h2><div class=\"table-wrap\"><table><tr><th>resource</th><th>calls</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>max ms</th></tr>");
+        for (m, l) in measured {
+            let _ = write!(
+                out,
+                r#"<tr><td><code>{}</code></td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td></tr>"#,
+                escape(&m.label()),
+                l.count,
+                num(l.p50),
+                num(l.p90),
+                num(l.p99),
+                num(l.max)
+            );
+        }
+        out.push_str("</table></div>");
+    }
 
     out.push_str("<h2>Per model endpoint</h2><table><tr><th>aliases</th><th>provider / model</th><th>calls</th><th>429</th><th>peak in flight</th><th>final limit</th><th>static cap</th></tr>");
     for m in &s.per_model {

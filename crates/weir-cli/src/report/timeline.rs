@@ -17,7 +17,8 @@
 //! * `model_request_completed`: `reason_or_outcome` = a `RequestReleaseOutcomeKind` name.
 
 use super::series::{Aggregate, BucketedSeries};
-use crate::summary::{LayerAttribution, RequestCounts, TaskCounts};
+use crate::summary::{LayerAttribution, RequestCounts, ResourceLayerSeconds, TaskCounts};
+use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
@@ -59,6 +60,24 @@ pub struct ModelSeries {
     pub max_in_flight: u32,
     /// Last adaptive limit seen.
     pub final_limit: Option<u32>,
+    /// Latency of successful provider calls (started → completed), when there were any.
+    #[serde(default)]
+    pub latency_ms: Option<LatencyPercentiles>,
+}
+
+/// Latency percentiles of a resource's successful calls, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct LatencyPercentiles {
+    /// Successful calls measured.
+    pub count: u64,
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Slowest call.
+    pub max: f64,
 }
 
 impl ModelSeries {
@@ -94,6 +113,8 @@ pub struct CollectedCounts {
     pub requests: RequestCounts,
     /// Layer attribution (task-seconds).
     pub layers: LayerAttribution,
+    /// Request-layer task-seconds per resource label (`provider/model/domain`).
+    pub layers_by_resource: BTreeMap<String, ResourceLayerSeconds>,
     /// Most row groups in flight at once.
     pub max_row_groups_in_flight: u32,
 }
@@ -105,7 +126,8 @@ enum Layer {
     RequestAdmission,
     Cooldown,
     Provider,
-    Other,
+    Worker,
+    RetryBackoff,
 }
 
 #[derive(Debug)]
@@ -113,6 +135,8 @@ struct LiveTask {
     layer: Layer,
     since: f64,
     executions: Vec<u64>,
+    /// The request resource of the task's current request layer.
+    resource: Option<String>,
 }
 
 #[derive(Debug)]
@@ -123,6 +147,10 @@ struct ResourceState {
     limit: BucketedSeries,
     effective_max: BucketedSeries,
     rate_limited: BucketedSeries,
+    /// Successful call latencies in microseconds (1 µs .. 1 h, 3 significant digits).
+    latency_us: Option<Histogram<u64>>,
+    /// Start time of each call in flight, by request attempt id.
+    started: HashMap<u64, f64>,
 }
 
 #[derive(Debug)]
@@ -201,6 +229,16 @@ impl TimelineCollector {
                     limit: r.limit.points(),
                     effective_max: r.effective_max.points(),
                     rate_limited: r.rate_limited.points(),
+                    latency_ms: r.latency_us.as_ref().filter(|h| !h.is_empty()).map(|h| {
+                        let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+                        LatencyPercentiles {
+                            count: h.len(),
+                            p50: ms(0.5),
+                            p90: ms(0.9),
+                            p99: ms(0.99),
+                            max: h.max() as f64 / 1000.0,
+                        }
+                    }),
                     ..r.series.clone()
                 })
                 .collect(),
@@ -225,7 +263,8 @@ impl State {
         }
     }
 
-    fn add_layer(&mut self, layer: Layer, seconds: f64) {
+    fn add_layer(&mut self, layer: Layer, seconds: f64, resource: Option<&str>) {
+        let seconds = seconds.max(0.0);
         let l = &mut self.counts.layers;
         let slot = match layer {
             Layer::ReadyQueue => &mut l.ready_queue_wait,
@@ -233,9 +272,29 @@ impl State {
             Layer::RequestAdmission => &mut l.request_admission_wait,
             Layer::Cooldown => &mut l.cooldown,
             Layer::Provider => &mut l.provider_execution,
-            Layer::Other => &mut l.other,
+            Layer::Worker => &mut l.worker_code,
+            Layer::RetryBackoff => &mut l.retry_backoff,
         };
-        *slot += seconds.max(0.0);
+        *slot += seconds;
+        if let Some(label) = resource {
+            let by = &mut self.counts.layers_by_resource;
+            let slot = match layer {
+                Layer::RequestAdmission => Some(
+                    &mut by
+                        .entry(label.to_owned())
+                        .or_default()
+                        .request_admission_wait,
+                ),
+                Layer::Cooldown => Some(&mut by.entry(label.to_owned()).or_default().cooldown),
+                Layer::Provider => {
+                    Some(&mut by.entry(label.to_owned()).or_default().provider_execution)
+                }
+                _ => None,
+            };
+            if let Some(slot) = slot {
+                *slot += seconds;
+            }
+        }
     }
 
     /// Moves a live task into `layer` at `t` (creating it when `create`), charging the time spent
@@ -243,9 +302,10 @@ impl State {
     fn transition(&mut self, task: &str, layer: Layer, t: f64, create_rg: Option<Option<u64>>) {
         if let Some(live) = self.live.get_mut(task) {
             let (prev, since) = (live.layer, live.since);
+            let resource = live.resource.take();
             live.layer = layer;
             live.since = t;
-            self.add_layer(prev, t - since);
+            self.add_layer(prev, t - since, resource.as_deref());
             return;
         }
         let Some(row_group) = create_rg else { return };
@@ -260,13 +320,14 @@ impl State {
                 layer,
                 since: t,
                 executions: Vec::new(),
+                resource: None,
             },
         );
     }
 
     fn close(&mut self, task: &str, t: f64) {
         if let Some(live) = self.live.remove(task) {
-            self.add_layer(live.layer, t - live.since);
+            self.add_layer(live.layer, t - live.since, live.resource.as_deref());
             for e in live.executions {
                 self.execution_task.remove(&e);
             }
@@ -340,9 +401,10 @@ impl State {
             S::AdmissionDenied | S::StaleSelection => {
                 self.transition(&task, Layer::ReadyQueue, t, None)
             }
-            S::TaskLeaseAcquired | S::WorkerSpawned | S::RetryDeferred => {
-                self.transition(&task, Layer::Other, t, None)
+            S::TaskLeaseAcquired | S::WorkerSpawned => {
+                self.transition(&task, Layer::Worker, t, None)
             }
+            S::RetryDeferred => self.transition(&task, Layer::RetryBackoff, t, None),
             S::TaskCompleted | S::NonRetryableDropped | S::Cancelled | S::TaskLeaseReleased => {
                 self.close(&task, t)
             }
@@ -377,6 +439,7 @@ impl State {
                 let s = |f: &str| r.get(f).and_then(Value::as_str).map(str::to_string);
                 Some((s("provider_name")?, s("model_id")?, s("domain")?))
             });
+        let label = key.as_ref().map(|(p, m, d)| format!("{p}/{m}/{d}"));
         if let Some(key) = key {
             self.resource_event(e, key, t);
         }
@@ -413,10 +476,18 @@ impl State {
             | R::RequestWaitCancelled
             | R::RequestLeaseAcquired
             | R::ModelRequestCompleted
-            | R::RequestLeaseReleased => Layer::Other,
+            | R::RequestLeaseReleased => Layer::Worker,
             _ => return,
         };
         self.transition(&task, layer, t, None);
+        if matches!(
+            layer,
+            Layer::RequestAdmission | Layer::Cooldown | Layer::Provider
+        ) {
+            if let Some(live) = self.live.get_mut(&task) {
+                live.resource = label;
+            }
+        }
     }
 
     fn resource_event(&mut self, e: &RequestAdmissionEvent, key: (String, String, String), t: f64) {
@@ -436,12 +507,26 @@ impl State {
                 limit: BucketedSeries::new(Aggregate::Max, max_points),
                 effective_max: BucketedSeries::new(Aggregate::Last, max_points),
                 rate_limited: BucketedSeries::new(Aggregate::Sum, max_points),
+                latency_us: None,
+                started: HashMap::new(),
             });
         let snap = e.pressure_snapshot.as_ref();
+        let attempt = e.request_attempt_id.map(|a| a.0);
         match e.event_kind {
-            R::ModelRequestStarted => r.series.attempts += 1,
-            R::ModelRequestCompleted if e.reason_or_outcome.as_deref() == Some("success") => {
-                r.series.succeeded += 1
+            R::ModelRequestStarted => {
+                r.series.attempts += 1;
+                if let Some(a) = attempt {
+                    r.started.insert(a, t);
+                }
+            }
+            R::ModelRequestCompleted => {
+                let started = attempt.and_then(|a| r.started.remove(&a));
+                if e.reason_or_outcome.as_deref() == Some("success") {
+                    r.series.succeeded += 1;
+                    if let Some(start) = started {
+                        record_latency(&mut r.latency_us, t - start);
+                    }
+                }
             }
             R::RequestRateLimited => {
                 r.series.rate_limited_total += 1;
@@ -469,6 +554,20 @@ impl State {
         if let Some(m) = snap_u64(snap, "effective_max") {
             r.effective_max.push(t, m as f64);
         }
+    }
+}
+
+/// Adds one call's latency (seconds) to a resource's histogram, created on first use.
+fn record_latency(h: &mut Option<Histogram<u64>>, seconds: f64) {
+    if !(seconds.is_finite() && seconds >= 0.0) {
+        return;
+    }
+    if h.is_none() {
+        // 1 µs .. 1 h at 3 significant digits: ~30 KB per resource, bounded.
+        *h = Histogram::new_with_bounds(1, 3_600_000_000, 3).ok();
+    }
+    if let Some(h) = h {
+        h.saturating_record(((seconds * 1e6).round() as u64).max(1));
     }
 }
 

@@ -259,6 +259,22 @@ fn collector_builds_series_and_counts_from_events() {
     assert!((by.provider_execution - 2.0).abs() < 1e-9, "{by:?}");
     assert_eq!(l.request_admission_wait, 0.0);
     assert_eq!(collector.live_tasks(), 0, "finished tasks are forgotten");
+    // Over time, the layers add up to the same task-seconds as the totals.
+    let series = collector.series();
+    let width = series
+        .layers_over_time
+        .get(1)
+        .map_or(0.01, |p| p.0 - series.layers_over_time[0].0);
+    let over_time: f64 = series
+        .layers_over_time
+        .iter()
+        .map(|(_, v)| v.iter().sum::<f64>() * width)
+        .sum();
+    assert!(
+        (over_time - l.total()).abs() < 1e-6,
+        "{over_time} vs {}",
+        l.total()
+    );
 
     let series = collector.series();
     let last = series.records_completed.last().unwrap();
@@ -362,8 +378,8 @@ fn renderer_draws_every_chart_and_escapes_names() {
         !html.contains("http://") || !html.contains("src=\"http"),
         "no network resources"
     );
-    // One SVG per chart: records, row groups, 2 models, layer bar.
-    assert_eq!(html.matches("<svg").count(), 5);
+    // One SVG per chart: records, row groups, 2 models, layer bar, layers over time.
+    assert_eq!(html.matches("<svg").count(), 6);
     assert_eq!(html.matches("<svg").count(), html.matches("</svg>").count());
     assert!(html.contains("Records completed over time"));
     assert!(html.contains("Row groups in flight"));
@@ -372,6 +388,10 @@ fn renderer_draws_every_chart_and_escapes_names() {
     assert!(html.contains("class=\"marker\""), "429 markers drawn");
     assert!(html.contains("static cap") && html.contains("adaptive limit"));
     assert!(html.contains("Layer attribution"));
+    assert!(
+        html.contains("Tasks in each layer over time"),
+        "attribution over time is drawn"
+    );
     for layer in [
         "dependency wait",
         "ready queue wait",

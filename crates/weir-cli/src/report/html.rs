@@ -1,7 +1,7 @@
 //! `report.html`: one self-contained page (inline CSS and SVG, no scripts, no network).
 
 use super::plan_table::plan_rows;
-use super::svg::{escape, stacked_bar, Line, LineChart, Markers, Segment};
+use super::svg::{escape, stacked_area, stacked_bar, Line, LineChart, Markers, Segment};
 use super::ReportData;
 use std::fmt::Write as _;
 
@@ -234,6 +234,32 @@ pub fn render_html(data: &ReportData) -> String {
         r#"<div class="card">{}</div>"#,
         stacked_bar("Layer attribution (task-seconds)", "task-s", &segments)
     );
+    if !data.series.layers_over_time.is_empty() {
+        let layers: Vec<(String, &'static str)> = s
+            .layer_attribution
+            .entries()
+            .iter()
+            .zip(LAYER_COLORS)
+            .map(|((label, _), color)| (label.replace('_', " "), color))
+            .collect();
+        let points: Vec<(f64, Vec<f64>)> = data
+            .series
+            .layers_over_time
+            .iter()
+            .map(|(t, v)| (*t, v.to_vec()))
+            .collect();
+        let _ = write!(
+            out,
+            r#"<div class="card">{}</div>"#,
+            stacked_area(
+                "Tasks in each layer over time (average per bucket)",
+                "tasks",
+                &layers,
+                &points,
+                x_max
+            )
+        );
+    }
     out.push_str(r#"<p class="muted">Each task's life is split by the events it produced: dependency wait (its row group admitted, upstream columns not done), ready queue wait, task admission wait, request admission wait (waiting for a request lease), cooldown (the same, while the endpoint cooled down after a rate limit), provider execution (a call in flight), worker code (the task's own code outside model calls: local generators, templates, parsing, spawn and release) and retry backoff.</p>"#);
 
     let measured: Vec<_> = data

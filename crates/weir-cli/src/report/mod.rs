@@ -2,12 +2,14 @@
 //! its time series, and the self-contained `report.html` renderer (inline SVG + CSS, no JS).
 
 mod html;
+mod layer_timeline;
 mod plan_table;
 mod series;
 mod svg;
 mod timeline;
 
 pub use html::render_html;
+pub use layer_timeline::LayerTimeline;
 pub use plan_table::{plan_rows, PlanRow};
 pub use series::{Aggregate, BucketedSeries};
 pub use svg::escape;

@@ -332,6 +332,131 @@ pub fn stacked_bar(title: &str, unit: &str, segments: &[Segment]) -> String {
     s
 }
 
+/// A stacked area chart: `points` are `(x, values)` with one value per `layers` entry, drawn
+/// bottom-up as steps (each point holds until the next one).
+pub fn stacked_area(
+    title: &str,
+    y_label: &str,
+    layers: &[(String, &'static str)],
+    points: &[(f64, Vec<f64>)],
+    x_max: f64,
+) -> String {
+    let x_end = points.last().map_or(0.0, |p| p.0).max(x_max);
+    let y_top = points
+        .iter()
+        .map(|(_, v)| v.iter().map(|x| x.max(0.0)).sum::<f64>())
+        .fold(0.0, f64::max);
+    let x_ticks = nice_ticks(x_end, 8);
+    let y_ticks = nice_ticks(y_top * 1.05, 5);
+    let x_hi = x_ticks.last().copied().unwrap_or(1.0).max(1e-9);
+    let y_hi = y_ticks.last().copied().unwrap_or(1.0).max(1e-9);
+    let pw = W - LEFT - RIGHT;
+    let ph = H - TOP - BOTTOM;
+    let sx = |x: f64| LEFT + (x / x_hi).clamp(0.0, 1.0) * pw;
+    let sy = |y: f64| TOP + ph - (y / y_hi).clamp(0.0, 1.0) * ph;
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r#"<svg class="chart" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" xmlns="http://www.w3.org/2000/svg"><title>{}</title><text class="chart-title" x="{LEFT}" y="20">{}</text>"#,
+        escape(title),
+        escape(title)
+    );
+    // The legend wraps onto a second row rather than running off the chart.
+    let (mut lx, mut ly) = (LEFT, 33.0);
+    for (label, color) in layers {
+        let w = 22.0 + 6.5 * label.chars().count() as f64;
+        if lx + w > W - RIGHT && lx > LEFT {
+            (lx, ly) = (LEFT, ly + 13.0);
+        }
+        let _ = write!(
+            s,
+            r#"<rect x="{lx:.1}" y="{:.1}" width="9" height="9" fill="{color}"/><text class="legend" x="{:.1}" y="{ly:.1}">{}</text>"#,
+            ly - 8.5,
+            lx + 13.0,
+            escape(label)
+        );
+        lx += w;
+    }
+    for y in &y_ticks {
+        let py = sy(*y);
+        let _ = write!(
+            s,
+            r#"<line class="grid" x1="{LEFT}" y1="{py:.1}" x2="{:.1}" y2="{py:.1}"/><text class="tick" x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
+            LEFT + pw,
+            LEFT - 6.0,
+            py + 4.0,
+            fmt_tick(*y)
+        );
+    }
+    for x in &x_ticks {
+        let px = sx(*x);
+        let _ = write!(
+            s,
+            r#"<text class="tick" x="{px:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+            TOP + ph + 18.0,
+            fmt_tick(*x)
+        );
+    }
+    // Each layer is the band between the running sum below it and the sum including it.
+    let mut below: Vec<f64> = vec![0.0; points.len()];
+    for (k, (label, color)) in layers.iter().enumerate() {
+        let above: Vec<f64> = points
+            .iter()
+            .zip(&below)
+            .map(|((_, v), b)| b + v.get(k).copied().unwrap_or(0.0).max(0.0))
+            .collect();
+        if above.iter().zip(&below).all(|(a, b)| a <= b) {
+            below = above;
+            continue;
+        }
+        let mut d = String::new();
+        for (i, (x, _)) in points.iter().enumerate() {
+            let x_next = points.get(i + 1).map_or(x_end, |p| p.0);
+            let cmd = if i == 0 { 'M' } else { 'L' };
+            let _ = write!(
+                d,
+                "{cmd}{:.1} {:.1} L{:.1} {:.1} ",
+                sx(*x),
+                sy(above[i]),
+                sx(x_next),
+                sy(above[i])
+            );
+        }
+        for (i, (x, _)) in points.iter().enumerate().rev() {
+            let x_next = points.get(i + 1).map_or(x_end, |p| p.0);
+            let _ = write!(
+                d,
+                "L{:.1} {:.1} L{:.1} {:.1} ",
+                sx(x_next),
+                sy(below[i]),
+                sx(*x),
+                sy(below[i])
+            );
+        }
+        let _ = write!(
+            s,
+            r#"<path d="{}Z" fill="{color}" stroke="none"><title>{}</title></path>"#,
+            d.trim_end(),
+            escape(label)
+        );
+        below = above;
+    }
+    let _ = write!(
+        s,
+        r#"<line class="axis" x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{:.1}"/><line class="axis" x1="{LEFT}" y1="{:.1}" x2="{:.1}" y2="{:.1}"/><text class="axis-label" x="{:.1}" y="{:.1}" text-anchor="middle">seconds since start</text><text class="axis-label" x="14" y="{:.1}" transform="rotate(-90 14 {:.1})" text-anchor="middle">{}</text></svg>"#,
+        TOP + ph,
+        TOP + ph,
+        LEFT + pw,
+        TOP + ph,
+        LEFT + pw / 2.0,
+        H - 8.0,
+        TOP + ph / 2.0,
+        TOP + ph / 2.0,
+        escape(y_label)
+    );
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

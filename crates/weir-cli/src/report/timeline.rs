@@ -16,6 +16,7 @@
 //!   `current_limit`, `effective_max`, `cooldown_remaining_seconds`), else a lease counter;
 //! * `model_request_completed`: `reason_or_outcome` = a `RequestReleaseOutcomeKind` name.
 
+use super::layer_timeline::{LayerTimeline, LAYERS};
 use super::series::{Aggregate, BucketedSeries};
 use crate::summary::{LayerAttribution, RequestCounts, ResourceLayerSeconds, TaskCounts};
 use hdrhistogram::Histogram;
@@ -98,6 +99,10 @@ pub struct TimeSeries {
     pub row_groups_in_flight: Vec<(f64, f64)>,
     /// One entry per request resource, sorted by label.
     pub models: Vec<ModelSeries>,
+    /// Average tasks in each layer over time: `(bucket start, [tasks per layer])`, layers in
+    /// `LayerAttribution::entries` order.
+    #[serde(default)]
+    pub layers_over_time: Vec<(f64, [f64; LAYERS])>,
 }
 
 /// The counters a collector derived from events.
@@ -128,6 +133,21 @@ enum Layer {
     Provider,
     Worker,
     RetryBackoff,
+}
+
+impl Layer {
+    /// Position in `LayerAttribution::entries` (0 is dependency wait).
+    fn index(self) -> usize {
+        match self {
+            Layer::ReadyQueue => 1,
+            Layer::TaskAdmission => 2,
+            Layer::RequestAdmission => 3,
+            Layer::Cooldown => 4,
+            Layer::Provider => 5,
+            Layer::Worker => 6,
+            Layer::RetryBackoff => 7,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -163,6 +183,7 @@ struct State {
     row_groups: BucketedSeries,
     row_group_admitted_at: HashMap<u64, f64>,
     resources: BTreeMap<(String, String, String), ResourceState>,
+    layer_timeline: LayerTimeline,
     live: HashMap<String, LiveTask>,
     execution_task: HashMap<u64, String>,
 }
@@ -204,6 +225,7 @@ impl TimelineCollector {
                 row_groups: BucketedSeries::new(Aggregate::Max, max_points),
                 row_group_admitted_at: HashMap::new(),
                 resources: BTreeMap::new(),
+                layer_timeline: LayerTimeline::new(max_points.min(400)),
                 live: HashMap::new(),
                 execution_task: HashMap::new(),
             }),
@@ -242,6 +264,7 @@ impl TimelineCollector {
                     ..r.series.clone()
                 })
                 .collect(),
+            layers_over_time: s.layer_timeline.points(),
         }
     }
 
@@ -263,8 +286,9 @@ impl State {
         }
     }
 
-    fn add_layer(&mut self, layer: Layer, seconds: f64, resource: Option<&str>) {
-        let seconds = seconds.max(0.0);
+    fn add_layer(&mut self, layer: Layer, from: f64, to: f64, resource: Option<&str>) {
+        let seconds = (to - from).max(0.0);
+        self.layer_timeline.add(layer.index(), from, to);
         let l = &mut self.counts.layers;
         let slot = match layer {
             Layer::ReadyQueue => &mut l.ready_queue_wait,
@@ -305,7 +329,7 @@ impl State {
             let resource = live.resource.take();
             live.layer = layer;
             live.since = t;
-            self.add_layer(prev, t - since, resource.as_deref());
+            self.add_layer(prev, since, t, resource.as_deref());
             return;
         }
         let Some(row_group) = create_rg else { return };
@@ -313,6 +337,7 @@ impl State {
             row_group.and_then(|rg| self.row_group_admitted_at.get(&rg).copied())
         {
             self.counts.layers.dependency_wait += (t - admitted).max(0.0);
+            self.layer_timeline.add(0, admitted, t);
         }
         self.live.insert(
             task.to_string(),
@@ -327,7 +352,7 @@ impl State {
 
     fn close(&mut self, task: &str, t: f64) {
         if let Some(live) = self.live.remove(task) {
-            self.add_layer(live.layer, t - live.since, live.resource.as_deref());
+            self.add_layer(live.layer, live.since, t, live.resource.as_deref());
             for e in live.executions {
                 self.execution_task.remove(&e);
             }

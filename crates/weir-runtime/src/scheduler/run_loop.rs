@@ -8,13 +8,16 @@
 //! cancel signal, and it re-runs its whole pass after every wake — so an enqueue, a release, a
 //! policy change, an expired `available_after` or a stop request can never be lost.
 
-use super::backoff::retry_delay;
+use super::circuit::CircuitBreaker;
 use super::columns::ColumnInfo;
 use super::config::SchedulerConfig;
 use super::events::{SchedulerEvents, TaskEventFields};
+use super::fail_fast::{is_configuration_failure, is_unreachable_endpoint};
 use super::failure_window::FailureWindow;
+use super::failures::{model_source, FailureLog};
 use super::records::{RecordSink, RowGroupBuffer};
 use super::report::{SchedulerError, SchedulerReport, StopReason};
+use super::retries::{RetryBook, RetryDecision};
 use super::row_groups::{RowGroupAdmission, RowGroupBlock};
 use super::PressureAdvisory;
 use crate::completion::{CompletionTracker, DropCause, Task};
@@ -24,8 +27,7 @@ use crate::generators::{
 use crate::model_facade::ModelFacade;
 use crate::workflow::Workflow;
 use serde_json::{json, Value};
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -33,7 +35,8 @@ use tokio::task::{Id as WorkerId, JoinError, JoinSet};
 use tokio::time::Instant;
 use weir_capacity::ObservedMaximaTracker;
 use weir_contracts::{
-    SchedulerEventKind, TaskAdmissionDenyReason, TaskExecutionId, TaskGroupKey, TaskId,
+    RequestAdmissionDenyReason, SchedulerEventKind, TaskAdmissionDenyReason, TaskExecutionId,
+    TaskGroupKey, TaskId,
 };
 use weir_task_admission::{
     FairTaskQueue, SchedulableTask, TaskAdmissionController, TaskAdmissionDecision,
@@ -64,12 +67,15 @@ enum Ending {
     Aborted,
 }
 
-/// A retry waiting for its backoff to pass.
-#[derive(PartialEq, Eq, PartialOrd, Ord)]
-struct DueRetry {
-    at: Instant,
-    seq: u64,
-    task: Task,
+/// How a finished execution counts for early shutdown.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Terminal {
+    /// Not a terminal outcome (deferred, cancelled, moot).
+    None,
+    /// Completed.
+    Succeeded,
+    /// Failed for good.
+    Failed,
 }
 
 pub(crate) struct RunLoop {
@@ -90,14 +96,20 @@ pub(crate) struct RunLoop {
     pub next_to_write: u64,
     pub buffers: BTreeMap<u64, RowGroupBuffer>,
     pub ready_to_write: BTreeMap<u64, Vec<(u64, Record)>>,
+    /// Dropped-row counts of completed groups not yet written (for their checkpoint event).
+    dropped_in_unwritten: BTreeMap<u64, u64>,
     pub failure_window: Option<FailureWindow>,
     pub observed: ObservedMaximaTracker,
     pub report: SchedulerReport,
     workers: JoinSet<Result<WorkerOutput, GenerationError>>,
     running: HashMap<WorkerId, Running>,
-    retries: BinaryHeap<Reverse<DueRetry>>,
-    retry_seq: u64,
-    attempts: HashMap<TaskId, u32>,
+    retries: RetryBook,
+    failures: FailureLog,
+    breaker: Option<CircuitBreaker>,
+    /// Model aliases that answered at least one call in this run.
+    answered: HashSet<String>,
+    /// The cause label of the latest terminal failure (for the early-shutdown reason).
+    last_failure_cause: Option<String>,
     stopping: Option<StopReason>,
     stop_deadline: Option<Instant>,
     row_group_block_reported: bool,
@@ -133,6 +145,7 @@ impl RunLoop {
             ..SchedulerReport::default()
         };
         let now = Instant::now();
+        let config_breaker = config.circuit_breaker.map(|c| CircuitBreaker::new(c, now));
         Self {
             workflow,
             columns,
@@ -152,14 +165,17 @@ impl RunLoop {
             next_to_write: first_row_group,
             buffers: BTreeMap::new(),
             ready_to_write: BTreeMap::new(),
+            dropped_in_unwritten: BTreeMap::new(),
             failure_window,
             observed: ObservedMaximaTracker::new(),
             report,
             workers: JoinSet::new(),
             running: HashMap::new(),
-            retries: BinaryHeap::new(),
-            retry_seq: 0,
-            attempts: HashMap::new(),
+            retries: RetryBook::default(),
+            failures: FailureLog::default(),
+            breaker: config_breaker,
+            answered: HashSet::new(),
+            last_failure_cause: None,
             stopping: None,
             stop_deadline: None,
             row_group_block_reported: false,
@@ -185,6 +201,7 @@ impl RunLoop {
         let outcome = self.drive(sink, &mut cancel).await;
         // Whatever happened, no worker may outlive the run with a lease.
         self.abort_all().await;
+        self.report.failures = std::mem::take(&mut self.failures).into_groups();
         self.report.queued_at_end = self.queue.len() as u64;
         self.queue.discard_where(|_| true);
         let flushed = sink.flush();
@@ -770,38 +787,24 @@ impl RunLoop {
         // A task whose row group was already written (every row it could add to was dropped
         // while it ran) has nothing left to record: its result is moot.
         let group_live = self.buffers.contains_key(&r.task.row_group);
-        let outcome: Result<bool, SchedulerError> = if !group_live {
-            self.attempts.remove(&r.task_id);
+        let outcome: Result<Terminal, SchedulerError> = if !group_live {
+            self.retries.forget(&r.task_id);
             self.report.tasks_cancelled += 1;
             self.execution_event(SchedulerEventKind::Cancelled, &r, Some("row_dropped"), None);
-            Ok(false)
+            Ok(Terminal::None)
         } else {
             match ending {
-                Ending::Output(out) => self.complete(&r, out).map(|()| false),
-                Ending::Failed(e) => match e.class() {
-                    GenerationErrorClass::NonRetryable => self
-                        .fail(
-                            &r,
-                            format!("non_retryable:{}", e.error_type()),
-                            e.error_type(),
-                        )
-                        .map(|()| true),
-                    GenerationErrorClass::Cancelled if self.stopping.is_some() => {
-                        self.cancelled(&r);
-                        Ok(false)
-                    }
-                    // Retryable provider failures, admission refusals (queue timeout) and stray
-                    // cancellations are all retried with backoff, up to the retry budget.
-                    _ => self.retry_or_fail(&r, &e),
-                },
+                Ending::Output(out) => self.complete(&r, out).map(|()| Terminal::Succeeded),
+                Ending::Failed(e) => self.on_failure(&r, &e),
                 Ending::Panicked => {
                     self.report.worker_panics += 1;
-                    self.fail(&r, "worker_panic".into(), "worker_panic")
-                        .map(|()| true)
+                    let model = self.columns[r.column].single_model().map(str::to_owned);
+                    self.fail(&r, "worker_panic", "worker_panic", None, model.as_deref())
+                        .map(|()| Terminal::Failed)
                 }
                 Ending::Aborted => {
                     self.cancelled(&r);
-                    Ok(false)
+                    Ok(Terminal::None)
                 }
             }
         };
@@ -817,19 +820,90 @@ impl RunLoop {
             }),
             None,
         );
-        let failed_for_good = outcome?;
-        if let Some(window) = &mut self.failure_window {
-            if window.record(failed_for_good) && self.stopping.is_none() {
-                let failure_rate = window.failure_rate();
-                self.begin_stop(StopReason::EarlyShutdown { failure_rate });
+        let terminal = outcome?;
+        // Only model-call outcomes feed early shutdown: local samplers always succeed and
+        // would hide a run whose every model call fails.
+        if terminal != Terminal::None && self.columns[r.column].model_backed {
+            if let Some(window) = &mut self.failure_window {
+                if window.record(terminal == Terminal::Failed) && self.stopping.is_none() {
+                    let reason = StopReason::EarlyShutdown {
+                        failure_rate: window.failure_rate(),
+                        failed: window.failures() as u64,
+                        outcomes: window.outcomes() as u64,
+                        cause: self.last_failure_cause.clone().unwrap_or_default(),
+                    };
+                    self.begin_stop(reason);
+                }
             }
         }
         Ok(())
     }
 
+    /// A failed execution: stop on a configuration failure, salvage a wait, retry within the
+    /// cell's budget, or drop the row(s).
+    fn on_failure(&mut self, r: &Running, e: &GenerationError) -> Result<Terminal, SchedulerError> {
+        let fallback_model = self.columns[r.column].single_model().map(str::to_owned);
+        if let Some(source) = model_source(e) {
+            let answered = self.answered.contains(&source.alias);
+            if self.config.fail_fast
+                && (is_configuration_failure(source) || is_unreachable_endpoint(source, answered))
+            {
+                let cause = format!("configuration:{}", e.error_type());
+                self.record_failure_event(r, &cause, e, 0, fallback_model.as_deref());
+                if self.stopping.is_none() {
+                    let message = format!(
+                        "column {:?}, model {:?}: {}",
+                        r.task.column, source.alias, source.message
+                    );
+                    self.begin_stop(StopReason::ConfigurationError { message });
+                }
+                return Ok(Terminal::Failed);
+            }
+        }
+        match e.class() {
+            GenerationErrorClass::NonRetryable => {
+                let label = format!("non_retryable:{}", e.error_type());
+                self.fail(
+                    r,
+                    &label,
+                    e.error_type(),
+                    Some(e),
+                    fallback_model.as_deref(),
+                )
+                .map(|()| Terminal::Failed)
+            }
+            GenerationErrorClass::Cancelled if self.stopping.is_some() => {
+                self.cancelled(r);
+                Ok(Terminal::None)
+            }
+            GenerationErrorClass::Admission
+                if model_source(e).and_then(|s| s.kind.admission_reason())
+                    == Some(RequestAdmissionDenyReason::Shutdown) =>
+            {
+                if self.stopping.is_some() {
+                    self.cancelled(r);
+                    Ok(Terminal::None)
+                } else {
+                    self.fail(
+                        r,
+                        "admission_shutdown",
+                        "request_admission",
+                        Some(e),
+                        fallback_model.as_deref(),
+                    )
+                    .map(|()| Terminal::Failed)
+                }
+            }
+            // Rate limits and admission waits (salvaged), transient provider failures and
+            // stray cancellations (budgeted).
+            _ => self.retry_or_fail(r, e, fallback_model.as_deref()),
+        }
+    }
+
     fn complete(&mut self, r: &Running, out: WorkerOutput) -> Result<(), SchedulerError> {
         let col = &self.columns[r.column];
         let rg = r.task.row_group;
+        let mut validation_drops: Vec<String> = Vec::new();
         match out {
             WorkerOutput::Cell(value) => {
                 if let (Some(row), Some(buffer)) = (r.task.row_index, self.buffers.get_mut(&rg)) {
@@ -843,11 +917,15 @@ impl RunLoop {
                     if let Some(reason) = row.drop_reason {
                         let cause = DropCause::ValidationFailed {
                             column: col.name.to_string(),
-                            reason,
+                            reason: reason.clone(),
                         };
-                        self.tracker
+                        let newly = self
+                            .tracker
                             .drop_row(rg, row.row_index, cause)
                             .map_err(|e| internal(format!("drop row: {e}")))?;
+                        if newly {
+                            validation_drops.push(reason);
+                        }
                         continue;
                     }
                     let value = row.record.get(col.name.as_ref()).cloned();
@@ -859,32 +937,99 @@ impl RunLoop {
                 }
             }
         }
+        for reason in validation_drops {
+            self.count_drops("validation_failed", 1);
+            self.failures
+                .record_message(&r.task.column, None, "validation_failed", &reason, 1);
+        }
         self.tracker
             .mark_complete(&r.task)
             .map_err(|e| internal(format!("mark complete: {e}")))?;
-        self.attempts.remove(&r.task_id);
+        self.retries.forget(&r.task_id);
         self.report.tasks_completed += 1;
+        let now = Instant::now();
+        for alias in &self.columns[r.column].models {
+            if let Some(breaker) = &mut self.breaker {
+                breaker.record_success(alias, now);
+            }
+            if !self.answered.contains(alias) {
+                self.answered.insert(alias.clone());
+            }
+        }
         self.execution_event(SchedulerEventKind::TaskCompleted, r, None, None);
         Ok(())
     }
 
-    fn fail(&mut self, r: &Running, label: String, error_type: &str) -> Result<(), SchedulerError> {
+    /// Adds `rows` dropped rows under `label`, when they are dropped (not when written), so
+    /// a stopped run's report agrees with its `non_retryable_dropped` events.
+    fn count_drops(&mut self, label: &str, rows: u64) {
+        if rows == 0 {
+            return;
+        }
+        self.report.rows_dropped += rows;
+        *self.report.drop_causes.entry(label.to_owned()).or_default() += rows;
+    }
+
+    /// A failure for good: drops the task's row (or row group), counts and records it.
+    fn fail(
+        &mut self,
+        r: &Running,
+        label: &str,
+        error_type: &str,
+        error: Option<&GenerationError>,
+        fallback_model: Option<&str>,
+    ) -> Result<(), SchedulerError> {
         let cause = DropCause::NonRetryableFailure {
             column: r.task.column.to_string(),
             error_type: error_type.to_owned(),
         };
-        self.tracker
-            .mark_failed(&r.task, cause)
+        let newly = self
+            .tracker
+            .mark_failed(&r.task, cause.clone())
             .map_err(|e| internal(format!("mark failed: {e}")))?;
-        self.attempts.remove(&r.task_id);
+        self.count_drops(&drop_label(&cause), newly);
+        self.retries.forget(&r.task_id);
+        match error {
+            Some(e) => self.record_failure_event(r, label, e, newly, fallback_model),
+            None => {
+                self.report.tasks_failed += 1;
+                self.last_failure_cause = Some(label.to_owned());
+                self.failures
+                    .record_message(&r.task.column, fallback_model, label, label, newly);
+                self.execution_event(
+                    SchedulerEventKind::NonRetryableDropped,
+                    r,
+                    Some(label),
+                    Some(BTreeMap::from([("rows_dropped".to_owned(), json!(newly))])),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts a failed execution, adds it to the failure report and emits its event.
+    fn record_failure_event(
+        &mut self,
+        r: &Running,
+        label: &str,
+        e: &GenerationError,
+        rows_dropped: u64,
+        fallback_model: Option<&str>,
+    ) {
         self.report.tasks_failed += 1;
+        self.last_failure_cause = Some(label.to_owned());
+        self.failures
+            .record(&r.task.column, fallback_model, label, e, rows_dropped);
+        let mut diagnostics = BTreeMap::from([("rows_dropped".to_owned(), json!(rows_dropped))]);
+        if let Some(status) = model_source(e).and_then(|s| s.http_status()) {
+            diagnostics.insert("provider_status".to_owned(), json!(status));
+        }
         self.execution_event(
             SchedulerEventKind::NonRetryableDropped,
             r,
-            Some(&label),
-            None,
+            Some(label),
+            Some(diagnostics),
         );
-        Ok(())
     }
 
     fn cancelled(&mut self, r: &Running) {
@@ -892,71 +1037,114 @@ impl RunLoop {
         self.execution_event(SchedulerEventKind::Cancelled, r, None, None);
     }
 
-    /// Defers a retryable failure, or drops its row(s) when the retry budget is spent.
-    fn retry_or_fail(&mut self, r: &Running, e: &GenerationError) -> Result<bool, SchedulerError> {
-        if matches!(e, GenerationError::Admission { source } if source.message.contains("shutdown"))
-        {
-            self.fail(r, "admission_shutdown".into(), "request_admission")?;
-            return Ok(true);
+    /// Salvages a wait, retries a transient failure within the cell's budget, or drops the
+    /// row(s) once the budget is spent. A model that keeps failing opens its circuit.
+    fn retry_or_fail(
+        &mut self,
+        r: &Running,
+        e: &GenerationError,
+        fallback_model: Option<&str>,
+    ) -> Result<Terminal, SchedulerError> {
+        if let Some(alias) = model_source(e).map(|s| s.alias.clone()) {
+            let now = Instant::now();
+            let open = self
+                .breaker
+                .as_mut()
+                .is_some_and(|b| b.record_failure(&alias, now));
+            if open && self.stopping.is_none() {
+                let streak = self
+                    .breaker
+                    .as_ref()
+                    .map_or(0, |b| b.consecutive_failures(&alias));
+                let cause = format!("circuit_open:{}", e.error_type());
+                self.failures
+                    .record(&r.task.column, fallback_model, &cause, e, 0);
+                self.last_failure_cause = Some(cause);
+                self.execution_event(
+                    SchedulerEventKind::NonRetryableDropped,
+                    r,
+                    Some("circuit_open"),
+                    Some(BTreeMap::from([
+                        ("rows_dropped".to_owned(), json!(0)),
+                        ("consecutive_failures".to_owned(), json!(streak)),
+                    ])),
+                );
+                self.report.tasks_failed += 1;
+                self.begin_stop(StopReason::CircuitOpen { model: alias });
+                return Ok(Terminal::None);
+            }
         }
-        let attempts = self.attempts.entry(r.task_id.clone()).or_insert(0);
-        *attempts += 1;
-        let retry = *attempts;
-        if retry > self.config.retry.max_retries {
-            let label = format!("retries_exhausted:{}", e.error_type());
-            self.fail(r, label, e.error_type())?;
-            return Ok(true);
+        let decision = self.retries.decide(&r.task_id, e, &self.config.retry);
+        let (delay, diagnostics) = match decision {
+            RetryDecision::Exhausted { .. } => {
+                let label = format!("retries_exhausted:{}", e.error_type());
+                self.fail(r, &label, e.error_type(), Some(e), fallback_model)?;
+                return Ok(Terminal::Failed);
+            }
+            RetryDecision::Salvage { delay, wait } => (
+                delay,
+                BTreeMap::from([
+                    ("salvage".to_owned(), json!(true)),
+                    ("wait".to_owned(), json!(wait)),
+                ]),
+            ),
+            RetryDecision::Retry {
+                delay,
+                retry,
+                spent,
+            } => (
+                delay,
+                BTreeMap::from([
+                    ("retry".to_owned(), json!(retry)),
+                    ("requests_spent".to_owned(), json!(spent)),
+                ]),
+            ),
+        };
+        if self.stopping.is_some() {
+            // Nothing is re-run once the run is stopping; the row stays unwritten, not dropped.
+            self.cancelled(r);
+            return Ok(Terminal::None);
         }
-        let retry_after = retry_after_of(e);
-        let delay = retry_delay(&self.config.retry, retry, retry_after, r.task_id.as_str());
-        self.retry_seq += 1;
-        self.retries.push(Reverse(DueRetry {
-            at: Instant::now() + delay,
-            seq: self.retry_seq,
-            task: r.task.clone(),
-        }));
+        self.retries
+            .schedule(r.task.clone(), Instant::now() + delay);
         self.report.tasks_retried += 1;
+        let mut diagnostics = diagnostics;
+        diagnostics.insert("delay_seconds".to_owned(), json!(delay.as_secs_f64()));
         self.execution_event(
             SchedulerEventKind::RetryDeferred,
             r,
             Some(e.error_type()),
-            Some(BTreeMap::from([
-                ("retry".to_owned(), json!(retry)),
-                ("delay_seconds".to_owned(), json!(delay.as_secs_f64())),
-            ])),
+            Some(diagnostics),
         );
-        Ok(false)
+        Ok(Terminal::None)
     }
 
     /// Puts retries whose backoff has passed back on the frontier (the salvage path).
     fn fire_due_retries(&mut self) -> Result<bool, SchedulerError> {
         if self.stopping.is_some() {
-            self.retries.clear();
+            self.retries.clear_due();
             return Ok(false);
         }
         let now = Instant::now();
         let mut fired = false;
-        while self.retries.peek().is_some_and(|Reverse(d)| d.at <= now) {
-            let Some(Reverse(due)) = self.retries.pop() else {
-                break;
-            };
-            if !self.buffers.contains_key(&due.task.row_group) {
+        while let Some(task) = self.retries.pop_due(now) {
+            if !self.buffers.contains_key(&task.row_group) {
                 // Its row group was written meanwhile (the row was dropped): nothing to retry.
-                self.attempts.remove(&due.task.id());
+                self.retries.forget(&task.id());
                 continue;
             }
             let requeued = self
                 .tracker
-                .requeue(&due.task)
+                .requeue(&task)
                 .map_err(|e| internal(format!("requeue: {e}")))?;
             if requeued {
                 fired = true;
-                let ci = self.column_of(&due.task)?;
-                let id = due.task.id();
+                let ci = self.column_of(&task)?;
+                let id = task.id();
                 self.events.task(
                     SchedulerEventKind::SalvageRedispatched,
                     &self.columns[ci],
-                    &due.task,
+                    &task,
                     &id,
                     TaskEventFields::default(),
                 );
@@ -985,14 +1173,9 @@ impl RunLoop {
             let Some(buffer) = self.buffers.remove(&rg) else {
                 continue;
             };
-            for cause in done.dropped.values() {
-                *self
-                    .report
-                    .drop_causes
-                    .entry(drop_label(cause))
-                    .or_default() += 1;
-            }
-            self.report.rows_dropped += done.dropped.len() as u64;
+            // Dropped rows were counted when they were dropped (see `count_drops`).
+            let dropped_rows = done.dropped.len() as u64;
+            self.dropped_in_unwritten.insert(rg, dropped_rows);
             let records: Vec<(u64, Record)> = buffer
                 .rows
                 .into_iter()
@@ -1019,10 +1202,13 @@ impl RunLoop {
             wrote = true;
             let n = records.len();
             let total = self.report.records_written;
+            let dropped = self.dropped_in_unwritten.remove(&rg).unwrap_or(0);
             self.events
                 .run(SchedulerEventKind::RowGroupCheckpointed, |e| {
                     e.diagnostics.insert("row_group".into(), json!(rg));
                     e.diagnostics.insert("records".into(), json!(n));
+                    e.diagnostics.insert("surviving_rows".into(), json!(n));
+                    e.diagnostics.insert("dropped_rows".into(), json!(dropped));
                     e.diagnostics.insert("records_written".into(), json!(total));
                 });
         }
@@ -1033,7 +1219,7 @@ impl RunLoop {
 
     /// When to wake if no worker finishes first; errors on a deadlock instead of sleeping forever.
     fn next_wake(&mut self) -> Result<Option<Instant>, SchedulerError> {
-        let mut wake: Option<Instant> = self.retries.peek().map(|Reverse(d)| d.at);
+        let mut wake: Option<Instant> = self.retries.next_due();
         let mut earlier = |t: Instant| {
             wake = Some(wake.map_or(t, |w| w.min(t)));
         };
@@ -1104,12 +1290,15 @@ impl RunLoop {
                 let snapshot = self.admission.snapshot();
                 let queued = self.queue.len();
                 let running = self.running.len();
+                let deferred = self.retries.pending();
                 self.events
                     .run(SchedulerEventKind::SchedulerHealthSnapshot, |e| {
                         e.snapshot = Some(weir_contracts::json::to_value(&snapshot));
                         e.diagnostics.insert("queued".into(), json!(queued));
                         e.diagnostics
                             .insert("running_workers".into(), json!(running));
+                        e.diagnostics
+                            .insert("deferred_tasks".into(), json!(deferred));
                     });
             }
         }
@@ -1119,7 +1308,7 @@ impl RunLoop {
         self.report.stopped = Some(reason);
         self.stopping = self.report.stopped.clone();
         self.stop_deadline = Some(Instant::now() + self.config.cancel_grace);
-        self.retries.clear();
+        self.retries.clear_due();
         // Queued tasks hold no lease: discarding them leaks nothing.
         self.queue.discard_where(|_| true);
     }
@@ -1152,18 +1341,6 @@ impl RunLoop {
 enum WorkerInput {
     Cell { row: u64, record: Record },
     Batch(Vec<BatchRow>),
-}
-
-fn retry_after_of(e: &GenerationError) -> Option<Duration> {
-    match e {
-        GenerationError::Retryable { source, .. } => match &source.kind {
-            crate::model_facade::ModelCallErrorKind::RateLimited {
-                retry_after_seconds: Some(s),
-            } if s.is_finite() && *s > 0.0 => Some(Duration::from_secs_f64(s.min(3600.0))),
-            _ => None,
-        },
-        _ => None,
-    }
 }
 
 fn drop_label(cause: &DropCause) -> String {

@@ -1305,9 +1305,22 @@ impl RunLoop {
     }
 
     fn begin_stop(&mut self, reason: StopReason) {
+        // A caller's stop lets running work finish for the grace period; a stop the run
+        // decided itself (configuration error, open circuit, early shutdown) aborts at once:
+        // the running calls go to the same failing endpoint, and letting the workers that
+        // wait on request admission through would spend the budget the stop is there to save.
+        let grace = match reason {
+            StopReason::Cancelled => self.config.cancel_grace,
+            _ => Duration::ZERO,
+        };
         self.report.stopped = Some(reason);
         self.stopping = self.report.stopped.clone();
-        self.stop_deadline = Some(Instant::now() + self.config.cancel_grace);
+        if grace.is_zero() {
+            self.stop_deadline = None;
+            self.workers.abort_all();
+        } else {
+            self.stop_deadline = Some(Instant::now() + grace);
+        }
         self.retries.clear_due();
         // Queued tasks hold no lease: discarding them leaks nothing.
         self.queue.discard_where(|_| true);

@@ -147,7 +147,13 @@ async fn a_401_on_every_call_stops_with_a_configuration_error_after_a_handful_of
     assert_eq!(f.column, "draft");
     assert_eq!(f.model.as_deref(), Some("writer"));
     assert_eq!(f.cause, "configuration:provider_error");
-    assert_eq!(f.count, o.calls);
+    // Calls that were still running when the run stopped were aborted, not counted as failed.
+    assert!(
+        f.count >= 1 && f.count <= o.calls,
+        "{} of {}",
+        f.count,
+        o.calls
+    );
     assert_eq!(f.http_status, Some(401));
     assert_eq!(f.url_path.as_deref(), Some("/v1/chat/completions"));
     assert_eq!(f.provider_error_type.as_deref(), Some("invalid_api_key"));

@@ -19,16 +19,14 @@ struct AliasCircuit {
 #[derive(Debug, Clone)]
 pub struct CircuitBreaker {
     config: CircuitBreakerConfig,
-    started: Instant,
     models: HashMap<String, AliasCircuit>,
 }
 
 impl CircuitBreaker {
-    /// A breaker whose clock starts at `started` (every model counts as answered then).
-    pub fn new(config: CircuitBreakerConfig, started: Instant) -> Self {
+    /// A breaker with every circuit closed.
+    pub fn new(config: CircuitBreakerConfig) -> Self {
         Self {
             config,
-            started,
             models: HashMap::new(),
         }
     }
@@ -53,10 +51,12 @@ impl CircuitBreaker {
     }
 
     /// A task execution against `alias` failed; true when its circuit is now open.
+    ///
+    /// A model's clock starts at its first failure when it has never succeeded (not at the
+    /// start of the run): a column that becomes ready late is not judged by time it never had.
     pub fn record_failure(&mut self, alias: &str, now: Instant) -> bool {
-        let started = self.started;
         let c = self.models.entry(alias.to_owned()).or_insert(AliasCircuit {
-            last_success: started,
+            last_success: now,
             consecutive_failures: 0,
         });
         c.consecutive_failures = c.consecutive_failures.saturating_add(1);
@@ -78,13 +78,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn needs_both_time_and_failures_and_a_success_closes_it() {
         let t0 = Instant::now();
-        let mut b = CircuitBreaker::new(
-            CircuitBreakerConfig {
-                open_after: Duration::from_secs(10),
-                min_failures: 3,
-            },
-            t0,
-        );
+        let mut b = CircuitBreaker::new(CircuitBreakerConfig {
+            open_after: Duration::from_secs(10),
+            min_failures: 3,
+        });
         let at = |s| t0 + Duration::from_secs(s);
         // Many failures at once (a burst) do not open it: not enough time without success.
         for _ in 0..20 {
@@ -96,7 +93,10 @@ mod tests {
         assert!(!b.record_failure("m", at(30)));
         assert!(!b.record_failure("m", at(31)));
         assert!(b.record_failure("m", at(32)));
-        // Another model is independent.
-        assert!(!b.record_failure("other", at(32)));
+        // Another model is independent, and its clock starts at its own first failure.
+        for s in 32..42 {
+            assert!(!b.record_failure("other", at(s)));
+        }
+        assert!(b.record_failure("other", at(42)));
     }
 }

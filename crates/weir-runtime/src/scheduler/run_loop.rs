@@ -145,7 +145,7 @@ impl RunLoop {
             ..SchedulerReport::default()
         };
         let now = Instant::now();
-        let config_breaker = config.circuit_breaker.map(|c| CircuitBreaker::new(c, now));
+        let config_breaker = config.circuit_breaker.map(CircuitBreaker::new);
         Self {
             workflow,
             columns,

@@ -112,6 +112,17 @@ impl ModelCallErrorKind {
     }
 }
 
+/// The provider-side report fields of a failed call.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderDetail {
+    /// The URL path the failing attempt went to (no host, query or credentials).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url_path: Option<String>,
+    /// The provider's informative error type or code (e.g. `invalid_api_key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_error_type: Option<String>,
+}
+
 /// A failed model call: the alias, the classification and a sanitized message (no prompt text).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelCallError {
@@ -124,12 +135,10 @@ pub struct ModelCallError {
     /// The HTTP status of the provider answer behind this error, when there was one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
-    /// The URL path the failing attempt went to (no host, query or credentials).
+    /// Where the failing attempt went and what the provider called the error (boxed: most
+    /// errors have none, and a small error keeps every `Result` of the facade small).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub url_path: Option<String>,
-    /// The provider's informative error type or code (e.g. `invalid_api_key`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub provider_error_type: Option<String>,
+    pub provider: Option<Box<ProviderDetail>>,
     /// The provider's verdict that retrying cannot help because the run is misconfigured
     /// (bad key, unknown model, wrong URL, TLS, refused connection); see
     /// `scheduler::is_configuration_failure`, which also reads the status.
@@ -153,8 +162,7 @@ impl ModelCallError {
             kind,
             message: message.into(),
             status: None,
-            url_path: None,
-            provider_error_type: None,
+            provider: None,
             configuration: false,
             attempts: 0,
         }
@@ -164,9 +172,31 @@ impl ModelCallError {
     /// path and the provider's error type (all already sanitized by the provider).
     pub fn with_provider_error(mut self, e: &ProviderError) -> Self {
         self.status = e.status;
-        self.url_path.clone_from(&e.url_path);
-        self.provider_error_type.clone_from(&e.provider_error_type);
+        self.provider = (e.url_path.is_some() || e.provider_error_type.is_some()).then(|| {
+            Box::new(ProviderDetail {
+                url_path: e.url_path.clone(),
+                provider_error_type: e.provider_error_type.clone(),
+            })
+        });
         self
+    }
+
+    /// The same error with its URL path and provider error type.
+    pub fn with_provider_detail(mut self, detail: ProviderDetail) -> Self {
+        self.provider = Some(Box::new(detail));
+        self
+    }
+
+    /// The URL path of the failing attempt, when known.
+    pub fn url_path(&self) -> Option<&str> {
+        self.provider.as_ref().and_then(|d| d.url_path.as_deref())
+    }
+
+    /// The provider's error type or code, when it sent one.
+    pub fn provider_error_type(&self) -> Option<&str> {
+        self.provider
+            .as_ref()
+            .and_then(|d| d.provider_error_type.as_deref())
     }
 
     /// The same error, recording that `attempts` outbound attempts were spent on it.

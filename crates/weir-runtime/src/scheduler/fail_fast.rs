@@ -26,8 +26,7 @@ pub fn is_configuration_failure(e: &ModelCallError) -> bool {
     if e.configuration {
         return true;
     }
-    if e.provider_error_type
-        .as_deref()
+    if e.provider_error_type()
         .is_some_and(|t| CONFIGURATION_ERROR_TYPES.contains(&t))
     {
         return true;
@@ -63,6 +62,7 @@ pub fn is_unreachable_endpoint(e: &ModelCallError, endpoint_ever_answered: bool)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model_facade::ProviderDetail;
 
     fn failure(status: Option<u16>, retryable: bool) -> ModelCallError {
         ModelCallError::new(
@@ -85,8 +85,10 @@ mod tests {
         assert!(is_configuration_failure(&ModelCallError::unknown_alias(
             "m"
         )));
-        let mut typed = failure(Some(400), false);
-        typed.provider_error_type = Some("model_not_found".into());
+        let typed = failure(Some(400), false).with_provider_detail(ProviderDetail {
+            provider_error_type: Some("model_not_found".into()),
+            ..ProviderDetail::default()
+        });
         assert!(is_configuration_failure(&typed));
         assert!(is_configuration_failure(
             &failure(None, true).with_configuration(true)

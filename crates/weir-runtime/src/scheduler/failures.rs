@@ -49,8 +49,8 @@ impl FailureLog {
             rows_dropped,
             first_message: truncate(&message),
             http_status: source.and_then(|s| s.http_status()),
-            url_path: source.and_then(|s| s.url_path.clone()),
-            provider_error_type: source.and_then(|s| s.provider_error_type.clone()),
+            url_path: source.and_then(|s| s.url_path().map(str::to_owned)),
+            provider_error_type: source.and_then(|s| s.provider_error_type().map(str::to_owned)),
         });
     }
 
@@ -119,22 +119,25 @@ fn truncate(message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model_facade::{ModelCallError, ModelCallErrorKind};
+    use crate::model_facade::{ModelCallError, ModelCallErrorKind, ProviderDetail};
 
     #[test]
     fn groups_by_column_model_cause_and_keeps_the_first_message() {
         let mut log = FailureLog::default();
         let e = |msg: &str| -> GenerationError {
-            let mut m = ModelCallError::new(
+            ModelCallError::new(
                 "writer",
                 ModelCallErrorKind::ProviderFailure {
                     status: Some(401),
                     retryable: false,
                 },
                 msg,
-            );
-            m.url_path = Some("/v1/chat/completions".into());
-            m.into()
+            )
+            .with_provider_detail(ProviderDetail {
+                url_path: Some("/v1/chat/completions".into()),
+                provider_error_type: None,
+            })
+            .into()
         };
         log.record(
             "draft",

@@ -16,7 +16,9 @@ mod salvage;
 mod wake;
 mod workers;
 
+use outcomes::Verdicts;
 use phase::{CancelWatch, Phase};
+use pipeline::Pipeline;
 use workers::catch_panics;
 
 use super::circuit::CircuitBreaker;
@@ -89,42 +91,33 @@ enum Terminal {
     Failed,
 }
 
+/// The scheduler's state for one run, owned by one task. Its parts keep their own state:
+/// [`Pipeline`] (row groups), [`Verdicts`] (failures, breaker, early shutdown), the retry book,
+/// the workers, and the [`Phase`].
 pub(crate) struct RunLoop {
-    pub workflow: Arc<Workflow>,
-    pub columns: Vec<ColumnInfo>,
-    pub column_index: HashMap<Arc<str>, usize>,
-    pub config: SchedulerConfig,
-    pub models: Arc<dyn ModelFacade>,
-    pub events: SchedulerEvents,
-    pub advisory: Option<Arc<dyn PressureAdvisory>>,
-    pub clock: MonotonicClock,
-    pub tracker: CompletionTracker,
-    pub queue: FairTaskQueue<Task>,
-    pub admission: TaskAdmissionController,
-    pub row_groups: RowGroupAdmission,
-    pub next_row_group: u64,
-    pub total_row_groups: u64,
-    pub next_to_write: u64,
-    pub buffers: BTreeMap<u64, RowGroupBuffer>,
-    pub ready_to_write: BTreeMap<u64, Vec<(u64, Record)>>,
-    /// Dropped-row counts of completed groups not yet written (for their checkpoint event).
-    dropped_in_unwritten: BTreeMap<u64, u64>,
-    pub failure_window: Option<FailureWindow>,
-    pub observed: ObservedMaximaTracker,
-    pub report: SchedulerReport,
+    workflow: Arc<Workflow>,
+    columns: Vec<ColumnInfo>,
+    column_index: HashMap<Arc<str>, usize>,
+    config: SchedulerConfig,
+    models: Arc<dyn ModelFacade>,
+    events: SchedulerEvents,
+    advisory: Option<Arc<dyn PressureAdvisory>>,
+    clock: MonotonicClock,
+    tracker: CompletionTracker,
+    queue: FairTaskQueue<Task>,
+    admission: TaskAdmissionController,
+    pipeline: Pipeline,
+    verdicts: Verdicts,
+    retries: RetryBook,
     workers: JoinSet<Result<WorkerOutput, GenerationError>>,
     running: HashMap<WorkerId, Running>,
-    retries: RetryBook,
-    failures: FailureLog,
-    breaker: Option<CircuitBreaker>,
-    /// Model aliases that answered at least one call in this run.
-    answered: HashSet<String>,
-    /// The cause label of the latest terminal failure (for the early-shutdown reason).
-    last_failure_cause: Option<String>,
     phase: Phase,
-    row_group_block_reported: bool,
     next_health: Option<Instant>,
     started: Instant,
+    /// Per-layer maxima observed during the run.
+    pub(super) observed: ObservedMaximaTracker,
+    /// Counters and final state (read by the scheduler once the run ends).
+    pub(super) report: SchedulerReport,
 }
 
 impl RunLoop {
@@ -146,17 +139,14 @@ impl RunLoop {
             .map(|(i, c)| (c.name.clone(), i))
             .collect();
         let clock = events.stream.clock();
-        let total_row_groups = workflow.row_group_count();
-        let row_groups =
-            RowGroupAdmission::new(config.max_concurrent_row_groups, config.row_group_mode);
-        let failure_window = config.early_shutdown.map(FailureWindow::new);
         let report = SchedulerReport {
             first_row_group,
             ..SchedulerReport::default()
         };
         let now = Instant::now();
-        let config_breaker = config.circuit_breaker.map(CircuitBreaker::new);
         Self {
+            pipeline: Pipeline::new(&workflow, &config, first_row_group),
+            verdicts: Verdicts::new(&config),
             workflow,
             columns,
             column_index,
@@ -169,25 +159,12 @@ impl RunLoop {
             tracker,
             queue: FairTaskQueue::new(),
             admission,
-            row_groups,
-            next_row_group: first_row_group,
-            total_row_groups,
-            next_to_write: first_row_group,
-            buffers: BTreeMap::new(),
-            ready_to_write: BTreeMap::new(),
-            dropped_in_unwritten: BTreeMap::new(),
-            failure_window,
             observed: ObservedMaximaTracker::new(),
             report,
             workers: JoinSet::new(),
             running: HashMap::new(),
             retries: RetryBook::default(),
-            failures: FailureLog::default(),
-            breaker: config_breaker,
-            answered: HashSet::new(),
-            last_failure_cause: None,
             phase: Phase::Running,
-            row_group_block_reported: false,
             started: now,
         }
     }
@@ -204,20 +181,22 @@ impl RunLoop {
                 e.diagnostics
                     .insert("records".into(), json!(self.workflow.records));
                 e.diagnostics
-                    .insert("row_groups".into(), json!(self.total_row_groups));
-                e.diagnostics
-                    .insert("first_row_group".into(), json!(self.next_row_group));
+                    .insert("row_groups".into(), json!(self.pipeline.total_row_groups));
+                e.diagnostics.insert(
+                    "first_row_group".into(),
+                    json!(self.pipeline.next_row_group),
+                );
             });
         let outcome = self.drive(sink, &mut cancel).await;
         // Whatever happened, no worker may outlive the run with a lease.
         self.abort_all().await;
-        self.report.failures = std::mem::take(&mut self.failures).into_groups();
+        self.report.failures = std::mem::take(&mut self.verdicts.failures).into_groups();
         self.report.queued_at_end = self.queue.len() as u64;
         self.queue.discard_where(|_| true);
         let flushed = sink.flush();
         self.report.wall_seconds = self.started.elapsed().as_secs_f64();
         self.report.final_task_snapshot = self.admission.snapshot();
-        self.report.max_row_groups_in_flight = self.row_groups.max_in_flight();
+        self.report.max_row_groups_in_flight = self.pipeline.row_groups.max_in_flight();
         self.observed.observe_task(&self.report.final_task_snapshot);
         self.events
             .run(SchedulerEventKind::SchedulerJobCompleted, |e| {
@@ -293,7 +272,7 @@ impl RunLoop {
     /// Done: every row group written, or stopping with no worker left.
     fn finished(&self) -> bool {
         if self.phase.is_running() {
-            self.next_to_write >= self.total_row_groups
+            self.pipeline.next_to_write >= self.pipeline.total_row_groups
         } else {
             self.workers.is_empty()
         }
@@ -338,7 +317,7 @@ impl RunLoop {
 
     fn observe(&mut self) {
         self.observed
-            .observe_row_groups(self.row_groups.in_flight());
+            .observe_row_groups(self.pipeline.row_groups.in_flight());
         self.observed.observe_task(&self.admission.snapshot());
         let mut queued: BTreeMap<TaskGroupKey, u32> = BTreeMap::new();
         for g in self.queue.view().groups() {

@@ -2,6 +2,34 @@
 
 use super::*;
 
+/// What the run has concluded about its failures: the report groups, the early-shutdown
+/// window, the circuit breaker and which models ever answered (for fail fast).
+pub(super) struct Verdicts {
+    /// Early-shutdown window of model-task outcomes (None = disabled).
+    pub(super) failure_window: Option<FailureWindow>,
+    /// Failures by column × model × cause.
+    pub(super) failures: FailureLog,
+    /// Circuit breaker per model alias (None = disabled).
+    pub(super) breaker: Option<CircuitBreaker>,
+    /// Model aliases that answered at least one call in this run.
+    pub(super) answered: HashSet<String>,
+    /// The cause label of the latest terminal failure (for the early-shutdown reason).
+    pub(super) last_failure_cause: Option<String>,
+}
+
+impl Verdicts {
+    /// Fresh verdicts for a run with `config`.
+    pub(super) fn new(config: &SchedulerConfig) -> Self {
+        Self {
+            failure_window: config.early_shutdown.map(FailureWindow::new),
+            failures: FailureLog::default(),
+            breaker: config.circuit_breaker.map(CircuitBreaker::new),
+            answered: HashSet::new(),
+            last_failure_cause: None,
+        }
+    }
+}
+
 impl RunLoop {
     /// The one terminal path of every execution: release the lease first, then record the outcome.
     pub(super) fn finish(&mut self, r: Running, ending: Ending) -> Result<(), SchedulerError> {
@@ -23,7 +51,7 @@ impl RunLoop {
         }
         // A task whose row group was already written (every row it could add to was dropped
         // while it ran) has nothing left to record: its result is moot.
-        let group_live = self.buffers.contains_key(&r.task.row_group);
+        let group_live = self.pipeline.buffers.contains_key(&r.task.row_group);
         let outcome: Result<Terminal, SchedulerError> = if !group_live {
             self.retries.forget(&r.task_id);
             self.report.tasks_cancelled += 1;
@@ -61,13 +89,13 @@ impl RunLoop {
         // Only model-call outcomes feed early shutdown: local samplers always succeed and
         // would hide a run whose every model call fails.
         if terminal != Terminal::None && self.columns[r.column].model_backed {
-            if let Some(window) = &mut self.failure_window {
+            if let Some(window) = &mut self.verdicts.failure_window {
                 if window.record(terminal == Terminal::Failed) && self.phase.is_running() {
                     let reason = StopReason::EarlyShutdown {
                         failure_rate: window.failure_rate(),
                         failed: window.failures() as u64,
                         outcomes: window.outcomes() as u64,
-                        cause: self.last_failure_cause.clone().unwrap_or_default(),
+                        cause: self.verdicts.last_failure_cause.clone().unwrap_or_default(),
                     };
                     self.begin_stop(reason);
                 }
@@ -85,7 +113,7 @@ impl RunLoop {
     ) -> Result<Terminal, SchedulerError> {
         let fallback_model = self.columns[r.column].single_model().map(str::to_owned);
         if let Some(source) = model_source(e) {
-            let answered = self.answered.contains(&source.alias);
+            let answered = self.verdicts.answered.contains(&source.alias);
             if self.config.fail_fast
                 && (is_configuration_failure(source) || is_unreachable_endpoint(source, answered))
             {
@@ -151,7 +179,9 @@ impl RunLoop {
         let mut validation_drops: Vec<String> = Vec::new();
         match out {
             WorkerOutput::Cell(value) => {
-                if let (Some(row), Some(buffer)) = (r.task.row_index, self.buffers.get_mut(&rg)) {
+                if let (Some(row), Some(buffer)) =
+                    (r.task.row_index, self.pipeline.buffers.get_mut(&rg))
+                {
                     if let Some(record) = buffer.rows.get_mut(row as usize) {
                         record.insert(col.name.to_string(), value);
                     }
@@ -174,7 +204,8 @@ impl RunLoop {
                         continue;
                     }
                     let value = row.record.get(col.name.as_ref()).cloned();
-                    if let (Some(value), Some(buffer)) = (value, self.buffers.get_mut(&rg)) {
+                    if let (Some(value), Some(buffer)) = (value, self.pipeline.buffers.get_mut(&rg))
+                    {
                         if let Some(record) = buffer.rows.get_mut(row.row_index as usize) {
                             record.insert(col.name.to_string(), value);
                         }
@@ -184,8 +215,13 @@ impl RunLoop {
         }
         for reason in validation_drops {
             self.count_drops("validation_failed", 1);
-            self.failures
-                .record_message(&r.task.column, None, "validation_failed", &reason, 1);
+            self.verdicts.failures.record_message(
+                &r.task.column,
+                None,
+                "validation_failed",
+                &reason,
+                1,
+            );
         }
         self.tracker
             .mark_complete(&r.task)
@@ -194,11 +230,11 @@ impl RunLoop {
         self.report.tasks_completed += 1;
         let now = Instant::now();
         for alias in &self.columns[r.column].models {
-            if let Some(breaker) = &mut self.breaker {
+            if let Some(breaker) = &mut self.verdicts.breaker {
                 breaker.record_success(alias, now);
             }
-            if !self.answered.contains(alias) {
-                self.answered.insert(alias.clone());
+            if !self.verdicts.answered.contains(alias) {
+                self.verdicts.answered.insert(alias.clone());
             }
         }
         self.execution_event(SchedulerEventKind::TaskCompleted, r, None, None);
@@ -238,9 +274,14 @@ impl RunLoop {
             Some(e) => self.record_failure_event(r, label, e, newly, fallback_model),
             None => {
                 self.report.tasks_failed += 1;
-                self.last_failure_cause = Some(label.to_owned());
-                self.failures
-                    .record_message(&r.task.column, fallback_model, label, label, newly);
+                self.verdicts.last_failure_cause = Some(label.to_owned());
+                self.verdicts.failures.record_message(
+                    &r.task.column,
+                    fallback_model,
+                    label,
+                    label,
+                    newly,
+                );
                 self.execution_event(
                     SchedulerEventKind::NonRetryableDropped,
                     r,
@@ -262,8 +303,9 @@ impl RunLoop {
         fallback_model: Option<&str>,
     ) {
         self.report.tasks_failed += 1;
-        self.last_failure_cause = Some(label.to_owned());
-        self.failures
+        self.verdicts.last_failure_cause = Some(label.to_owned());
+        self.verdicts
+            .failures
             .record(&r.task.column, fallback_model, label, e, rows_dropped);
         let mut diagnostics = BTreeMap::from([("rows_dropped".to_owned(), json!(rows_dropped))]);
         if let Some(status) = model_source(e).and_then(|s| s.http_status()) {

@@ -14,18 +14,21 @@ impl RunLoop {
         if let Some(alias) = model_source(e).map(|s| s.alias.clone()) {
             let now = Instant::now();
             let open = self
+                .verdicts
                 .breaker
                 .as_mut()
                 .is_some_and(|b| b.record_failure(&alias, now));
             if open && self.phase.is_running() {
                 let streak = self
+                    .verdicts
                     .breaker
                     .as_ref()
                     .map_or(0, |b| b.consecutive_failures(&alias));
                 let cause = format!("circuit_open:{}", e.error_type());
-                self.failures
+                self.verdicts
+                    .failures
                     .record(&r.task.column, fallback_model, &cause, e, 0);
-                self.last_failure_cause = Some(cause);
+                self.verdicts.last_failure_cause = Some(cause);
                 self.execution_event(
                     SchedulerEventKind::NonRetryableDropped,
                     r,
@@ -94,7 +97,7 @@ impl RunLoop {
         let now = Instant::now();
         let mut fired = false;
         while let Some(task) = self.retries.pop_due(now) {
-            if !self.buffers.contains_key(&task.row_group) {
+            if !self.pipeline.buffers.contains_key(&task.row_group) {
                 // Its row group was written meanwhile (the row was dropped): nothing to retry.
                 self.retries.forget(&task.id());
                 continue;

@@ -70,7 +70,7 @@ impl RunLoop {
         if self.queue.is_empty() {
             if self.workers.is_empty() && wake.is_none() {
                 return Idle::Stuck {
-                    unwritten: self.total_row_groups - self.next_to_write,
+                    unwritten: self.pipeline.total_row_groups - self.pipeline.next_to_write,
                 };
             }
             return Idle::Wait {

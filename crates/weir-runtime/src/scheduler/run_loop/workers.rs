@@ -6,10 +6,10 @@ impl RunLoop {
     pub(super) async fn run_inline(&self, r: &Running) -> Result<WorkerOutput, GenerationError> {
         let col = &self.columns[r.column];
         let rg = r.task.row_group;
-        let buffer = self
-            .buffers
-            .get(&rg)
-            .ok_or_else(|| GenerationError::validation(format!("row group {rg} is not live")))?;
+        let buffer =
+            self.pipeline.buffers.get(&rg).ok_or_else(|| {
+                GenerationError::validation(format!("row group {rg} is not live"))
+            })?;
         match r.task.row_index {
             Some(row) => {
                 let record = buffer.rows.get(row as usize).ok_or_else(|| {
@@ -46,7 +46,7 @@ impl RunLoop {
 
     /// The live rows of a row group, copied for a full-column task.
     pub(super) fn batch_rows(&self, rg: u64, column: &str) -> Vec<BatchRow> {
-        let Some(buffer) = self.buffers.get(&rg) else {
+        let Some(buffer) = self.pipeline.buffers.get(&rg) else {
             return Vec::new();
         };
         buffer
@@ -78,6 +78,7 @@ impl RunLoop {
         let col = &self.columns[r.column];
         let rg = r.task.row_group;
         let buffer = self
+            .pipeline
             .buffers
             .get(&rg)
             .ok_or_else(|| internal(format!("row group {rg} is not live")))?;

@@ -102,6 +102,17 @@ fn check_consistent(o: &Outcome) {
         r.failures.iter().map(|f| f.count).sum::<u64>(),
         failed_events
     );
+    if r.stopped.is_none() {
+        // A finished run wrote every group; their checkpoint events carry the same drops.
+        let dropped_at_checkpoints: u64 = o
+            .events
+            .scheduler_events()
+            .iter()
+            .filter(|e| e.event_kind == SchedulerEventKind::RowGroupCheckpointed)
+            .filter_map(|e| e.diagnostics.get("dropped_rows").and_then(|v| v.as_u64()))
+            .sum();
+        assert_eq!(r.rows_dropped, dropped_at_checkpoints, "checkpoint events");
+    }
 }
 
 fn scripted(fallback: ScriptedStep) -> Arc<ScriptedProvider> {

@@ -491,25 +491,32 @@ impl CompletionTracker {
     }
 
     /// Records a non-retryable failure: a cell drops its row, a full-column task its whole group.
-    pub fn mark_failed(&mut self, task: &Task, cause: DropCause) -> Result<(), TrackerError> {
+    /// Returns how many rows this call newly dropped (0 when they were dropped already), so a
+    /// caller can count drops when they happen, not only when the group is written.
+    pub fn mark_failed(&mut self, task: &Task, cause: DropCause) -> Result<u64, TrackerError> {
         self.check_task(task)?;
         match task.row_index {
-            Some(r) => self.drop_row(task.row_group, r, cause).map(|_| ()),
+            Some(r) => self.drop_row(task.row_group, r, cause).map(u64::from),
             None => self.drop_row_group(task.row_group, cause),
         }
     }
 
-    /// Drops every live row of a row group.
-    pub fn drop_row_group(&mut self, row_group: u64, cause: DropCause) -> Result<(), TrackerError> {
+    /// Drops every live row of a row group; returns how many rows were newly dropped.
+    pub fn drop_row_group(
+        &mut self,
+        row_group: u64,
+        cause: DropCause,
+    ) -> Result<u64, TrackerError> {
         let rows = self
             .groups
             .get(&row_group)
             .ok_or(TrackerError::UnknownRowGroup { row_group })?
             .rows;
+        let mut newly = 0;
         for r in 0..rows {
-            self.drop_row(row_group, r, cause.clone())?;
+            newly += u64::from(self.drop_row(row_group, r, cause.clone())?);
         }
-        Ok(())
+        Ok(newly)
     }
 
     /// Drops one row: its not-yet-enqueued cells leave the frontier, its downstream cells never

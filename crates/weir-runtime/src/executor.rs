@@ -382,7 +382,7 @@ pub fn model_call_error(alias: &str, e: &ProviderError) -> ModelCallError {
         },
         ProviderErrorKind::Malformed => ModelCallErrorKind::MalformedResponse,
     };
-    ModelCallError::new(alias, kind, e.message.clone())
+    ModelCallError::new(alias, kind, e.message.clone()).with_provider_error(e)
 }
 
 /// Where a model alias routes: its provider and canonical endpoint.

@@ -5,9 +5,11 @@
 //! top of `ModelRequestExecutor` (each call attempt is admitted separately), so a task may make
 //! zero, one or many calls.
 
+use crate::provider::ProviderError;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use weir_contracts::RequestAdmissionDenyReason;
 
 /// A chat reply.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +70,34 @@ impl ModelCallErrorKind {
         }
     }
 
+    /// The typed request-admission denial reason of an `Admission` error (`None` otherwise,
+    /// or when the reason is not one the controller defines).
+    pub fn admission_reason(&self) -> Option<RequestAdmissionDenyReason> {
+        match self {
+            Self::Admission { reason } => RequestAdmissionDenyReason::ALL
+                .iter()
+                .copied()
+                .find(|r| r.as_str() == reason),
+            _ => None,
+        }
+    }
+
+    /// True for failures that mean "wait, then try again" rather than "this call is broken":
+    /// a provider rate limit (429, or a saturated server's 503) and a request-admission wait
+    /// that ended without a lease (queue timeout, cooldown, capacity). These never use up a
+    /// cell's retry budget; the scheduler keeps such tasks for salvage.
+    pub fn is_wait(&self) -> bool {
+        match self {
+            Self::RateLimited { .. } => true,
+            Self::Admission { .. } => !matches!(
+                self.admission_reason(),
+                Some(RequestAdmissionDenyReason::Shutdown)
+                    | Some(RequestAdmissionDenyReason::HardPolicyDenial)
+            ),
+            _ => false,
+        }
+    }
+
     /// True for provider-side transient failures: rate limit, timeout, retryable provider failure.
     pub fn is_retryable(&self) -> bool {
         matches!(
@@ -82,6 +112,17 @@ impl ModelCallErrorKind {
     }
 }
 
+/// The provider-side report fields of a failed call.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderDetail {
+    /// The URL path the failing attempt went to (no host, query or credentials).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url_path: Option<String>,
+    /// The provider's informative error type or code (e.g. `invalid_api_key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_error_type: Option<String>,
+}
+
 /// A failed model call: the alias, the classification and a sanitized message (no prompt text).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelCallError {
@@ -91,6 +132,22 @@ pub struct ModelCallError {
     pub kind: ModelCallErrorKind,
     /// Sanitized detail (never prompts, completions or secrets).
     pub message: String,
+    /// The HTTP status of the provider answer behind this error, when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Where the failing attempt went and what the provider called the error (boxed: most
+    /// errors have none, and a small error keeps every `Result` of the facade small).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<Box<ProviderDetail>>,
+    /// The provider's verdict that retrying cannot help because the run is misconfigured
+    /// (bad key, unknown model, wrong URL, TLS, refused connection); see
+    /// `scheduler::is_configuration_failure`, which also reads the status.
+    #[serde(default)]
+    pub configuration: bool,
+    /// Outbound attempts this call made that count against the cell's retry budget (rate
+    /// limits excluded); 0 when the facade does not say (then the call counts as one).
+    #[serde(default)]
+    pub attempts: u32,
 }
 
 impl ModelCallError {
@@ -104,7 +161,67 @@ impl ModelCallError {
             alias: alias.into(),
             kind,
             message: message.into(),
+            status: None,
+            provider: None,
+            configuration: false,
+            attempts: 0,
         }
+    }
+
+    /// Copies the report fields of the provider failure behind this error: HTTP status, URL
+    /// path and the provider's error type (all already sanitized by the provider).
+    pub fn with_provider_error(mut self, e: &ProviderError) -> Self {
+        self.status = e.status;
+        self.provider = (e.url_path.is_some() || e.provider_error_type.is_some()).then(|| {
+            Box::new(ProviderDetail {
+                url_path: e.url_path.clone(),
+                provider_error_type: e.provider_error_type.clone(),
+            })
+        });
+        self
+    }
+
+    /// The same error with its URL path and provider error type.
+    pub fn with_provider_detail(mut self, detail: ProviderDetail) -> Self {
+        self.provider = Some(Box::new(detail));
+        self
+    }
+
+    /// The URL path of the failing attempt, when known.
+    pub fn url_path(&self) -> Option<&str> {
+        self.provider.as_ref().and_then(|d| d.url_path.as_deref())
+    }
+
+    /// The provider's error type or code, when it sent one.
+    pub fn provider_error_type(&self) -> Option<&str> {
+        self.provider
+            .as_ref()
+            .and_then(|d| d.provider_error_type.as_deref())
+    }
+
+    /// The same error, recording that `attempts` outbound attempts were spent on it.
+    pub fn with_attempts(mut self, attempts: u32) -> Self {
+        self.attempts = attempts;
+        self
+    }
+
+    /// The same error, marked as a configuration failure (retrying cannot fix it).
+    pub fn with_configuration(mut self, configuration: bool) -> Self {
+        self.configuration = configuration;
+        self
+    }
+
+    /// The HTTP status: the recorded one, else the one in a `ProviderFailure` kind.
+    pub fn http_status(&self) -> Option<u16> {
+        self.status.or(match &self.kind {
+            ModelCallErrorKind::ProviderFailure { status, .. } => *status,
+            _ => None,
+        })
+    }
+
+    /// See [`ModelCallErrorKind::is_wait`].
+    pub fn is_wait(&self) -> bool {
+        self.kind.is_wait()
     }
 
     /// Shorthand for a rate-limited error.

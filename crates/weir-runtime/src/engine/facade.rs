@@ -12,12 +12,25 @@ use weir_contracts::RequestDomain;
 pub struct ExecutorFacade {
     executor: Arc<ModelRequestExecutor>,
     routes: HashMap<String, ModelRoute>,
+    attempts_per_call: u32,
 }
 
 impl ExecutorFacade {
     /// A facade over `executor` with one route per alias.
     pub fn new(executor: Arc<ModelRequestExecutor>, routes: HashMap<String, ModelRoute>) -> Self {
-        Self { executor, routes }
+        Self {
+            executor,
+            routes,
+            attempts_per_call: 1,
+        }
+    }
+
+    /// The executor's `max_attempts`: a transient (non-rate-limit) failure comes back from the
+    /// executor only after that many attempts, and is stamped so, so the scheduler does not
+    /// multiply them by its own task retries (one retry budget per cell).
+    pub fn with_attempts_per_call(mut self, attempts: u32) -> Self {
+        self.attempts_per_call = attempts.max(1);
+        self
     }
 
     async fn call(
@@ -35,6 +48,14 @@ impl ExecutorFacade {
         self.executor
             .execute(alias, route.provider.as_ref(), &resource, request)
             .await
+            .map_err(|e| {
+                if e.attempts == 0 && e.is_retryable() && !e.is_wait() {
+                    let attempts = self.attempts_per_call;
+                    e.with_attempts(attempts)
+                } else {
+                    e
+                }
+            })
     }
 }
 

@@ -282,7 +282,10 @@ impl Engine {
             request_events,
             self.config.executor,
         ));
-        let facade = Arc::new(ExecutorFacade::new(executor.clone(), routes));
+        let facade = Arc::new(
+            ExecutorFacade::new(executor.clone(), routes)
+                .with_attempts_per_call(self.config.executor.max_attempts),
+        );
         let mut scheduler_sinks = self.scheduler_sinks.clone();
         scheduler_sinks.push(probes.clone());
         let scheduler_events = EventStream::new(scheduler_sinks, clock);

@@ -19,6 +19,20 @@ pub(crate) struct ColumnInfo {
     pub identity_hash: Arc<str>,
     /// Cheap local work runs inline on the dispatch loop (after its lease): no spawn, no copy.
     pub inline: bool,
+    /// Model aliases the generator may call (for failure reports and the circuit breaker).
+    pub models: Vec<String>,
+    /// True when the column's tasks are model calls (their outcomes feed early shutdown).
+    pub model_backed: bool,
+}
+
+impl ColumnInfo {
+    /// The one model this column calls, when it calls exactly one.
+    pub fn single_model(&self) -> Option<&str> {
+        match self.models.as_slice() {
+            [one] => Some(one),
+            _ => None,
+        }
+    }
 }
 
 /// Resolves every column of `workflow` in topological order.
@@ -41,7 +55,12 @@ pub(crate) fn resolve_columns(
             .cloned()
             .unwrap_or_else(SchedulingMetadata::default_local);
         let kind = metadata.kind();
+        let mut models = spec.generator.model_aliases();
+        models.sort();
+        models.dedup();
         out.push(ColumnInfo {
+            model_backed: kind != SchedulingKind::Local || !models.is_empty(),
+            models,
             name: Arc::from(name),
             generator: spec.generator.clone(),
             group: Arc::new(resolved.group.clone()),

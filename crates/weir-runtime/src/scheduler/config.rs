@@ -16,12 +16,16 @@ pub enum RowGroupMode {
     },
 }
 
-/// Early shutdown on a sliding-window failure rate of task outcomes.
+/// Early shutdown on a sliding-window failure rate of model-call task outcomes.
+///
+/// Only tasks of model-backed columns count (their success or terminal failure): local
+/// samplers and expressions always succeed and would dilute the window, so a run whose every
+/// model call fails could otherwise never trip it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EarlyShutdownConfig {
-    /// Number of most recent task outcomes in the window.
+    /// Number of most recent model-task outcomes in the window.
     pub window: usize,
-    /// Outcomes needed in the window before the rate is judged.
+    /// Outcomes needed in the window before the rate is judged (small, so small runs stop too).
     pub min_outcomes: usize,
     /// Failure share in (0, 1] at or above which the run stops early.
     pub max_failure_rate: f64,
@@ -31,16 +35,23 @@ impl Default for EarlyShutdownConfig {
     fn default() -> Self {
         Self {
             window: 200,
-            min_outcomes: 50,
+            min_outcomes: 10,
             max_failure_rate: 0.5,
         }
     }
 }
 
-/// Retry of retryable task failures (rate limit, timeouts, 5xx, connection) with backoff.
+/// Retry of transient task failures with backoff: one retry budget per cell.
+///
+/// A cell may spend `1 + max_retries` outbound requests on transient, non-rate-limit failures
+/// (5xx, timeouts, connection errors). Attempts the model facade already made in place (the
+/// executor's `max_attempts`, reported in `ModelCallError::attempts`) count against it, so
+/// the scheduler re-runs a cell only while budget is left — never executor × scheduler tries.
+/// Rate limits and request-admission waits spend nothing: such tasks wait and are retried
+/// (salvage), bounded by the [`CircuitBreakerConfig`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TaskRetryConfig {
-    /// Retries per task after its first execution (0 = never retry).
+    /// Budget of a cell beyond its first request (0 = never retry a transient failure).
     pub max_retries: u32,
     /// Backoff before the first retry.
     pub base_delay: Duration,
@@ -61,6 +72,29 @@ impl Default for TaskRetryConfig {
     }
 }
 
+/// Circuit breaker per model alias: ends a run whose provider keeps failing instead of
+/// salvaging forever.
+///
+/// The circuit of a model opens when it has not answered a single call for `open_after` and at
+/// least `min_failures` task executions against it failed in a row (rate limits, admission
+/// waits and transient failures alike). Any success closes it again.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CircuitBreakerConfig {
+    /// How long a model may go without one success before its circuit may open.
+    pub open_after: Duration,
+    /// Consecutive failed executions needed as well (so one slow wait cannot open it).
+    pub min_failures: u32,
+}
+
+impl Default for CircuitBreakerConfig {
+    fn default() -> Self {
+        Self {
+            open_after: Duration::from_secs(180),
+            min_failures: 8,
+        }
+    }
+}
+
 /// Settings of one `AsyncTaskScheduler` run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SchedulerConfig {
@@ -74,6 +108,10 @@ pub struct SchedulerConfig {
     pub retry: TaskRetryConfig,
     /// Early shutdown (None = disabled).
     pub early_shutdown: Option<EarlyShutdownConfig>,
+    /// Circuit breaker per model alias (None = salvage rate limits forever, as the reference).
+    pub circuit_breaker: Option<CircuitBreakerConfig>,
+    /// Stop the run at the first configuration failure (bad key, unknown model, wrong URL, ...).
+    pub fail_fast: bool,
     /// After a cancel request, how long in-flight workers may run before they are aborted.
     pub cancel_grace: Duration,
     /// Emit a `scheduler_health_snapshot` at this interval (None = never).
@@ -90,6 +128,8 @@ impl Default for SchedulerConfig {
             submission_capacity: 1024,
             retry: TaskRetryConfig::default(),
             early_shutdown: Some(EarlyShutdownConfig::default()),
+            circuit_breaker: Some(CircuitBreakerConfig::default()),
+            fail_fast: true,
             cancel_grace: Duration::from_secs(5),
             health_snapshot_interval: None,
             request_pressure_advisory: true,
@@ -161,6 +201,14 @@ impl SchedulerConfig {
                 return Err(err("early_shutdown.max_failure_rate", "must be in (0, 1]"));
             }
         }
+        if let Some(cb) = &self.circuit_breaker {
+            if cb.open_after.is_zero() {
+                return Err(err("circuit_breaker.open_after", "must be positive"));
+            }
+            if cb.min_failures == 0 {
+                return Err(err("circuit_breaker.min_failures", "must be at least 1"));
+            }
+        }
         if self.health_snapshot_interval == Some(Duration::ZERO) {
             return Err(err("health_snapshot_interval", "must be positive when set"));
         }
@@ -207,6 +255,13 @@ mod tests {
                 ..Default::default()
             })),
             "early_shutdown.max_failure_rate"
+        );
+        assert_eq!(
+            bad(|c| c.circuit_breaker = Some(CircuitBreakerConfig {
+                min_failures: 0,
+                ..Default::default()
+            })),
+            "circuit_breaker.min_failures"
         );
         assert_eq!(
             bad(|c| c.health_snapshot_interval = Some(Duration::ZERO)),

@@ -1,4 +1,4 @@
-//! `FailureWindow`: the sliding window of task outcomes behind early shutdown.
+//! `FailureWindow`: the sliding window of model-task outcomes behind early shutdown.
 
 use super::config::EarlyShutdownConfig;
 use std::collections::VecDeque;
@@ -39,6 +39,16 @@ impl FailureWindow {
     pub fn should_stop(&self) -> bool {
         self.outcomes.len() >= self.config.min_outcomes
             && self.failure_rate() >= self.config.max_failure_rate
+    }
+
+    /// Outcomes in the window.
+    pub fn outcomes(&self) -> usize {
+        self.outcomes.len()
+    }
+
+    /// Failures in the window.
+    pub fn failures(&self) -> usize {
+        self.failures
     }
 
     /// Failure share of the current window (0 when empty).

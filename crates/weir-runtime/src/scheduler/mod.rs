@@ -9,16 +9,23 @@
 //! use — except for a read-only [`PressureAdvisory`] that can prefer unpressured peers.
 
 pub mod backoff;
+pub mod circuit;
 mod columns;
 pub mod config;
 mod events;
+pub mod fail_fast;
 pub mod failure_window;
+pub mod failures;
 pub mod records;
 pub mod report;
+mod retries;
 pub mod row_groups;
 mod run_loop;
 
-pub use config::{EarlyShutdownConfig, RowGroupMode, SchedulerConfig, TaskRetryConfig};
+pub use config::{
+    CircuitBreakerConfig, EarlyShutdownConfig, RowGroupMode, SchedulerConfig, TaskRetryConfig,
+};
+pub use fail_fast::{is_configuration_failure, is_unreachable_endpoint};
 pub use records::{InMemoryRecordSink, JsonlRecordSink, RecordSink};
 pub use report::{RunFailure, SchedulerError, SchedulerReport, StopReason};
 

@@ -15,6 +15,15 @@ pub enum StopReason {
     EarlyShutdown {
         /// Failure share of the window when the run stopped.
         failure_rate: f64,
+        /// Failed model-task outcomes in the window.
+        #[serde(default)]
+        failed: u64,
+        /// Model-task outcomes in the window.
+        #[serde(default)]
+        outcomes: u64,
+        /// The cause label of the failure that tripped the window (details in `failures`).
+        #[serde(default)]
+        cause: String,
     },
     /// A failure that no retry can fix (bad key, unknown model, wrong URL, TLS): the run
     /// stopped at once instead of spending its budget; the failure is in `failures`.
@@ -38,8 +47,11 @@ pub struct RunFailure {
     pub model: Option<String>,
     /// The bounded cause label (e.g. `non_retryable:client`, `retries_exhausted:server_error`).
     pub cause: String,
-    /// Failed cells of this group.
+    /// Failed task executions of this group (cells, or row groups for full-column tasks).
     pub count: u64,
+    /// Rows these failures dropped (0 when the run stopped instead, e.g. a configuration error).
+    #[serde(default)]
+    pub rows_dropped: u64,
     /// The first failure's sanitized message (never a body, prompt or secret).
     pub first_message: String,
     /// The first failure's HTTP status, when there was one.

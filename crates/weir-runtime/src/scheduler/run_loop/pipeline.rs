@@ -1,0 +1,232 @@
+//! Row-group pipeline: admission of row groups, readiness → queue, in-order checkpoints.
+
+use super::*;
+
+/// The row-group pipeline's state: admission, live buffers and the in-order write backlog.
+pub(super) struct Pipeline {
+    /// How many row groups may be in flight.
+    pub(super) row_groups: RowGroupAdmission,
+    /// The next row group to admit.
+    pub(super) next_row_group: u64,
+    /// Row groups of the workflow.
+    pub(super) total_row_groups: u64,
+    /// The next row group to write (groups are written strictly in order).
+    pub(super) next_to_write: u64,
+    /// Live row groups' rows.
+    pub(super) buffers: BTreeMap<u64, RowGroupBuffer>,
+    /// Completed groups waiting for an earlier one to be written.
+    pub(super) ready_to_write: BTreeMap<u64, Vec<(u64, Record)>>,
+    /// Dropped-row counts of completed groups not yet written (for their checkpoint event).
+    pub(super) dropped_in_unwritten: BTreeMap<u64, u64>,
+    /// A row-group admission block was reported and nothing was admitted since.
+    pub(super) block_reported: bool,
+}
+
+impl Pipeline {
+    /// A pipeline starting at `first_row_group` (non-zero when resuming).
+    pub(super) fn new(workflow: &Workflow, config: &SchedulerConfig, first_row_group: u64) -> Self {
+        Self {
+            row_groups: RowGroupAdmission::new(
+                config.max_concurrent_row_groups,
+                config.row_group_mode,
+            ),
+            next_row_group: first_row_group,
+            total_row_groups: workflow.row_group_count(),
+            next_to_write: first_row_group,
+            buffers: BTreeMap::new(),
+            ready_to_write: BTreeMap::new(),
+            dropped_in_unwritten: BTreeMap::new(),
+            block_reported: false,
+        }
+    }
+}
+
+impl RunLoop {
+    pub(super) fn admit_row_groups(&mut self) -> Result<bool, SchedulerError> {
+        let mut admitted = false;
+        while self.pipeline.next_row_group < self.pipeline.total_row_groups {
+            // Completed groups wait for earlier ones before they are written; cap that backlog
+            // so memory stays bounded even when the oldest group is slow.
+            if self.pipeline.ready_to_write.len() >= self.write_backlog_limit() {
+                if !self.pipeline.block_reported {
+                    self.pipeline.block_reported = true;
+                    self.observed.observe_row_group_blocked("write_backlog");
+                    let backlog = self.pipeline.ready_to_write.len();
+                    self.events
+                        .run(SchedulerEventKind::RowGroupAdmissionBlocked, |e| {
+                            e.reason_or_result = Some("write_backlog".into());
+                            e.diagnostics
+                                .insert("completed_unwritten".into(), json!(backlog));
+                        });
+                }
+                break;
+            }
+            let pressure = !self.queue.is_empty();
+            match self.pipeline.row_groups.try_admit(pressure) {
+                Ok(target_changed) => {
+                    let rg = self.pipeline.next_row_group;
+                    let rows = self.workflow.row_group_size(rg);
+                    self.tracker
+                        .admit_row_group(rg, rows)
+                        .map_err(|e| internal(format!("admit row group {rg}: {e}")))?;
+                    self.pipeline
+                        .buffers
+                        .insert(rg, RowGroupBuffer::new(self.workflow.row_offset(rg), rows));
+                    self.pipeline.next_row_group += 1;
+                    self.pipeline.block_reported = false;
+                    admitted = true;
+                    if let Some(target) = target_changed {
+                        self.observed.observe_row_group_target(target);
+                        self.events
+                            .run(SchedulerEventKind::RowGroupAdmissionTargetChanged, |e| {
+                                e.diagnostics.insert("target".into(), json!(target));
+                            });
+                    }
+                    let in_flight = self.pipeline.row_groups.in_flight();
+                    self.events.run(SchedulerEventKind::RowGroupAdmitted, |e| {
+                        e.diagnostics.insert("row_group".into(), json!(rg));
+                        e.diagnostics.insert("rows".into(), json!(rows));
+                        e.diagnostics.insert("in_flight".into(), json!(in_flight));
+                    });
+                }
+                Err(block) => {
+                    if !self.pipeline.block_reported {
+                        self.pipeline.block_reported = true;
+                        self.observed.observe_row_group_blocked(block.as_str());
+                        self.report_row_group_block(block);
+                    }
+                    break;
+                }
+            }
+        }
+        Ok(admitted)
+    }
+
+    /// Completed-but-unwritten row groups allowed before admission pauses.
+    pub(super) fn write_backlog_limit(&self) -> usize {
+        2 * self.pipeline.row_groups.hard_cap().max(1) as usize
+    }
+
+    pub(super) fn report_row_group_block(&self, block: RowGroupBlock) {
+        let (in_flight, target) = (
+            self.pipeline.row_groups.in_flight(),
+            self.pipeline.row_groups.target(),
+        );
+        self.events
+            .run(SchedulerEventKind::RowGroupAdmissionBlocked, |e| {
+                e.reason_or_result = Some(block.as_str().into());
+                e.diagnostics.insert("in_flight".into(), json!(in_flight));
+                e.diagnostics.insert("target".into(), json!(target));
+            });
+    }
+
+    pub(super) fn enqueue_frontier(&mut self) -> bool {
+        if self.tracker.pending_len() == 0 {
+            return false;
+        }
+        let frontier = self.tracker.ready_frontier();
+        let mut items = Vec::with_capacity(frontier.len());
+        for ready in frontier {
+            let Some(&ci) = self.column_index.get(&ready.task.column) else {
+                continue;
+            };
+            let col = &self.columns[ci];
+            self.events.task(
+                SchedulerEventKind::DependencyReady,
+                col,
+                &ready.task,
+                &ready.id,
+                TaskEventFields::default(),
+            );
+            items.push(SchedulableTask::new(
+                ready.id,
+                ready.task,
+                col.group.clone(),
+                col.request.clone(),
+            ));
+        }
+        let accepted = self.queue.enqueue(items);
+        self.tracker.mark_enqueued(accepted.iter());
+        if self.events.wants(SchedulerEventKind::ReadyEnqueued) {
+            for id in &accepted {
+                if let Some(item) = self.queue.get(id) {
+                    if let Some(&ci) = self.column_index.get(&item.payload.column) {
+                        self.events.task(
+                            SchedulerEventKind::ReadyEnqueued,
+                            &self.columns[ci],
+                            &item.payload,
+                            id,
+                            TaskEventFields::default(),
+                        );
+                    }
+                }
+            }
+        }
+        self.report.max_queued_tasks = self.report.max_queued_tasks.max(self.queue.len() as u64);
+        !accepted.is_empty()
+    }
+
+    /// Takes complete row groups and writes them in row-group order.
+    pub(super) fn checkpoint(&mut self, sink: &mut dyn RecordSink) -> Result<bool, SchedulerError> {
+        let live: Vec<u64> = self.pipeline.buffers.keys().copied().collect();
+        let mut took = false;
+        for rg in live {
+            if !self.tracker.row_group_complete(rg) {
+                continue;
+            }
+            let Some(done) = self
+                .tracker
+                .take_completed_row_group(rg)
+                .map_err(|e| internal(format!("take row group: {e}")))?
+            else {
+                continue;
+            };
+            let Some(buffer) = self.pipeline.buffers.remove(&rg) else {
+                continue;
+            };
+            // Dropped rows were counted when they were dropped (see `count_drops`).
+            let dropped_rows = done.dropped.len() as u64;
+            self.pipeline.dropped_in_unwritten.insert(rg, dropped_rows);
+            let records: Vec<(u64, Record)> = buffer
+                .rows
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| !done.dropped.contains_key(&(*i as u64)))
+                .map(|(i, record)| (buffer.offset + i as u64, record))
+                .collect();
+            self.pipeline.ready_to_write.insert(rg, records);
+            // Its slot frees now, not when it is written: a slow older group must not idle
+            // the endpoints (the write backlog above bounds the memory this allows).
+            self.pipeline.row_groups.release();
+            took = true;
+        }
+        let mut wrote = took;
+        while let Some(records) = self
+            .pipeline
+            .ready_to_write
+            .remove(&self.pipeline.next_to_write)
+        {
+            let rg = self.pipeline.next_to_write;
+            sink.write_row_group(rg, &records)
+                .map_err(|e| SchedulerError::RecordSink {
+                    message: e.to_string(),
+                })?;
+            self.report.records_written += records.len() as u64;
+            self.report.row_groups_written += 1;
+            self.pipeline.next_to_write += 1;
+            wrote = true;
+            let n = records.len();
+            let total = self.report.records_written;
+            let dropped = self.pipeline.dropped_in_unwritten.remove(&rg).unwrap_or(0);
+            self.events
+                .run(SchedulerEventKind::RowGroupCheckpointed, |e| {
+                    e.diagnostics.insert("row_group".into(), json!(rg));
+                    e.diagnostics.insert("records".into(), json!(n));
+                    e.diagnostics.insert("surviving_rows".into(), json!(n));
+                    e.diagnostics.insert("dropped_rows".into(), json!(dropped));
+                    e.diagnostics.insert("records_written".into(), json!(total));
+                });
+        }
+        Ok(wrote)
+    }
+}

@@ -349,6 +349,9 @@ impl ModelRequestExecutor {
 }
 
 /// Why one attempt produced no response.
+// ProviderError carries its rate-limit windows inline (shared type, commit 0f9a83f); failures
+// are rare next to successes, so the size difference is not worth a Box on the hot path.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum AttemptFailure {
     /// Request admission refused or timed out before the provider was called (typed; never
@@ -373,7 +376,11 @@ pub fn model_call_error(alias: &str, e: &ProviderError) -> ModelCallError {
                 retryable: true,
             }
         }
-        ProviderErrorKind::Client => ModelCallErrorKind::ProviderFailure {
+        ProviderErrorKind::Client
+        | ProviderErrorKind::Unreachable
+        | ProviderErrorKind::Tls
+        | ProviderErrorKind::Redirect
+        | ProviderErrorKind::ResponseTooLarge => ModelCallErrorKind::ProviderFailure {
             status: e.status,
             retryable: false,
         },

@@ -31,7 +31,9 @@ impl fmt::Display for SpecNotice {
 /// Notice for an `openai` provider whose key variable is not set where `weir validate` runs
 /// (validation never touches the network; `weir run` fails at `api_key_env` without it).
 fn api_key_env_unset(var: &str) -> String {
-    format!("environment variable {var:?} is not set here; `weir run` needs it")
+    // The label hides a value that looks like a key (a user who pasted the key itself).
+    let label = weir_runtime::provider::openai::redact::env_var_label(var);
+    format!("environment variable {label} is not set here; `weir run` needs it")
 }
 
 struct Checker {
@@ -344,6 +346,8 @@ fn check_providers<'a>(
                 forbid(c, "api_key_env", prov.api_key_env.is_some());
                 forbid(c, "timeout_s", prov.timeout_s.is_some());
                 forbid(c, "pool_size", prov.pool_size.is_some());
+                forbid(c, "max_response_bytes", prov.max_response_bytes.is_some());
+                forbid(c, "ca_file", prov.ca_file.is_some());
                 match &prov.models {
                     None => c.err(
                         format!("{p}.models"),
@@ -405,6 +409,27 @@ fn check_providers<'a>(
                 }
                 if prov.pool_size == Some(0) {
                     c.err(format!("{p}.pool_size"), "must be at least 1");
+                }
+                if let Some(n) = prov.max_response_bytes {
+                    use weir_runtime::provider::openai::{
+                        MAX_MAX_RESPONSE_BYTES as MAX, MIN_MAX_RESPONSE_BYTES as MIN,
+                    };
+                    if !(MIN..=MAX).contains(&n) {
+                        c.err(
+                            format!("{p}.max_response_bytes"),
+                            format!("must be a number of bytes in [{MIN}, {MAX}] (got {n})"),
+                        );
+                    }
+                }
+                if let Some(path) = &prov.ca_file {
+                    // The same check `weir run` makes when it builds the client.
+                    if path.trim().is_empty() {
+                        c.err(format!("{p}.ca_file"), "must be non-empty");
+                    } else if let Err(e) =
+                        weir_runtime::provider::openai::load_ca_file(std::path::Path::new(path))
+                    {
+                        c.err(format!("{p}.ca_file"), e.message);
+                    }
                 }
                 if let Some(var) = prov.api_key_env.as_deref().filter(|v| !v.trim().is_empty()) {
                     if std::env::var_os(var).is_none() {

@@ -647,4 +647,66 @@ mod tests {
         assert_eq!(find_cycle(&g(&[&[2], &[0], &[1]])), Some(vec![0, 1, 2]));
         assert_eq!(find_cycle(&g(&[&[0]])), Some(vec![0]));
     }
+
+    fn openai_spec(extra: serde_json::Value) -> String {
+        let mut provider = serde_json::json!({
+            "name": "remote", "kind": "openai", "base_url": "http://127.0.0.1:9/v1",
+            "api_key_env": "WEIR_SPEC_TEST_KEY_SURELY_UNSET"
+        });
+        for (k, v) in extra.as_object().expect("object") {
+            provider[k] = v.clone();
+        }
+        serde_json::json!({
+            "name": "s", "records": 1, "seed": 1,
+            "providers": [provider],
+            "models": [{"alias": "w", "provider": "remote", "model_id": "m1"}],
+            "columns": [{"name": "t", "kind": "llm_text", "model": "w", "prompt": "hi"}]
+        })
+        .to_string()
+    }
+
+    fn errors_of(text: &str) -> Vec<String> {
+        match crate::spec::WorkflowSpec::parse_and_validate(text) {
+            Ok(_) => Vec::new(),
+            Err(e) => {
+                e.0.iter()
+                    .map(|e| format!("{}: {}", e.path, e.message))
+                    .collect()
+            }
+        }
+    }
+
+    #[test]
+    fn openai_max_response_bytes_and_ca_file_are_checked_at_their_paths() {
+        let ok = serde_json::json!({"max_response_bytes": 1_048_576});
+        assert!(errors_of(&openai_spec(ok)).is_empty());
+        let small = errors_of(&openai_spec(serde_json::json!({"max_response_bytes": 10})));
+        assert!(
+            small
+                .iter()
+                .any(|e| e.starts_with("providers[0].max_response_bytes")),
+            "{small:?}"
+        );
+        let missing = errors_of(&openai_spec(
+            serde_json::json!({"ca_file": "/surely/not/here/ca.pem"}),
+        ));
+        assert!(
+            missing
+                .iter()
+                .any(|e| e.starts_with("providers[0].ca_file")
+                    && e.contains("/surely/not/here/ca.pem")),
+            "{missing:?}"
+        );
+        // A key pasted into api_key_env is never echoed by the notice.
+        let pasted = "sk-live-0123456789abcdefXYZ";
+        let (_, notices) = crate::spec::WorkflowSpec::parse_and_validate(&openai_spec(
+            serde_json::json!({"api_key_env": pasted}),
+        ))
+        .expect("valid shape");
+        assert!(!notices.is_empty());
+        assert!(
+            notices.iter().all(|n| !n.message.contains(pasted)),
+            "{notices:?}"
+        );
+    }
 }

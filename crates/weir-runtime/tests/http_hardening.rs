@@ -514,6 +514,9 @@ async fn an_endless_2xx_body_stops_at_the_cap_with_a_typed_error() {
     // The client stopped reading near the cap: the server's writes failed soon after (what it
     // wrote beyond the cap sat in socket buffers, a few MiB at most), far below its own limit.
     let written = s.endless_written.recv().await.expect("writer finished");
+    println!(
+        "endless body: cap {CAP} bytes, server wrote {written} bytes before the client hung up"
+    );
     assert!(written < 64 << 20, "server wrote {written} bytes");
     assert_eq!(s.requests(), 1);
 

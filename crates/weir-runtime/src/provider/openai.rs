@@ -427,8 +427,9 @@ impl OpenAiCompatibleProvider {
     }
 
     /// Reads a 2xx body, at most `max_response_bytes` of it (a larger `Content-Length` fails
-    /// before reading; a body that grows past the cap fails at the chunk that crosses it, so
-    /// memory stays bounded by the cap plus one chunk).
+    /// before reading; a body that grows past the cap fails at the chunk that crosses it, and
+    /// the buffer never reserves more than the cap, so memory stays bounded by the cap plus
+    /// one chunk).
     async fn read_body(
         &self,
         mut response: reqwest::Response,
@@ -449,13 +450,21 @@ impl OpenAiCompatibleProvider {
         if declared.is_some_and(|n| n > cap) {
             return Err(too_large());
         }
+        let cap_usize = usize::try_from(cap).unwrap_or(usize::MAX);
         let initial = declared.unwrap_or(0).min(cap).min(1 << 20);
         let mut out = Vec::with_capacity(usize::try_from(initial).unwrap_or(0));
         loop {
             match response.chunk().await {
                 Ok(Some(chunk)) => {
-                    if (out.len() + chunk.len()) as u64 > cap {
+                    let needed = out.len() + chunk.len();
+                    if needed as u64 > cap {
                         return Err(too_large());
+                    }
+                    if needed > out.capacity() {
+                        // Grow by doubling, but never past the cap (plain doubling could
+                        // reserve up to twice the cap).
+                        let target = (out.capacity() * 2).max(needed).min(cap_usize);
+                        out.reserve_exact(target - out.len());
                     }
                     out.extend_from_slice(&chunk);
                 }

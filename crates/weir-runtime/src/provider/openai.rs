@@ -404,7 +404,10 @@ impl OpenAiCompatibleProvider {
             let body = read_capped(response, MAX_ERROR_BODY_BYTES).await;
             return Err(classify_response(status, &headers, &body, now));
         }
-        let bytes = self.read_body(response, status).await?;
+        let bytes = self
+            .read_body(response, status)
+            .await
+            .map_err(|e| e.with_rate_limits(rate_limits))?;
         let answer = match request.domain {
             RequestDomain::Embedding => {
                 wire::parse_embedding_answer(&bytes).map(|(v, usage)| ProviderResponse {

@@ -23,6 +23,11 @@ pub fn rate_limits_from_headers(
     headers: &HeaderMap,
     now: SystemTime,
 ) -> Option<RateLimitObservation> {
+    // Most responses of most servers carry no rate-limit header: one pass over the names
+    // spares them the lookups below.
+    if !headers.keys().any(|k| k.as_str().contains("ratelimit")) {
+        return None;
+    }
     let reference = headers
         .get(DATE)
         .and_then(|v| v.to_str().ok())

@@ -145,8 +145,8 @@ impl ErrorBody {
     /// | body says | signal |
     /// |---|---|
     /// | `concurren…` or `overloaded` (type, code or message) | `Concurrency` |
-    /// | `type: "requests"`, or "requests per min", "(RPM)", "requests per day", "(RPD)" | `RequestWindow` |
-    /// | `type: "tokens"`, or "tokens per min", "(TPM)", "tokens per day", "(TPD)" | `TokenWindow` |
+    /// | `type: "requests"`, or "requests per min", "(RPM)", "requests per day", "(RPD)", "call/request rate limit" (Azure) | `RequestWindow` |
+    /// | `type: "tokens"`, or "tokens per min", "(TPM)", "tokens per day", "(TPD)", "token rate limit" (Azure) | `TokenWindow` |
     pub fn parse(body: &[u8]) -> Self {
         let json: Option<Value> = serde_json::from_slice(body).ok();
         let mut identifiers = Vec::new();
@@ -208,14 +208,27 @@ impl ErrorBody {
             Some(RateLimitSignal::RequestWindow)
         } else if has_id("tokens") {
             Some(RateLimitSignal::TokenWindow)
-        } else if ["requests per min", "(rpm)", "requests per day", "(rpd)"]
-            .iter()
-            .any(|p| message.contains(p))
+        } else if [
+            "requests per min",
+            "(rpm)",
+            "requests per day",
+            "(rpd)",
+            "call rate limit",
+            "request rate limit",
+        ]
+        .iter()
+        .any(|p| message.contains(p))
         {
             Some(RateLimitSignal::RequestWindow)
-        } else if ["tokens per min", "(tpm)", "tokens per day", "(tpd)"]
-            .iter()
-            .any(|p| message.contains(p))
+        } else if [
+            "tokens per min",
+            "(tpm)",
+            "tokens per day",
+            "(tpd)",
+            "token rate limit",
+        ]
+        .iter()
+        .any(|p| message.contains(p))
         {
             Some(RateLimitSignal::TokenWindow)
         } else {
@@ -252,14 +265,21 @@ pub fn quota_exhausted(body: &[u8]) -> bool {
     ErrorBody::parse(body).quota_exhausted()
 }
 
-/// The duration after "try again in" in a (lower-cased) message: `1.2s`, `20ms`, `6m0s`,
+/// The duration after "try again in" (OpenAI) or "retry after" (Azure OpenAI) in a
+/// (lower-cased) message: `1.2s`, `20ms`, `6m0s`,
 /// `1h2m3.5s`, or a number followed by `seconds`/`second`/`sec`, `ms`/`milliseconds`,
 /// `minutes`/`min`. The first parseable occurrence wins; zero counts (it means "now").
 pub fn try_again_in(message: &str) -> Option<Duration> {
-    const NEEDLE: &str = "try again in";
+    // OpenAI: "Please try again in 1.2s"; Azure OpenAI: "Please retry after 6 seconds".
+    ["try again in", "retry after"]
+        .iter()
+        .find_map(|needle| delay_after(message, needle))
+}
+
+fn delay_after(message: &str, needle: &str) -> Option<Duration> {
     let mut rest = message;
-    while let Some(at) = rest.find(NEEDLE) {
-        rest = &rest[at + NEEDLE.len()..];
+    while let Some(at) = rest.find(needle) {
+        rest = &rest[at + needle.len()..];
         let mut words = rest.split_whitespace();
         let token = words
             .next()
@@ -380,6 +400,7 @@ mod tests {
             ("try again in 1 minute", 60.0),
             ("try again in 500 milliseconds", 0.5),
             ("try again in 0s", 0.0),
+            ("have exceeded token rate limit of your current tier. please retry after 6 seconds. please go", 6.0),
         ];
         for (text, secs) in cases {
             assert_eq!(
@@ -431,6 +452,11 @@ mod tests {
         let b = ErrorBody::parse(anthropic);
         assert_eq!(b.error_type.as_deref(), Some("rate_limit_error"));
         assert_eq!(b.signal, Some(RateLimitSignal::TokenWindow));
+        let azure = br#"{"error":{"code":"429","message":"Requests to the ChatCompletions_Create Operation under Azure OpenAI API version 2024-08-01-preview have exceeded token rate limit of your current OpenAI S0 pricing tier. Please retry after 20 seconds."}}"#;
+        let b = ErrorBody::parse(azure);
+        assert_eq!(b.signal, Some(RateLimitSignal::TokenWindow));
+        assert_eq!(b.retry_in, Some(Duration::from_secs(20)));
+        assert_eq!(b.error_type, None, "a numeric code is not informative");
         let vllm = br#"{"object":"error","message":"The model `foo` does not exist.","type":"NotFoundError","param":null,"code":404}"#;
         let b = ErrorBody::parse(vllm);
         assert!(b.model_not_found);

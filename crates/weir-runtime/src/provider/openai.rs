@@ -314,7 +314,8 @@ impl OpenAiCompatibleProvider {
             ),
             None => OpenAiConfigError::new(
                 "base_url",
-                "could not build the HTTP client (the system certificate store is unreadable?)",
+                "could not build the HTTP client: the system certificate store holds no usable \
+                 certificate (check SSL_CERT_FILE / SSL_CERT_DIR)",
             ),
         })?;
         Ok(Self {

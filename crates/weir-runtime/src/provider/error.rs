@@ -18,7 +18,7 @@ use weir_contracts::{
 /// | `Connection` | yes | no | connection dropped before or during the answer |
 /// | `Client` | no | 401/403/404, model-not-found or quota codes, no status | other 4xx |
 /// | `Malformed` | no | no | a 2xx body that is not the expected JSON |
-/// | `Overloaded` | yes | no | 503 |
+/// | `Overloaded` | yes | no | 503 (the HTTP adapter: 529 too) |
 /// | `Unreachable` | no | yes | connection refused, host name did not resolve |
 /// | `Tls` | no | yes | TLS handshake or certificate verification failed |
 /// | `Redirect` | no | yes | a 3xx answer (never followed) |
@@ -38,7 +38,7 @@ pub enum ProviderErrorKind {
     Client,
     /// The provider answered with something we could not understand.
     Malformed,
-    /// HTTP 503 from a queueing server: saturation, treated as rate-limit pressure.
+    /// HTTP 503 (or 529) from a saturated server: treated as rate-limit pressure.
     Overloaded,
     /// The endpoint could not be reached at all: connection refused or the host name did not
     /// resolve (a wrong `base_url` or a server that is down). Never retried.

@@ -502,7 +502,7 @@ impl ModelProvider for OpenAiCompatibleProvider {
 /// |---|---|---|
 /// | 429 | `RateLimited` (Retry-After kept, `rate_limit_signal` from the body) | `rate_limited` |
 /// | 429 with `insufficient_quota` | `Client` | `provider_failure`, not retried, configuration |
-/// | 503 | `Overloaded` (Retry-After kept, if any) | `rate_limited` (saturation) |
+/// | 503, 529 | `Overloaded` (Retry-After kept, if any) | `rate_limited` (saturation) |
 /// | 408, 504 | `Timeout` | `provider_timeout` |
 /// | other 5xx | `ServerError` | `provider_failure`, retryable |
 /// | 401, 403, 404; 4xx saying model not found | `Client` | `provider_failure`, not retried, configuration |
@@ -543,6 +543,12 @@ pub fn classify_response(
 fn classify_parts(status: u16, retry_after: Option<Duration>, body: &ErrorBody) -> ProviderError {
     let quota = status == 429 && body.quota_exhausted();
     let error = match status {
+        // Anthropic's (and some gateways') "overloaded": the same saturation as a 503.
+        529 => ProviderError {
+            status: Some(529),
+            message: "provider is overloaded (529)".to_owned(),
+            ..ProviderError::overloaded(retry_after)
+        },
         504 => ProviderError::new(
             ProviderErrorKind::Timeout,
             Some(504),
@@ -765,6 +771,17 @@ mod tests {
             ProviderErrorKind::Overloaded
         );
         assert_eq!(classify_status(503, ra, b"").retry_after, ra);
+        let e = classify_status(
+            529,
+            ra,
+            br#"{"type":"error","error":{"type":"overloaded_error"}}"#,
+        );
+        assert_eq!(
+            (e.kind, e.status, e.retry_after),
+            (ProviderErrorKind::Overloaded, Some(529), ra)
+        );
+        assert_eq!(e.provider_error_type.as_deref(), Some("overloaded_error"));
+        assert_eq!(e.release_outcome().provider_status, Some(529));
         assert_eq!(
             classify_status(408, None, b"").kind,
             ProviderErrorKind::Timeout

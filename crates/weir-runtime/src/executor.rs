@@ -376,7 +376,11 @@ pub fn model_call_error(alias: &str, e: &ProviderError) -> ModelCallError {
                 retryable: true,
             }
         }
-        ProviderErrorKind::Client => ModelCallErrorKind::ProviderFailure {
+        ProviderErrorKind::Client
+        | ProviderErrorKind::Unreachable
+        | ProviderErrorKind::Tls
+        | ProviderErrorKind::Redirect
+        | ProviderErrorKind::ResponseTooLarge => ModelCallErrorKind::ProviderFailure {
             status: e.status,
             retryable: false,
         },

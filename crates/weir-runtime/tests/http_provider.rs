@@ -272,7 +272,7 @@ async fn client_timeouts_cover_slow_headers_and_slow_bodies() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refused_connection_is_a_retryable_connection_error() {
+async fn refused_connection_is_a_non_retryable_configuration_error() {
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         l.local_addr().expect("addr").port()
@@ -283,8 +283,15 @@ async fn refused_connection_is_a_retryable_connection_error() {
     )
     .expect("valid");
     let err = p.call(chat("x")).await.expect_err("refused");
-    assert_eq!(err.kind, ProviderErrorKind::Connection);
-    assert!(err.retryable());
+    assert_eq!(err.kind, ProviderErrorKind::Unreachable, "{}", err.message);
+    // Nothing listens at base_url: every call would fail the same way, so fail fast.
+    assert!(!err.retryable());
+    assert!(err.is_configuration());
+    assert_eq!(err.url_path.as_deref(), Some("/v1/chat/completions"));
+    assert_eq!(
+        err.release_outcome().kind,
+        RequestReleaseOutcomeKind::ProviderFailure
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -23,7 +23,9 @@ fn http_status_classification() {
         (413, K::Client),
         (422, K::Client),
         (418, K::Client),
-        (302, K::Malformed),
+        (302, K::Redirect),
+        (307, K::Redirect),
+        (102, K::Malformed),
     ];
     for &(status, kind) in cases {
         let e = ProviderError::from_http_status(status, None, false);
@@ -40,7 +42,10 @@ fn http_status_classification() {
 #[test]
 fn retryable_only_for_transient_kinds() {
     for kind in K::ALL {
-        let expected = !matches!(kind, K::Client | K::Malformed);
+        let expected = !matches!(
+            kind,
+            K::Client | K::Malformed | K::Unreachable | K::Tls | K::Redirect | K::ResponseTooLarge
+        );
         assert_eq!(kind.retryable(), expected, "{kind}");
     }
     assert!(ProviderError::server_error(502).retryable());

@@ -19,7 +19,9 @@ use weir_runtime::generators::{
     Category, ColumnGenerator, CustomCalls, Embedding, Expression, GeneratorConfigError, LlmJudge,
     LlmText, UniformFloat, UniformInt, Uuid, Validator,
 };
-use weir_runtime::provider::openai::{DEFAULT_POOL_SIZE, DEFAULT_TIMEOUT_SECONDS};
+use weir_runtime::provider::openai::{
+    DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_POOL_SIZE, DEFAULT_TIMEOUT_SECONDS,
+};
 use weir_runtime::provider::{
     ModelProvider, OpenAiCompatibleProvider, OpenAiProviderConfig, SimulatedModelConfig,
     SimulatedProvider,
@@ -201,7 +203,8 @@ impl WorkflowSpec {
 }
 
 /// An `openai` provider: key from `api_key_env`, `timeout_s` (default 60), `pool_size` (default
-/// 256). Validation already checked the shapes; this reads the environment.
+/// 256), `max_response_bytes` (default 32 MiB), `ca_file` (read here). Validation already
+/// checked the shapes; this reads the environment and the CA file.
 fn build_openai(
     p: &super::ProviderSpec,
 ) -> Result<OpenAiCompatibleProvider, weir_runtime::provider::OpenAiConfigError> {
@@ -211,7 +214,11 @@ fn build_openai(
             Duration::try_from_secs_f64(p.timeout_s.unwrap_or(DEFAULT_TIMEOUT_SECONDS))
                 .unwrap_or(Duration::from_secs(60)),
         )
-        .with_pool_size(p.pool_size.unwrap_or(DEFAULT_POOL_SIZE));
+        .with_pool_size(p.pool_size.unwrap_or(DEFAULT_POOL_SIZE))
+        .with_max_response_bytes(p.max_response_bytes.unwrap_or(DEFAULT_MAX_RESPONSE_BYTES));
+    if let Some(path) = &p.ca_file {
+        config = config.with_ca_file(path);
+    }
     if let Some(var) = &p.api_key_env {
         config = config.with_api_key_env(var)?;
     }

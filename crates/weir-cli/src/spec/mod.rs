@@ -138,7 +138,7 @@ impl ProviderKind {
 }
 
 /// One provider. `simulated` uses `models`; `openai` uses `base_url`, `api_key_env`,
-/// `timeout_s`, `pool_size`.
+/// `timeout_s`, `pool_size`, `max_response_bytes`, `ca_file`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderSpec {
@@ -161,6 +161,13 @@ pub struct ProviderSpec {
     /// Connection pool size (kind `openai`, ≥ 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pool_size: Option<u32>,
+    /// Largest 2xx response body read, in bytes (kind `openai`; default 32 MiB, 1 KiB–1 GiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_response_bytes: Option<u64>,
+    /// PEM file of extra trusted certificate authorities (kind `openai`; relative to the
+    /// working directory), beside the system's certificate store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
 }
 
 /// A model alias: the name columns use, bound to a provider's model endpoint.

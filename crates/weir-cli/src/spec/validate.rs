@@ -31,7 +31,9 @@ impl fmt::Display for SpecNotice {
 /// Notice for an `openai` provider whose key variable is not set where `weir validate` runs
 /// (validation never touches the network; `weir run` fails at `api_key_env` without it).
 fn api_key_env_unset(var: &str) -> String {
-    format!("environment variable {var:?} is not set here; `weir run` needs it")
+    // The label hides a value that looks like a key (a user who pasted the key itself).
+    let label = weir_runtime::provider::openai::redact::env_var_label(var);
+    format!("environment variable {label} is not set here; `weir run` needs it")
 }
 
 struct Checker {
@@ -344,6 +346,8 @@ fn check_providers<'a>(
                 forbid(c, "api_key_env", prov.api_key_env.is_some());
                 forbid(c, "timeout_s", prov.timeout_s.is_some());
                 forbid(c, "pool_size", prov.pool_size.is_some());
+                forbid(c, "max_response_bytes", prov.max_response_bytes.is_some());
+                forbid(c, "ca_file", prov.ca_file.is_some());
                 match &prov.models {
                     None => c.err(
                         format!("{p}.models"),
@@ -405,6 +409,27 @@ fn check_providers<'a>(
                 }
                 if prov.pool_size == Some(0) {
                     c.err(format!("{p}.pool_size"), "must be at least 1");
+                }
+                if let Some(n) = prov.max_response_bytes {
+                    use weir_runtime::provider::openai::{
+                        MAX_MAX_RESPONSE_BYTES as MAX, MIN_MAX_RESPONSE_BYTES as MIN,
+                    };
+                    if !(MIN..=MAX).contains(&n) {
+                        c.err(
+                            format!("{p}.max_response_bytes"),
+                            format!("must be a number of bytes in [{MIN}, {MAX}] (got {n})"),
+                        );
+                    }
+                }
+                if let Some(path) = &prov.ca_file {
+                    // The same check `weir run` makes when it builds the client.
+                    if path.trim().is_empty() {
+                        c.err(format!("{p}.ca_file"), "must be non-empty");
+                    } else if let Err(e) =
+                        weir_runtime::provider::openai::load_ca_file(std::path::Path::new(path))
+                    {
+                        c.err(format!("{p}.ca_file"), e.message);
+                    }
                 }
                 if let Some(var) = prov.api_key_env.as_deref().filter(|v| !v.trim().is_empty()) {
                     if std::env::var_os(var).is_none() {
@@ -621,5 +646,67 @@ mod tests {
         // 0 reads 2, 2 reads 1, 1 reads 0: data flows 0 -> 1 -> 2 -> 0.
         assert_eq!(find_cycle(&g(&[&[2], &[0], &[1]])), Some(vec![0, 1, 2]));
         assert_eq!(find_cycle(&g(&[&[0]])), Some(vec![0]));
+    }
+
+    fn openai_spec(extra: serde_json::Value) -> String {
+        let mut provider = serde_json::json!({
+            "name": "remote", "kind": "openai", "base_url": "http://127.0.0.1:9/v1",
+            "api_key_env": "WEIR_SPEC_TEST_KEY_SURELY_UNSET"
+        });
+        for (k, v) in extra.as_object().expect("object") {
+            provider[k] = v.clone();
+        }
+        serde_json::json!({
+            "name": "s", "records": 1, "seed": 1,
+            "providers": [provider],
+            "models": [{"alias": "w", "provider": "remote", "model_id": "m1"}],
+            "columns": [{"name": "t", "kind": "llm_text", "model": "w", "prompt": "hi"}]
+        })
+        .to_string()
+    }
+
+    fn errors_of(text: &str) -> Vec<String> {
+        match crate::spec::WorkflowSpec::parse_and_validate(text) {
+            Ok(_) => Vec::new(),
+            Err(e) => {
+                e.0.iter()
+                    .map(|e| format!("{}: {}", e.path, e.message))
+                    .collect()
+            }
+        }
+    }
+
+    #[test]
+    fn openai_max_response_bytes_and_ca_file_are_checked_at_their_paths() {
+        let ok = serde_json::json!({"max_response_bytes": 1_048_576});
+        assert!(errors_of(&openai_spec(ok)).is_empty());
+        let small = errors_of(&openai_spec(serde_json::json!({"max_response_bytes": 10})));
+        assert!(
+            small
+                .iter()
+                .any(|e| e.starts_with("providers[0].max_response_bytes")),
+            "{small:?}"
+        );
+        let missing = errors_of(&openai_spec(
+            serde_json::json!({"ca_file": "/surely/not/here/ca.pem"}),
+        ));
+        assert!(
+            missing
+                .iter()
+                .any(|e| e.starts_with("providers[0].ca_file")
+                    && e.contains("/surely/not/here/ca.pem")),
+            "{missing:?}"
+        );
+        // A key pasted into api_key_env is never echoed by the notice.
+        let pasted = "sk-live-0123456789abcdefXYZ";
+        let (_, notices) = crate::spec::WorkflowSpec::parse_and_validate(&openai_spec(
+            serde_json::json!({"api_key_env": pasted}),
+        ))
+        .expect("valid shape");
+        assert!(!notices.is_empty());
+        assert!(
+            notices.iter().all(|n| !n.message.contains(pasted)),
+            "{notices:?}"
+        );
     }
 }

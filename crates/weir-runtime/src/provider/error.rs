@@ -9,6 +9,20 @@ use weir_contracts::{
 };
 
 /// What kind of failure a provider call ended with.
+///
+/// | kind | retryable | configuration | typical cause |
+/// |---|---|---|---|
+/// | `RateLimited` | yes | no | 429 |
+/// | `Timeout` | yes | no | 408, 504, client timeout |
+/// | `ServerError` | yes | no | 5xx other than 503/504 |
+/// | `Connection` | yes | no | connection dropped before or during the answer |
+/// | `Client` | no | 401/403/404, model-not-found or quota codes, no status | other 4xx |
+/// | `Malformed` | no | no | a 2xx body that is not the expected JSON |
+/// | `Overloaded` | yes | no | 503 (the HTTP adapter: 529 too) |
+/// | `Unreachable` | no | yes | connection refused, host name did not resolve |
+/// | `Tls` | no | yes | TLS handshake or certificate verification failed |
+/// | `Redirect` | no | yes | a 3xx answer (never followed) |
+/// | `ResponseTooLarge` | no | no | a 2xx body past `max_response_bytes` |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProviderErrorKind {
@@ -18,19 +32,30 @@ pub enum ProviderErrorKind {
     Timeout,
     /// A 5xx other than 503: the provider failed.
     ServerError,
-    /// The connection could not be made or broke before a response.
+    /// The connection broke before or while the answer arrived (a later attempt may work).
     Connection,
     /// A 4xx other than 408/429 (400/401/403/404/413/422, quota exhausted): never retried.
     Client,
     /// The provider answered with something we could not understand.
     Malformed,
-    /// HTTP 503 from a queueing server: saturation, treated as rate-limit pressure.
+    /// HTTP 503 (or 529) from a saturated server: treated as rate-limit pressure.
     Overloaded,
+    /// The endpoint could not be reached at all: connection refused or the host name did not
+    /// resolve (a wrong `base_url` or a server that is down). Never retried.
+    Unreachable,
+    /// The TLS handshake failed (an untrusted or invalid certificate, a protocol mismatch).
+    /// Never retried: the next attempt meets the same certificate.
+    Tls,
+    /// The endpoint answered with a redirect (3xx). weir never follows one (it would re-post
+    /// the body, possibly to another origin, invisibly to admission); never retried.
+    Redirect,
+    /// A 2xx body was larger than the provider's `max_response_bytes`; reading stopped there.
+    ResponseTooLarge,
 }
 
 impl ProviderErrorKind {
     /// Every kind.
-    pub const ALL: [ProviderErrorKind; 7] = [
+    pub const ALL: [ProviderErrorKind; 11] = [
         Self::RateLimited,
         Self::Timeout,
         Self::ServerError,
@@ -38,6 +63,10 @@ impl ProviderErrorKind {
         Self::Client,
         Self::Malformed,
         Self::Overloaded,
+        Self::Unreachable,
+        Self::Tls,
+        Self::Redirect,
+        Self::ResponseTooLarge,
     ];
 
     /// The snake_case name (used in diagnostics).
@@ -50,6 +79,10 @@ impl ProviderErrorKind {
             Self::Client => "client",
             Self::Malformed => "malformed",
             Self::Overloaded => "overloaded",
+            Self::Unreachable => "unreachable",
+            Self::Tls => "tls",
+            Self::Redirect => "redirect",
+            Self::ResponseTooLarge => "response_too_large",
         }
     }
 
@@ -64,7 +97,12 @@ impl ProviderErrorKind {
             | Self::ServerError
             | Self::Connection
             | Self::Overloaded => true,
-            Self::Client | Self::Malformed => false,
+            Self::Client
+            | Self::Malformed
+            | Self::Unreachable
+            | Self::Tls
+            | Self::Redirect
+            | Self::ResponseTooLarge => false,
         }
     }
 
@@ -72,7 +110,34 @@ impl ProviderErrorKind {
     pub const fn is_pressure(self) -> bool {
         matches!(self, Self::RateLimited | Self::Overloaded)
     }
+
+    /// True for the kinds that are always a configuration error (see
+    /// [`ProviderError::is_configuration`], which also judges `Client` errors by status/type).
+    pub const fn is_configuration(self) -> bool {
+        matches!(self, Self::Unreachable | Self::Tls | Self::Redirect)
+    }
 }
+
+/// Provider error types/codes that say the configuration is wrong (model, key, deployment,
+/// account), whatever the HTTP status: waiting or retrying cannot help.
+pub const CONFIGURATION_ERROR_TYPES: &[&str] = &[
+    "model_not_found",
+    "invalid_model",
+    "unknown_model",
+    "model_not_available",
+    "not_found_error",
+    "NotFoundError",
+    "DeploymentNotFound",
+    "deployment_not_found",
+    "invalid_api_key",
+    "authentication_error",
+    "AuthenticationError",
+    "permission_error",
+    "permission_denied",
+    "PermissionDeniedError",
+    "insufficient_quota",
+    "billing_hard_limit_reached",
+];
 
 impl fmt::Display for ProviderErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -200,7 +265,7 @@ impl ProviderError {
         )
     }
 
-    /// Classifies a non-2xx HTTP status.
+    /// Classifies a non-2xx HTTP status (3xx: `Redirect`, never followed).
     ///
     /// `quota_exhausted` is the adapter's verdict on the body ("insufficient_quota", "out of
     /// credits", ...): quota exhaustion is a client error even on a 429, because waiting does
@@ -222,6 +287,14 @@ impl ProviderError {
             },
             500..=599 => Self::server_error(status),
             400..=499 => Self::client(status, client_reason(status)),
+            300..=399 => Self::new(
+                ProviderErrorKind::Redirect,
+                Some(status),
+                None,
+                format!(
+                    "provider answered with a redirect ({status}); weir does not follow redirects"
+                ),
+            ),
             _ => Self::malformed(Some(status), "unexpected HTTP status"),
         }
     }
@@ -231,6 +304,56 @@ impl ProviderError {
         self.kind.retryable()
     }
 
+    /// True when the failure says the run's configuration is wrong, so every later call to this
+    /// endpoint will fail the same way: the scheduler may stop the run at once (fail fast)
+    /// instead of spending retries. Never true for a retryable error.
+    ///
+    /// | failure | configuration |
+    /// |---|---|
+    /// | `Unreachable` (connection refused, DNS), `Tls`, `Redirect` | always |
+    /// | `Client` 401, 403, 404 | always |
+    /// | `Client` whose `provider_error_type` is in [`CONFIGURATION_ERROR_TYPES`] (model not found, bad key, quota/billing) | yes |
+    /// | `Client` without a status (the adapter refused before sending, e.g. an unserved domain) | yes |
+    /// | other `Client` (400, 413, 422 …), `Malformed`, `ResponseTooLarge` | no (this row's input may be at fault) |
+    /// | every retryable kind | no |
+    pub fn is_configuration(&self) -> bool {
+        if self.kind.is_configuration() {
+            return true;
+        }
+        if self.kind != ProviderErrorKind::Client {
+            return false;
+        }
+        matches!(self.status, None | Some(401 | 403 | 404))
+            || self
+                .provider_error_type
+                .as_deref()
+                .is_some_and(|t| CONFIGURATION_ERROR_TYPES.contains(&t))
+    }
+
+    /// The same error with the URL path it was sent to (path only: no host, query, secrets).
+    pub fn with_url_path(mut self, path: impl Into<String>) -> Self {
+        self.url_path = Some(path.into());
+        self
+    }
+
+    /// The same error with the budget windows its response reported (`None` when empty).
+    pub fn with_rate_limits(mut self, rate_limits: Option<RateLimitObservation>) -> Self {
+        self.rate_limits = rate_limits.filter(|r| !r.is_empty());
+        self
+    }
+
+    /// The same error with the provider's sanitized error type or code.
+    pub fn with_provider_error_type(mut self, error_type: Option<String>) -> Self {
+        self.provider_error_type = error_type;
+        self
+    }
+
+    /// The same error with what the provider said about a rate limit's cause.
+    pub fn with_rate_limit_signal(mut self, signal: Option<RateLimitSignal>) -> Self {
+        self.rate_limit_signal = signal;
+        self
+    }
+
     /// The outcome the executor releases the request lease with.
     ///
     /// | kind | outcome |
@@ -238,7 +361,7 @@ impl ProviderError {
     /// | RateLimited | `rate_limited`, retry_after_seconds, status 429 |
     /// | Overloaded | `rate_limited`, retry_after_seconds, status 503 |
     /// | Timeout | `provider_timeout`, status if any |
-    /// | ServerError, Connection, Client, Malformed | `provider_failure`, status if any |
+    /// | ServerError, Connection, Client, Malformed, Unreachable, Tls, Redirect, ResponseTooLarge | `provider_failure`, status if any |
     ///
     /// Every outcome carries the diagnostic `provider_error_kind`.
     pub fn release_outcome(&self) -> RequestReleaseOutcome {
@@ -252,7 +375,11 @@ impl ProviderError {
             ProviderErrorKind::ServerError
             | ProviderErrorKind::Connection
             | ProviderErrorKind::Client
-            | ProviderErrorKind::Malformed => {
+            | ProviderErrorKind::Malformed
+            | ProviderErrorKind::Unreachable
+            | ProviderErrorKind::Tls
+            | ProviderErrorKind::Redirect
+            | ProviderErrorKind::ResponseTooLarge => {
                 RequestReleaseOutcome::of(RequestReleaseOutcomeKind::ProviderFailure)
             }
         };

@@ -4,9 +4,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 use weir_contracts::{ProviderModelKey, RateLimitObservation, TokenUsage, WindowObservation};
-use weir_request_admission::{
-    BudgetConfig, BudgetDemand, BudgetKind, BudgetLedger, BudgetLimits,
-};
+use weir_request_admission::{BudgetConfig, BudgetDemand, BudgetKind, BudgetLedger, BudgetLimits};
 
 fn key() -> ProviderModelKey {
     ProviderModelKey::new("p", "m").unwrap()
@@ -46,7 +44,10 @@ async fn requests_are_paced_at_the_rate_and_served_in_order() {
     }
     let snap = l.snapshot(&key(), Instant::now()).unwrap();
     let w = snap.window(BudgetKind::Requests).unwrap();
-    assert_eq!((snap.outstanding, snap.settled, w.reserved_units), (0, 10, 0));
+    assert_eq!(
+        (snap.outstanding, snap.settled, w.reserved_units),
+        (0, 10, 0)
+    );
     assert_eq!(w.waits, 9);
     assert!((w.max_wait_seconds - 0.9).abs() < 1e-9);
 }
@@ -60,12 +61,19 @@ async fn a_cancelled_reservation_returns_its_slot() {
     assert_eq!(b.ready_at() - now, 100 * MS);
     drop(b); // never used: refunded
     let c = l.reserve(&key(), BudgetDemand::default());
-    assert_eq!(c.ready_at() - now, 100 * MS, "c takes b's slot, not the one after");
+    assert_eq!(
+        c.ready_at() - now,
+        100 * MS,
+        "c takes b's slot, not the one after"
+    );
     let snap = l.snapshot(&key(), now).unwrap();
     assert_eq!(snap.refunded, 1);
     drop((a, c));
     let snap = l.snapshot(&key(), now).unwrap();
-    assert_eq!((snap.outstanding, snap.refunded, snap.reservations), (0, 3, 3));
+    assert_eq!(
+        (snap.outstanding, snap.refunded, snap.reservations),
+        (0, 3, 3)
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -93,13 +101,25 @@ async fn usage_below_the_estimate_is_refunded_and_above_it_charged() {
     let mut a = l.reserve(&key(), BudgetDemand::new(50, 50));
     assert_eq!(a.ready_at(), now);
     a.mark_used();
-    a.settle(Some(TokenUsage { input_tokens: 5, output_tokens: 5 }), None);
+    a.settle(
+        Some(TokenUsage {
+            input_tokens: 5,
+            output_tokens: 5,
+        }),
+        None,
+    );
     // Only 10 of 100 tokens charged: the next request waits 100 ms, not 1 s.
     let mut b = l.reserve(&key(), BudgetDemand::new(50, 50));
     assert_eq!(b.ready_at() - now, 100 * MS);
     tokio::time::advance(100 * MS).await;
     b.mark_used();
-    b.settle(Some(TokenUsage { input_tokens: 100, output_tokens: 100 }), None);
+    b.settle(
+        Some(TokenUsage {
+            input_tokens: 100,
+            output_tokens: 100,
+        }),
+        None,
+    );
     // b used 200: its 100 reserved + 100 charged = 2 s after its slot.
     let c = l.reserve(&key(), BudgetDemand::new(1, 0));
     assert_eq!(c.ready_at() - now, 100 * MS + 2_000 * MS);
@@ -107,7 +127,11 @@ async fn usage_below_the_estimate_is_refunded_and_above_it_charged() {
     assert_eq!((w.refunded_units, w.charged_units), (90, 100));
 }
 
-fn obs_requests(limit: Option<u64>, remaining: Option<u64>, reset_ms: Option<u64>) -> RateLimitObservation {
+fn obs_requests(
+    limit: Option<u64>,
+    remaining: Option<u64>,
+    reset_ms: Option<u64>,
+) -> RateLimitObservation {
     RateLimitObservation {
         requests: WindowObservation {
             limit,
@@ -126,7 +150,11 @@ async fn headers_only_tighten_the_configured_limit() {
     r.settle(None, Some(&obs_requests(Some(6_000), None, None)));
     let w = l.snapshot(&key(), Instant::now()).unwrap().windows[0].clone();
     assert_eq!(
-        (w.configured_per_minute, w.learned_per_minute, w.effective_per_minute),
+        (
+            w.configured_per_minute,
+            w.learned_per_minute,
+            w.effective_per_minute
+        ),
         (Some(600), Some(6_000), Some(600)),
         "a looser header never loosens the configured budget"
     );
@@ -167,8 +195,16 @@ async fn remaining_and_reset_bound_what_is_admitted_until_the_reset() {
     r.settle(None, Some(&obs_requests(None, Some(3), Some(2_000))));
     let a = l.reserve(&key(), BudgetDemand::default());
     let b = l.reserve(&key(), BudgetDemand::default());
-    assert_eq!(a.ready_at(), now, "3 remaining − 2 already sent = 1 more now");
-    assert_eq!(b.ready_at() - now, 2_000 * MS, "then nothing until the reset");
+    assert_eq!(
+        a.ready_at(),
+        now,
+        "3 remaining − 2 already sent = 1 more now"
+    );
+    assert_eq!(
+        b.ready_at() - now,
+        2_000 * MS,
+        "then nothing until the reset"
+    );
     let snap = l.snapshot(&key(), now).unwrap();
     assert_eq!(snap.windows[0].gate_remaining, Some(0));
     drop((x, y, a, b));
@@ -184,9 +220,18 @@ async fn a_window_429_blocks_new_and_already_scheduled_reservations() {
     let c = l.reserve(&key(), BudgetDemand::default());
     assert_eq!(c.ready_at() - start, 3_000 * MS);
     b.ready().await;
-    assert_eq!(start.elapsed(), 3_000 * MS, "b re-checked the block at its slot");
+    assert_eq!(
+        start.elapsed(),
+        3_000 * MS,
+        "b re-checked the block at its slot"
+    );
     // A token-window block does not hold a request that takes no tokens of it.
-    l.block(&key(), BudgetKind::OutputTokens, Duration::from_secs(5), Instant::now());
+    l.block(
+        &key(),
+        BudgetKind::OutputTokens,
+        Duration::from_secs(5),
+        Instant::now(),
+    );
     let d = l.reserve(&key(), BudgetDemand::new(10, 0));
     assert!(d.ready_at() - start < 5_000 * MS);
 }
@@ -194,9 +239,20 @@ async fn a_window_429_blocks_new_and_already_scheduled_reservations() {
 #[test]
 fn aliases_merge_to_the_tightest_and_bad_limits_name_their_field() {
     let l = BudgetLedger::new(BudgetConfig::default()).unwrap();
-    l.register(&key(), BudgetLimits::none().with_requests_per_minute(100).with_tokens_per_minute(9)).unwrap();
+    l.register(
+        &key(),
+        BudgetLimits::none()
+            .with_requests_per_minute(100)
+            .with_tokens_per_minute(9),
+    )
+    .unwrap();
     let merged = l
-        .register(&key(), BudgetLimits::none().with_requests_per_minute(50).with_output_tokens_per_minute(7))
+        .register(
+            &key(),
+            BudgetLimits::none()
+                .with_requests_per_minute(50)
+                .with_output_tokens_per_minute(7),
+        )
         .unwrap();
     assert_eq!(
         merged,
@@ -227,8 +283,14 @@ fn aliases_merge_to_the_tightest_and_bad_limits_name_their_field() {
 #[test]
 fn the_estimate_is_prompt_tokens_plus_max_tokens_or_the_default() {
     let c = BudgetConfig::default();
-    assert_eq!(BudgetDemand::estimate(401, Some(100), &c), BudgetDemand::new(101, 100));
-    assert_eq!(BudgetDemand::estimate(0, None, &c), BudgetDemand::new(0, 256));
+    assert_eq!(
+        BudgetDemand::estimate(401, Some(100), &c),
+        BudgetDemand::new(101, 100)
+    );
+    assert_eq!(
+        BudgetDemand::estimate(0, None, &c),
+        BudgetDemand::new(0, 256)
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -18,6 +18,9 @@ pub(crate) struct Scope {
     pub settled: u64,
     pub refunded: u64,
     pub kept: u64,
+    /// The latest slot handed out: later reservations never get an earlier one (FIFO even when
+    /// a small reservation would fit a burst a big one ahead of it is waiting for).
+    pub last_slot: Option<Instant>,
 }
 
 impl Scope {
@@ -28,6 +31,7 @@ impl Scope {
             settled: 0,
             refunded: 0,
             kept: 0,
+            last_slot: None,
         }
     }
 
@@ -192,7 +196,7 @@ impl BudgetLedger {
         let arc = self.scope(scope);
         let (slot, cum_after) = {
             let mut s = lock(&arc);
-            let mut slot = now;
+            let mut slot = s.last_slot.map_or(now, |l| l.max(now));
             for (w, n) in s.windows.iter().zip(units) {
                 slot = slot.max(w.earliest(n, now));
             }
@@ -213,6 +217,7 @@ impl BudgetLedger {
                 cum_after[i] = s.windows[i].commit(n, slot, now);
             }
             s.reservations += 1;
+            s.last_slot = Some(slot);
             (slot, cum_after)
         };
         BudgetReservation {
@@ -395,9 +400,8 @@ impl BudgetReservation {
         }
         if let Some(u) = usage {
             let actual = [1, u.total(), u.input_tokens, u.output_tokens];
-            for i in 1..4 {
-                let (reserved, used) = (self.units[i], actual[i]);
-                let w = &mut s.windows[i];
+            // The request unit (index 0) stays charged: the request was sent.
+            for ((w, reserved), used) in s.windows.iter_mut().zip(self.units).zip(actual).skip(1) {
                 if used > reserved {
                     w.charge(used - reserved, now);
                 } else {
@@ -419,17 +423,25 @@ impl BudgetReservation {
     /// Gives everything back at `now` (the request was not sent).
     pub fn cancel_at(mut self, now: Instant) {
         self.done = true;
-        refund_all(&self.scope, &self.units, now);
+        self.refund_unused(now);
     }
-}
 
-fn refund_all(scope: &Mutex<Scope>, units: &[u64; 4], now: Instant) {
-    let mut s = lock(scope);
-    for (w, n) in s.windows.iter_mut().zip(units) {
-        w.outstanding -= n;
-        w.refund(*n, now);
+    /// Returns an unused reservation: its pre-debit is taken back when it is still the scope's
+    /// latest and its slot has not passed (see `Window::cancel`).
+    fn refund_unused(&self, now: Instant) {
+        let mut s = lock(&self.scope);
+        let tail = s.last_slot == Some(self.slot)
+            && self.slot >= now
+            && s.windows
+                .iter()
+                .zip(self.cum_after)
+                .all(|(w, c)| w.cum_reserved == c);
+        for (w, n) in s.windows.iter_mut().zip(self.units) {
+            w.outstanding -= n;
+            w.cancel(n, tail);
+        }
+        s.refunded += 1;
     }
-    s.refunded += 1;
 }
 
 impl Drop for BudgetReservation {
@@ -445,7 +457,7 @@ impl Drop for BudgetReservation {
             }
             s.kept += 1;
         } else {
-            refund_all(&self.scope, &self.units, Instant::now());
+            self.refund_unused(Instant::now());
         }
     }
 }

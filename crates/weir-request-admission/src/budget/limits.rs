@@ -241,7 +241,10 @@ impl BudgetConfig {
         if !(self.chars_per_token.is_finite() && self.chars_per_token >= 0.5) {
             return bad(
                 "chars_per_token",
-                format!("must be a finite number ≥ 0.5 (got {})", self.chars_per_token),
+                format!(
+                    "must be a finite number ≥ 0.5 (got {})",
+                    self.chars_per_token
+                ),
             );
         }
         if !(self.max_block_seconds.is_finite()

@@ -94,14 +94,17 @@ impl Window {
         self.burst
     }
 
-    /// Re-derives interval and burst from the effective limit, keeping the bucket's *level*
-    /// (capped at the new burst) so a changed limit never hands out units that were not there.
+    /// Re-derives interval and burst from the effective limit. The change takes effect after
+    /// the last slot already handed out (those keep the spacing they were given), keeping the
+    /// bucket's *level* there (capped at the new burst), so a changed limit never hands out
+    /// units that were not there.
     fn retune(&mut self, now: Option<Instant>) {
         let old_interval = self.interval_ns;
         let old_burst = self.burst;
-        let level = match (now, self.tat) {
-            (Some(now), Some(tat)) if old_interval > 0 && tat > now => {
-                old_burst as f64 - ns(tat - now) as f64 / old_interval as f64
+        let at = now.map(|n| self.effective_at(n));
+        let level = match (at, self.tat) {
+            (Some(at), Some(tat)) if old_interval > 0 && tat > at => {
+                old_burst as f64 - ns(tat - at) as f64 / old_interval as f64
             }
             _ => f64::INFINITY,
         };
@@ -116,13 +119,18 @@ impl Window {
                 self.burst = 1;
             }
         }
-        if let Some(now) = now {
+        if let Some(at) = at {
             if self.interval_ns == 0 {
                 self.tat = None;
-            } else if level.is_finite() {
-                let debt = (self.burst as f64 - level.min(self.burst as f64)).max(0.0);
-                let debt_ns = (debt * self.interval_ns as f64).ceil();
-                self.tat = Some(now + dur(debt_ns as u128));
+            } else {
+                if level.is_finite() {
+                    let debt = (self.burst as f64 - level.min(self.burst as f64)).max(0.0);
+                    let debt_ns = (debt * self.interval_ns as f64).ceil();
+                    self.tat = Some(at + dur(debt_ns as u128));
+                } else if self.tat.is_some() {
+                    self.tat = Some(self.tat.map_or(at, |t| t.max(at)));
+                }
+                self.floor = Some(self.floor.map_or(at, |f| f.max(at)));
             }
         }
     }
@@ -206,8 +214,10 @@ impl Window {
         self.last_slot.map_or(now, |l| l.max(now))
     }
 
-    /// Gives `n` unused units back (capped at a full bucket), effective after every slot
-    /// handed out so far; later slots never precede that instant.
+    /// Gives back `n` units a sent request did not use (its usage was below the estimate),
+    /// capped at a full bucket and effective after every slot handed out so far; later slots
+    /// never precede that instant. (A provider that charges the estimate at admission and
+    /// corrects it at completion behaves the same way.)
     pub fn refund(&mut self, n: u64, now: Instant) {
         if n == 0 {
             return;
@@ -218,6 +228,24 @@ impl Window {
             let back = dur(u128::from(n) * u128::from(self.interval_ns));
             let lowered = tat.checked_sub(back).unwrap_or(at);
             self.tat = Some(lowered.max(at));
+        }
+        self.refunded = self.refunded.saturating_add(n);
+    }
+
+    /// Takes back the pre-debit of an unused reservation of `n` units — only when it is the
+    /// latest one and its slot has not passed (`tail`): then the state is exactly as if it had
+    /// never been made (up to its slot). Otherwise the units stay spent: rewinding past later
+    /// slots, or past refill that a full bucket would have lost, could admit more than the
+    /// provider's bucket holds.
+    pub fn cancel(&mut self, n: u64, tail: bool) {
+        if n == 0 {
+            return;
+        }
+        if let (Some(tat), true) = (self.tat, tail && self.interval_ns > 0) {
+            let back = dur(u128::from(n) * u128::from(self.interval_ns));
+            if let Some(t) = tat.checked_sub(back) {
+                self.tat = Some(t);
+            }
         }
         self.refunded = self.refunded.saturating_add(n);
     }

@@ -96,6 +96,18 @@ pub struct BudgetLedger {
     scopes: RwLock<HashMap<ProviderModelKey, Arc<Mutex<Scope>>>>,
 }
 
+impl Default for BudgetLedger {
+    /// A ledger with the default settings and nothing configured (limits are still learned).
+    fn default() -> Self {
+        let config = BudgetConfig::default();
+        Self {
+            max_block: Duration::from_secs_f64(config.max_block_seconds),
+            config,
+            scopes: RwLock::default(),
+        }
+    }
+}
+
 impl BudgetLedger {
     /// A ledger with `config` (validated).
     pub fn new(config: BudgetConfig) -> Result<Self, BudgetConfigError> {

@@ -4,12 +4,15 @@
 //! merge rules live here: aliases are canonicalized (sorted, de-duplicated); aliases that resolve
 //! to the same provider/model endpoint merge with the static-cap *min* rule; an alias set spanning
 //! several endpoints falls back to deterministic `custom_model` metadata with diagnostics.
+//! An alias may carry request/token budgets ([`BudgetLimits`]); the engine merges the budgets of
+//! one endpoint's aliases by the tightest rule into its budget ledger.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use weir_contracts::{
     identity_hash, SchedulingMetadata, SchedulingMetadataError, SchedulingMetadataErrorCode,
 };
+pub use weir_request_admission::BudgetLimits;
 
 /// One user-facing model alias bound to a concrete provider/model endpoint and its static cap.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -22,6 +25,10 @@ pub struct ModelAlias {
     pub model_id: String,
     /// Static cap on concurrent requests (clamped to ≥ 1 when used).
     pub max_parallel_requests: u32,
+    /// Configured request/token budgets per minute (all optional; none = only what response
+    /// headers teach).
+    #[serde(default, skip_serializing_if = "BudgetLimits::is_empty")]
+    pub rate_limits: BudgetLimits,
 }
 
 impl ModelAlias {
@@ -32,7 +39,14 @@ impl ModelAlias {
             provider: provider.to_string(),
             model_id: model_id.to_string(),
             max_parallel_requests,
+            rate_limits: BudgetLimits::none(),
         }
+    }
+
+    /// The same alias with configured budgets.
+    pub fn with_rate_limits(mut self, rate_limits: BudgetLimits) -> Self {
+        self.rate_limits = rate_limits;
+        self
     }
 
     /// `max_parallel_requests` clamped to at least 1.
@@ -186,6 +200,17 @@ mod tests {
             e1.diagnostics["fallback_reason"],
             "multi_endpoint_alias_set"
         );
+    }
+
+    #[test]
+    fn rate_limits_default_to_none_and_round_trip() {
+        let a = ModelAlias::new("a", "p", "m", 2);
+        assert!(a.rate_limits.is_empty());
+        let json = serde_json::to_string(&a).unwrap();
+        assert!(!json.contains("rate_limits"));
+        let b = a.with_rate_limits(BudgetLimits::none().with_requests_per_minute(60));
+        let back: ModelAlias = serde_json::from_str(&serde_json::to_string(&b).unwrap()).unwrap();
+        assert_eq!(back.rate_limits.requests_per_minute, Some(60));
     }
 
     #[test]

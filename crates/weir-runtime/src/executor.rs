@@ -382,6 +382,11 @@ impl ModelRequestExecutor {
             armed: true,
         };
         self.bump(&key, |c| c.attempts += 1);
+        // A reservation made before the endpoint's budget was learned (or changed, or blocked)
+        // re-books now; only then does it wait while holding the lease (rare: pacing changes).
+        if reservation.revalidate() {
+            reservation.ready().await;
+        }
         // From here a dropped future keeps the reservation charged: the provider may count it.
         reservation.mark_used();
         let lease_id = lease.lease_id();

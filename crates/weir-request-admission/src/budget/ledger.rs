@@ -35,6 +35,37 @@ impl Scope {
         }
     }
 
+    /// Pacing changes so far, over all windows.
+    fn epoch(&self) -> u64 {
+        self.windows.iter().map(|w| w.changes).sum()
+    }
+
+    /// Finds the slot for `units` at `now` and books it in every window.
+    fn book(&mut self, units: &[u64; 4], now: Instant) -> (Instant, [u64; 4]) {
+        let mut slot = self.last_slot.map_or(now, |l| l.max(now));
+        for (w, n) in self.windows.iter().zip(units) {
+            slot = slot.max(w.earliest(*n, now));
+        }
+        // Pushing past one gate only ends others, so this settles within a few rounds.
+        for _ in 0..=4 {
+            let pushed = self
+                .windows
+                .iter()
+                .zip(units)
+                .fold(slot, |acc, (w, n)| acc.max(w.gate_push(*n, acc)));
+            if pushed == slot {
+                break;
+            }
+            slot = pushed;
+        }
+        let mut cum_after = [0u64; 4];
+        for (i, n) in units.iter().enumerate() {
+            cum_after[i] = self.windows[i].commit(*n, slot, now);
+        }
+        self.last_slot = Some(slot);
+        (slot, cum_after)
+    }
+
     fn outstanding(&self) -> u64 {
         self.reservations - self.settled - self.refunded - self.kept
     }
@@ -206,31 +237,11 @@ impl BudgetLedger {
     ) -> BudgetReservation {
         let units = demand.units();
         let arc = self.scope(scope);
-        let (slot, cum_after) = {
+        let (slot, cum_after, epoch) = {
             let mut s = lock(&arc);
-            let mut slot = s.last_slot.map_or(now, |l| l.max(now));
-            for (w, n) in s.windows.iter().zip(units) {
-                slot = slot.max(w.earliest(n, now));
-            }
-            // Pushing past one gate only ends others, so this settles within a few rounds.
-            for _ in 0..=4 {
-                let pushed = s
-                    .windows
-                    .iter()
-                    .zip(units)
-                    .fold(slot, |acc, (w, n)| acc.max(w.gate_push(n, acc)));
-                if pushed == slot {
-                    break;
-                }
-                slot = pushed;
-            }
-            let mut cum_after = [0u64; 4];
-            for (i, n) in units.into_iter().enumerate() {
-                cum_after[i] = s.windows[i].commit(n, slot, now);
-            }
+            let (slot, cum_after) = s.book(&units, now);
             s.reservations += 1;
-            s.last_slot = Some(slot);
-            (slot, cum_after)
+            (slot, cum_after, s.epoch())
         };
         BudgetReservation {
             scope: arc,
@@ -238,6 +249,7 @@ impl BudgetLedger {
             cum_after,
             slot,
             reserved_at: now,
+            epoch,
             used: false,
             done: false,
             max_block: self.max_block,
@@ -339,6 +351,7 @@ pub struct BudgetReservation {
     cum_after: [u64; 4],
     slot: Instant,
     reserved_at: Instant,
+    epoch: u64,
     used: bool,
     done: bool,
     max_block: Duration,
@@ -383,6 +396,40 @@ impl BudgetReservation {
                 _ => return,
             }
         }
+    }
+
+    /// Re-books the reservation when the scope's pacing changed since it was made (a limit was
+    /// learned or changed, or a window was blocked): a request that reserved while nothing was
+    /// known, then waited elsewhere (for a concurrency lease), must not go out unpaced. Returns
+    /// true when it re-booked; then [`ready`](Self::ready) again before sending.
+    pub fn revalidate(&mut self) -> bool {
+        if self.used || self.done {
+            return false;
+        }
+        let now = Instant::now();
+        let mut s = lock(&self.scope);
+        if s.epoch() == self.epoch {
+            return false;
+        }
+        let tail = self.is_tail(&s, now);
+        for (w, n) in s.windows.iter_mut().zip(self.units) {
+            w.outstanding -= n;
+            w.cancel(n, tail);
+        }
+        let (slot, cum_after) = s.book(&self.units, now);
+        self.slot = slot;
+        self.cum_after = cum_after;
+        self.epoch = s.epoch();
+        true
+    }
+
+    fn is_tail(&self, s: &Scope, now: Instant) -> bool {
+        s.last_slot == Some(self.slot)
+            && self.slot >= now
+            && s.windows
+                .iter()
+                .zip(self.cum_after)
+                .all(|(w, c)| w.cum_reserved == c)
     }
 
     /// Marks the request as sent: from now on a drop keeps the reservation charged.

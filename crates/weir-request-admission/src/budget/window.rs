@@ -36,6 +36,8 @@ pub(crate) struct Window {
     last_slot: Option<Instant>,
     pub gate: Option<Gate>,
     blocked_until: Option<Instant>,
+    /// Pacing changes so far (limit changes and blocks): a reservation made before one re-books.
+    pub changes: u64,
     /// Units reserved so far (monotone; positions reservations for header bookkeeping).
     pub cum_reserved: u64,
     pub outstanding: u64,
@@ -68,6 +70,7 @@ impl Window {
             last_slot: None,
             gate: None,
             blocked_until: None,
+            changes: 0,
             cum_reserved: 0,
             outstanding: 0,
             admitted: 0,
@@ -120,6 +123,7 @@ impl Window {
             }
         }
         if let Some(at) = at {
+            self.changes += 1;
             if self.interval_ns == 0 {
                 self.tat = None;
             } else {
@@ -312,6 +316,7 @@ impl Window {
             remaining: 0,
         });
         // Reservations already scheduled before the block re-check it when their slot comes.
+        self.changes += 1;
         self.blocked_until = Some(self.blocked_until.map_or(until, |b| b.max(until)));
     }
 

@@ -157,7 +157,7 @@ async fn a_configured_request_budget_paces_a_bucket_bound_run() {
     };
 
     let p = bucket(false);
-    let alias = ModelAlias::new("writer", "bucket", "m1", 16);
+    let alias = ModelAlias::new("writer", "bucket", "m1", 64);
     let (r0, wall0) = run(workflow(N, alias.clone()), p.clone()).await;
     let p = bucket(false);
     let configured = alias.with_rate_limits(BudgetLimits::none().with_requests_per_minute(1_200));

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use weir_contracts::{
     identity_hash, SchedulingMetadata, SchedulingMetadataError, SchedulingMetadataErrorCode,
 };
-use weir_request_admission::BudgetLimits;
+pub use weir_request_admission::{BudgetKind, BudgetLimits};
 
 /// One user-facing model alias bound to a concrete provider/model endpoint and its static cap.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 use weir_contracts::{RateLimitObservation, RateLimitSignal, TokenUsage, WindowObservation};
-use weir_request_admission::BudgetLimits;
 use weir_runtime::engine::{Engine, EngineConfig, RunResult};
 use weir_runtime::generators::{Category, LlmText};
 use weir_runtime::provider::{
@@ -15,7 +14,7 @@ use weir_runtime::provider::{
     SimulatedModelConfig, SimulatedProvider,
 };
 use weir_runtime::scheduler::InMemoryRecordSink;
-use weir_runtime::workflow::{ColumnSpec, ModelAlias, Workflow};
+use weir_runtime::workflow::{ColumnSpec, ModelAlias, ModelRateLimits, Workflow};
 
 /// A request token bucket (rate per second, burst) that answers 429 (a request-window 429 with
 /// Retry-After = time to the next token) past it; optionally reports the budget on every
@@ -160,7 +159,8 @@ async fn a_configured_request_budget_paces_a_bucket_bound_run() {
     let alias = ModelAlias::new("writer", "bucket", "m1", 64);
     let (r0, wall0) = run(workflow(N, alias.clone()), p.clone()).await;
     let p = bucket(false);
-    let configured = alias.with_rate_limits(BudgetLimits::none().with_requests_per_minute(1_200));
+    let configured =
+        alias.with_rate_limits(ModelRateLimits::default().with_requests_per_minute(1_200));
     let (r, wall) = run(workflow(N, configured), p.clone()).await;
     println!(
         "BUDGET configured: wall {wall:.2}s = {:.3}x N/rate ({floor:.1}s), {} attempts, {:.2}% 429s \
@@ -220,7 +220,7 @@ async fn a_configured_budget_keeps_the_simulated_rpm_window_free_of_429s() {
     )
     .unwrap();
     let alias = ModelAlias::new("writer", "sim", "m1", 64)
-        .with_rate_limits(BudgetLimits::none().with_requests_per_minute(600));
+        .with_rate_limits(ModelRateLimits::default().with_requests_per_minute(600));
     let (r, wall) = run(workflow(n, alias), Arc::new(sim)).await;
     let floor = n as f64 / 10.0;
     println!(

@@ -12,7 +12,7 @@ use super::{
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use weir_runtime::template::Template;
-use weir_runtime::workflow::{BudgetKind, BudgetLimits};
+use weir_runtime::workflow::ModelRateLimits;
 
 /// Something a valid spec should know (not an error).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -424,17 +424,17 @@ fn check_providers<'a>(
     by_name
 }
 
-/// Every configured budget is an integer in `1..=BudgetLimits::MAX_PER_MINUTE` (one error per
-/// bad field, so `weir validate` shows them all).
-fn check_rate_limits(c: &mut Checker, p: &str, limits: &BudgetLimits) {
-    for kind in BudgetKind::ALL {
-        if let Some(v) = limits.get(kind) {
-            if v == 0 || v > BudgetLimits::MAX_PER_MINUTE {
+/// Every configured budget is an integer in `1..=ModelRateLimits::MAX_PER_MINUTE` (one error
+/// per bad field, so `weir validate` shows them all).
+fn check_rate_limits(c: &mut Checker, p: &str, limits: &ModelRateLimits) {
+    for (field, value) in limits.fields() {
+        if let Some(v) = value {
+            if v == 0 || v > ModelRateLimits::MAX_PER_MINUTE {
                 c.err(
-                    format!("{p}.{}", kind.field()),
+                    format!("{p}.{field}"),
                     format!(
                         "must be an integer in 1..={} per minute (got {v})",
-                        BudgetLimits::MAX_PER_MINUTE
+                        ModelRateLimits::MAX_PER_MINUTE
                     ),
                 );
             }

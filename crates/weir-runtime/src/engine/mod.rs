@@ -278,7 +278,7 @@ impl Engine {
                 .map_err(|e| invalid(format!("models[{i}].{}", e.field), e.message))?;
             // Aliases of one endpoint share its budgets: the tightest of them.
             budgets
-                .register(&endpoint, m.rate_limits)
+                .register(&endpoint, m.rate_limits.budget_limits())
                 .map_err(|e| invalid(format!("models[{i}].rate_limits.{}", e.field), e.message))?;
             aliases_by_endpoint
                 .entry(endpoint.clone())

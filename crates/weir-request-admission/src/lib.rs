@@ -9,6 +9,11 @@
 //! cooldown decide admission beneath it. State is sharded per endpoint; waiters sleep until
 //! admitted, timed out, shut down, or until a tokio timer fires at their cooldown's end.
 //!
+//! Beside the concurrency limit, never instead of it, the [`budget`] module paces requests and
+//! tokens per provider/model scope ([`BudgetLedger`]): per-minute budgets configured in the
+//! spec or learned from response headers, reserved before the concurrency acquire and settled
+//! against each response's usage.
+//!
 //! # Using it alone
 //!
 //! A Rust LLM client that needs only request admission depends on this crate, on
@@ -88,6 +93,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod budget;
 mod config;
 mod controller;
 mod events;
@@ -101,6 +107,10 @@ mod queue;
 mod shard;
 mod slab;
 
+pub use budget::{
+    BudgetConfig, BudgetConfigError, BudgetDemand, BudgetKind, BudgetLedger, BudgetLimits,
+    BudgetReservation, BudgetScopeSnapshot, BudgetWindowSnapshot,
+};
 pub use config::{
     GoodputPolicyConfig, RequestAdmissionConfig, RequestAdmissionConfigError,
     RequestAdmissionPolicy, RequestAdmissionTuningConfig,

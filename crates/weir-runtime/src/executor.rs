@@ -7,6 +7,19 @@
 //! outcome)`. If the caller's future is dropped while an attempt holds a lease, the lease's drop
 //! guard releases it as `local_cancelled`; an attempt counter guard records the cancellation.
 //! Retries live here, around whole attempts, so every outbound attempt is visible to admission.
+//!
+//! Budgets sit in front of the concurrency lease: an attempt first reserves one request and its
+//! estimated tokens on the endpoint's [`BudgetLedger`] scope and sleeps to the slot the budget
+//! gives it, then acquires the lease; after the call it settles the reservation with the
+//! response's `usage` and feeds its `rate_limits` (successes and errors alike) back.
+//!
+//! Rate-limited attempts (429, 503 overload) do not use up `max_attempts`: a 429 means "wait".
+//! Each is retried after a per-request backoff — the Retry-After (capped by
+//! `max_retry_after`), or exponential backoff with full jitter, or, for a window 429 whose reset
+//! is known, the budget wait (the window is blocked until then). They are bounded by
+//! `max_rate_limit_wait`, the total time one call may spend waiting because of rate limits;
+//! past it the call ends with [`ModelCallErrorKind::RateLimited`] — the only way a rate limit
+//! reaches the caller, so the scheduler can keep the task for salvage instead of dropping it.
 
 use crate::model_facade::{ModelCallError, ModelCallErrorKind};
 use crate::provider::{
@@ -17,11 +30,13 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use weir_contracts::{
-    Fnv64, ProviderModelKey, RequestAdmissionEvent, RequestAttemptId, RequestEventContext,
-    RequestEventKind, RequestGroupSpec, RequestReleaseOutcome, RequestReleaseOutcomeKind,
-    RequestResourceKey,
+    Fnv64, ProviderModelKey, RateLimitSignal, RequestAdmissionEvent, RequestAttemptId,
+    RequestDomain, RequestEventContext, RequestEventKind, RequestGroupSpec, RequestReleaseOutcome,
+    RequestReleaseOutcomeKind, RequestResourceKey,
 };
-use weir_request_admission::{AdaptiveRequestAdmissionController, RequestAdmissionItem};
+use weir_request_admission::{
+    AdaptiveRequestAdmissionController, BudgetKind, BudgetLedger, RequestAdmissionItem,
+};
 use weir_telemetry::{RequestEventStream, RuntimeCorrelationProvider};
 
 /// Retry and timeout settings of the executor.
@@ -39,6 +54,12 @@ pub struct ExecutorConfig {
     pub request_timeout: Option<Duration>,
     /// Request-admission queue-wait timeout per attempt (None = the controller default).
     pub queue_wait_timeout: Option<Duration>,
+    /// Longest Retry-After a rate-limited attempt honours (longer headers are capped).
+    pub max_retry_after: Duration,
+    /// Total time one call may spend waiting because of rate limits (backoffs after 429/503
+    /// answers plus the budget waits of the retries that follow them). Rate-limited attempts do
+    /// not count against `max_attempts`; this bounds them instead.
+    pub max_rate_limit_wait: Duration,
 }
 
 impl Default for ExecutorConfig {
@@ -50,6 +71,8 @@ impl Default for ExecutorConfig {
             jitter: 0.25,
             request_timeout: Some(Duration::from_secs(120)),
             queue_wait_timeout: None,
+            max_retry_after: Duration::from_secs(60),
+            max_rate_limit_wait: Duration::from_secs(600),
         }
     }
 }
@@ -68,6 +91,12 @@ impl ExecutorConfig {
         }
         if self.request_timeout == Some(Duration::ZERO) {
             return Err(("request_timeout", "must be positive when set".into()));
+        }
+        if self.max_retry_after.is_zero() {
+            return Err(("max_retry_after", "must be positive".into()));
+        }
+        if self.max_rate_limit_wait.is_zero() {
+            return Err(("max_rate_limit_wait", "must be positive".into()));
         }
         Ok(())
     }
@@ -90,6 +119,9 @@ pub struct AttemptCounts {
     pub cancelled: u64,
     /// Calls that ended with a request-admission error before any provider call.
     pub admission_errors: u64,
+    /// Calls that ended because they waited `max_rate_limit_wait` on rate limits.
+    #[serde(default)]
+    pub rate_limit_wait_exhausted: u64,
 }
 
 impl AttemptCounts {
@@ -114,6 +146,7 @@ impl AttemptCounts {
         self.timeouts += other.timeouts;
         self.cancelled += other.cancelled;
         self.admission_errors += other.admission_errors;
+        self.rate_limit_wait_exhausted += other.rate_limit_wait_exhausted;
     }
 }
 
@@ -122,6 +155,7 @@ type Counters = Arc<Mutex<BTreeMap<ProviderModelKey, AttemptCounts>>>;
 /// Maps concrete model calls to admitted, classified, exactly-once-released attempts.
 pub struct ModelRequestExecutor {
     controller: Arc<AdaptiveRequestAdmissionController>,
+    budgets: Arc<BudgetLedger>,
     events: RequestEventStream,
     config: ExecutorConfig,
     counts: Counters,
@@ -153,7 +187,8 @@ impl Drop for AttemptGuard {
 
 impl ModelRequestExecutor {
     /// An executor over `controller`; `events` should be the controller's own request stream so
-    /// one sequence orders the whole request timeline.
+    /// one sequence orders the whole request timeline. Budgets start empty (nothing configured;
+    /// limits are still learned from headers): see [`with_budgets`](Self::with_budgets).
     pub fn new(
         controller: Arc<AdaptiveRequestAdmissionController>,
         events: RequestEventStream,
@@ -161,15 +196,27 @@ impl ModelRequestExecutor {
     ) -> Self {
         Self {
             controller,
+            budgets: Arc::new(BudgetLedger::default()),
             events,
             config,
             counts: Arc::default(),
         }
     }
 
+    /// The same executor reserving on `budgets` (the engine's ledger, with the spec's limits).
+    pub fn with_budgets(mut self, budgets: Arc<BudgetLedger>) -> Self {
+        self.budgets = budgets;
+        self
+    }
+
     /// The request-admission controller.
     pub fn controller(&self) -> &Arc<AdaptiveRequestAdmissionController> {
         &self.controller
+    }
+
+    /// The budget ledger (read its `snapshots()` for the report).
+    pub fn budgets(&self) -> &Arc<BudgetLedger> {
+        &self.budgets
     }
 
     /// Attempt counters per endpoint so far.
@@ -182,6 +229,9 @@ impl ModelRequestExecutor {
 
     /// Runs `request` against `provider` on `resource`, retrying retryable failures with
     /// backoff (each retry is a new admitted attempt). `alias` only labels errors.
+    ///
+    /// Failures other than rate limits end the call after `max_attempts` attempts; rate-limited
+    /// attempts are retried until the call has waited `max_rate_limit_wait` on them.
     pub async fn execute(
         &self,
         alias: &str,
@@ -189,34 +239,110 @@ impl ModelRequestExecutor {
         resource: &RequestResourceKey,
         request: ProviderRequest,
     ) -> Result<ProviderResponse, ModelCallError> {
-        let mut attempt = 0u32;
+        let mut failures = 0u32;
+        let mut rate_limited = 0u32;
+        let mut waited = Duration::ZERO;
         loop {
-            attempt += 1;
-            match self
-                .execute_attempt(alias, provider, resource, request.clone())
-                .await
-            {
+            // After a rate limit, the budget wait of the retry counts toward the limit too.
+            let allowance =
+                (rate_limited > 0).then(|| self.config.max_rate_limit_wait.saturating_sub(waited));
+            let (result, budget_wait) = self
+                .attempt(alias, provider, resource, request.clone(), allowance)
+                .await;
+            if rate_limited > 0 {
+                waited += budget_wait;
+            }
+            match result {
                 Ok(response) => return Ok(response),
                 Err(AttemptFailure::Admission(e)) => return Err(e),
+                Err(AttemptFailure::RateLimitWait { last }) => {
+                    return Err(self.wait_exhausted(alias, resource, &last, waited, rate_limited))
+                }
+                Err(AttemptFailure::Provider(e)) if is_rate_limited(&e) => {
+                    rate_limited += 1;
+                    let delay = self.rate_limit_backoff(rate_limited, &e, resource);
+                    if waited + delay > self.config.max_rate_limit_wait {
+                        return Err(self.wait_exhausted(alias, resource, &e, waited, rate_limited));
+                    }
+                    if !delay.is_zero() {
+                        tokio::time::sleep(delay).await;
+                    }
+                    waited += delay;
+                }
                 Err(AttemptFailure::Provider(e)) => {
-                    if !e.retryable() || attempt >= self.config.max_attempts {
+                    failures += 1;
+                    if !e.retryable() || failures >= self.config.max_attempts {
                         return Err(model_call_error(alias, &e));
                     }
-                    let delay = self.backoff(attempt, &e, resource);
+                    let delay = self.backoff(failures, &e, resource);
                     tokio::time::sleep(delay).await;
                 }
             }
         }
     }
 
-    /// One admitted attempt: acquire → call → release with the classified outcome.
+    /// One admitted attempt: budget reservation → acquire → call → release and settle.
     pub async fn execute_attempt(
         &self,
         alias: &str,
         provider: &dyn ModelProvider,
         resource: &RequestResourceKey,
-        mut request: ProviderRequest,
+        request: ProviderRequest,
     ) -> Result<ProviderResponse, AttemptFailure> {
+        self.attempt(alias, provider, resource, request, None)
+            .await
+            .0
+    }
+
+    /// The typed end of a call that waited `max_rate_limit_wait` on rate limits.
+    fn wait_exhausted(
+        &self,
+        alias: &str,
+        resource: &RequestResourceKey,
+        last: &ProviderError,
+        waited: Duration,
+        rate_limited: u32,
+    ) -> ModelCallError {
+        self.bump(&resource.provider_model(), |c| {
+            c.rate_limit_wait_exhausted += 1;
+        });
+        let mut e = model_call_error(alias, last);
+        e.message = format!(
+            "still rate limited after {rate_limited} rate-limited attempts and {:.1}s of waiting \
+             (max_rate_limit_wait {:.0}s): {}",
+            waited.as_secs_f64(),
+            self.config.max_rate_limit_wait.as_secs_f64(),
+            last.message
+        );
+        e
+    }
+
+    /// One attempt and how long its budget reservation waited. With `allowance`, a budget
+    /// wait longer than it ends the attempt (nothing sent, the reservation refunded).
+    async fn attempt(
+        &self,
+        alias: &str,
+        provider: &dyn ModelProvider,
+        resource: &RequestResourceKey,
+        mut request: ProviderRequest,
+        allowance: Option<Duration>,
+    ) -> (Result<ProviderResponse, AttemptFailure>, Duration) {
+        let key = resource.provider_model();
+        // Budgets first: waiting for a budget slot must not hold a concurrency lease.
+        let max_tokens = (request.domain == RequestDomain::Embedding).then_some(0);
+        let demand = self
+            .budgets
+            .estimate(request.input.chars().count(), max_tokens);
+        let mut reservation = self.budgets.reserve(&key, demand);
+        let budget_wait = reservation.wait();
+        if let Some(a) = allowance {
+            if budget_wait > a {
+                reservation.cancel();
+                let last = ProviderError::rate_limited(None);
+                return (Err(AttemptFailure::RateLimitWait { last }), budget_wait);
+            }
+        }
+        reservation.ready().await;
         let correlation = RuntimeCorrelationProvider::current();
         let attempt_id = RequestAttemptId::next();
         let context = RequestEventContext {
@@ -230,22 +356,24 @@ impl ModelRequestExecutor {
         if let Some(t) = self.config.queue_wait_timeout {
             item = item.with_queue_wait_timeout(t);
         }
-        let key = resource.provider_model();
         let lease = match self.controller.acquire(item).await {
             Ok(lease) => lease,
             Err(e) => {
+                // Nothing was sent: the reservation's drop refunds it.
+                drop(reservation);
                 self.bump(&key, |c| c.admission_errors += 1);
                 let reason = e
                     .reason()
                     .map(|r| r.as_str())
                     .unwrap_or("blocking_on_runtime_thread");
-                return Err(AttemptFailure::Admission(ModelCallError::new(
+                let error = ModelCallError::new(
                     alias,
                     ModelCallErrorKind::Admission {
                         reason: reason.to_owned(),
                     },
                     e.to_string(),
-                )));
+                );
+                return (Err(AttemptFailure::Admission(error)), budget_wait);
             }
         };
         let mut guard = AttemptGuard {
@@ -254,6 +382,13 @@ impl ModelRequestExecutor {
             armed: true,
         };
         self.bump(&key, |c| c.attempts += 1);
+        // A reservation made before the endpoint's budget was learned (or changed, or blocked)
+        // re-books now; only then does it wait while holding the lease (rare: pacing changes).
+        if reservation.revalidate() {
+            reservation.ready().await;
+        }
+        // From here a dropped future keeps the reservation charged: the provider may count it.
+        reservation.mark_used();
         let lease_id = lease.lease_id();
         self.emit(
             RequestEventKind::ModelRequestStarted,
@@ -289,24 +424,84 @@ impl ModelRequestExecutor {
         guard.armed = false;
         self.bump(&key, |c| c.record(outcome.kind));
         self.controller.release(lease, outcome);
-        result.map_err(AttemptFailure::Provider)
+        match &result {
+            Ok(r) => reservation.settle(r.usage, r.rate_limits.as_ref()),
+            Err(e) => {
+                // No usage on an error: the reservation stays charged as estimated.
+                reservation.settle(None, e.rate_limits.as_ref());
+                if let Some((kinds, block)) = self.window_block(e) {
+                    let now = tokio::time::Instant::now();
+                    for kind in kinds {
+                        self.budgets.block(&key, *kind, block, now);
+                    }
+                }
+            }
+        }
+        (result.map_err(AttemptFailure::Provider), budget_wait)
+    }
+
+    /// A window 429 with a known reset: the windows to block and for how long (Retry-After,
+    /// else the window's reset header, capped by `max_retry_after`).
+    fn window_block(&self, e: &ProviderError) -> Option<(&'static [BudgetKind], Duration)> {
+        if e.kind != ProviderErrorKind::RateLimited {
+            return None;
+        }
+        const REQUESTS: &[BudgetKind] = &[BudgetKind::Requests];
+        const TOKENS: &[BudgetKind] = &[
+            BudgetKind::Tokens,
+            BudgetKind::InputTokens,
+            BudgetKind::OutputTokens,
+        ];
+        let (kinds, reset) = match e.rate_limit_signal? {
+            RateLimitSignal::RequestWindow => {
+                (REQUESTS, e.rate_limits.and_then(|o| o.requests.reset_after))
+            }
+            RateLimitSignal::TokenWindow => (
+                TOKENS,
+                e.rate_limits.and_then(|o| {
+                    [o.tokens, o.input_tokens, o.output_tokens]
+                        .iter()
+                        .filter_map(|w| w.reset_after)
+                        .max()
+                }),
+            ),
+            RateLimitSignal::Concurrency => return None,
+        };
+        let block = e.retry_after.or(reset).filter(|d| !d.is_zero())?;
+        Some((kinds, block.min(self.config.max_retry_after)))
+    }
+
+    /// Per-request wait after a rate-limited attempt: zero for a window 429 whose window is now
+    /// blocked (the retry's budget reservation waits instead); the Retry-After (capped, with
+    /// up to `jitter` extra); else exponential backoff with full jitter.
+    fn rate_limit_backoff(
+        &self,
+        rate_limited: u32,
+        e: &ProviderError,
+        resource: &RequestResourceKey,
+    ) -> Duration {
+        if self.window_block(e).is_some() {
+            return Duration::ZERO;
+        }
+        let unit = jitter_unit(resource, rate_limited);
+        if let Some(ra) = e.retry_after {
+            let capped = ra.min(self.config.max_retry_after);
+            return capped.mul_f64(1.0 + self.config.jitter * unit);
+        }
+        let exp = rate_limited.saturating_sub(1).min(20);
+        let ceiling = self
+            .config
+            .base_backoff
+            .saturating_mul(1u32 << exp)
+            .min(self.config.max_backoff);
+        ceiling.mul_f64(unit)
     }
 
     fn backoff(&self, attempt: u32, e: &ProviderError, resource: &RequestResourceKey) -> Duration {
-        if e.kind == ProviderErrorKind::RateLimited || e.kind == ProviderErrorKind::Overloaded {
-            // Request admission already holds the resource in cooldown until Retry-After (capped
-            // by its `max_retry_after_seconds`): the next acquire waits there, so sleeping here
-            // would only idle the endpoint — or hang on an absurd header.
-            return Duration::ZERO;
-        }
         let exp = attempt.saturating_sub(1).min(20);
         let raw = self.config.base_backoff.saturating_mul(1u32 << exp);
         let capped = raw.min(self.config.max_backoff);
-        let mut h = Fnv64::new();
-        h.write(resource.to_string().as_bytes());
-        h.write(&attempt.to_le_bytes());
-        h.write(&RequestAttemptId::next().0.to_le_bytes());
-        let unit = (h.finish() >> 11) as f64 / (1u64 << 53) as f64;
+        let unit = jitter_unit(resource, attempt);
         let delay = capped.mul_f64(1.0 + self.config.jitter * unit);
         // Honour a server's Retry-After on other failures too, within the backoff cap.
         match e.retry_after {
@@ -359,6 +554,30 @@ pub enum AttemptFailure {
     Admission(ModelCallError),
     /// The provider call failed after it started.
     Provider(ProviderError),
+    /// After a rate limit, the budget would have made the retry wait past what is left of
+    /// `max_rate_limit_wait`; nothing was sent.
+    RateLimitWait {
+        /// The rate limit the call is still under (for the error it ends with).
+        last: ProviderError,
+    },
+}
+
+/// True for attempts that mean "wait" rather than "failed": 429s and 503 overload.
+fn is_rate_limited(e: &ProviderError) -> bool {
+    matches!(
+        e.kind,
+        ProviderErrorKind::RateLimited | ProviderErrorKind::Overloaded
+    )
+}
+
+/// A deterministic jitter draw in [0, 1): hashed from the endpoint, the attempt number and a
+/// fresh attempt id (no wall-clock randomness, so seeded runs stay reproducible in shape).
+fn jitter_unit(resource: &RequestResourceKey, attempt: u32) -> f64 {
+    let mut h = Fnv64::new();
+    h.write(resource.to_string().as_bytes());
+    h.write(&attempt.to_le_bytes());
+    h.write(&RequestAttemptId::next().0.to_le_bytes());
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// Classifies a provider failure for generator code.

@@ -131,7 +131,10 @@ impl WorkflowSpec {
         let models: Vec<ModelAlias> = self
             .models
             .iter()
-            .map(|m| ModelAlias::new(&m.alias, &m.provider, &m.model_id, m.cap()))
+            .map(|m| {
+                ModelAlias::new(&m.alias, &m.provider, &m.model_id, m.cap())
+                    .with_rate_limits(m.rate_limits.unwrap_or_default())
+            })
             .collect();
         let mut workflow = Workflow::new(&self.name, self.records, self.seed)
             .with_buffer_size(self.effective_buffer_size())

@@ -17,7 +17,7 @@ use serde_json::Value;
 use std::fmt;
 use std::path::Path;
 use weir_runtime::provider::SimulatedModelConfig;
-use weir_runtime::workflow::Strategy;
+use weir_runtime::workflow::{ModelRateLimits, Strategy};
 
 /// Default `max_concurrent_row_groups` when the spec omits it.
 pub const DEFAULT_MAX_CONCURRENT_ROW_GROUPS: u32 = 3;
@@ -183,6 +183,11 @@ pub struct ModelSpec {
     /// Static cap on concurrent requests (≥ 1; default 4).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_parallel_requests: Option<u32>,
+    /// Request and token budgets of the endpoint, per minute (`requests_per_minute`,
+    /// `tokens_per_minute`, `input_tokens_per_minute`, `output_tokens_per_minute`; each
+    /// optional, an integer in 1..=10⁹). Aliases of one endpoint share the tightest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limits: Option<ModelRateLimits>,
 }
 
 impl ModelSpec {

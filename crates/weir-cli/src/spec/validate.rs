@@ -12,6 +12,7 @@ use super::{
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use weir_runtime::template::Template;
+use weir_runtime::workflow::ModelRateLimits;
 
 /// Something a valid spec should know (not an error).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,6 +174,9 @@ impl WorkflowSpec {
             }
             if m.max_parallel_requests == Some(0) {
                 c.err(format!("{p}.max_parallel_requests"), "must be at least 1");
+            }
+            if let Some(limits) = &m.rate_limits {
+                check_rate_limits(c, &format!("{p}.rate_limits"), limits);
             }
         }
         aliases
@@ -443,6 +447,24 @@ fn check_providers<'a>(
         }
     }
     by_name
+}
+
+/// Every configured budget is an integer in `1..=ModelRateLimits::MAX_PER_MINUTE` (one error
+/// per bad field, so `weir validate` shows them all).
+fn check_rate_limits(c: &mut Checker, p: &str, limits: &ModelRateLimits) {
+    for (field, value) in limits.fields() {
+        if let Some(v) = value {
+            if v == 0 || v > ModelRateLimits::MAX_PER_MINUTE {
+                c.err(
+                    format!("{p}.{field}"),
+                    format!(
+                        "must be an integer in 1..={} per minute (got {v})",
+                        ModelRateLimits::MAX_PER_MINUTE
+                    ),
+                );
+            }
+        }
+    }
 }
 
 /// Required and forbidden fields per column kind.

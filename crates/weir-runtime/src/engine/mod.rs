@@ -31,7 +31,10 @@ use weir_contracts::{
     CapacitySource, ProviderModelKey, ProviderModelPressureSnapshot, ReleaseReason,
     RequestAdmissionEvent, RequestPressureSnapshot, SchedulerAdmissionEvent,
 };
-use weir_request_admission::{AdaptiveRequestAdmissionController, RequestAdmissionConfig};
+use weir_request_admission::{
+    AdaptiveRequestAdmissionController, BudgetConfig, BudgetLedger, BudgetScopeSnapshot,
+    RequestAdmissionConfig,
+};
 use weir_task_admission::TaskAdmissionConfig;
 use weir_telemetry::{EventSink, EventStream, MonotonicClock};
 
@@ -46,6 +49,8 @@ pub struct EngineConfig {
     pub request_admission: RequestAdmissionConfig,
     /// Executor retries and timeouts.
     pub executor: ExecutorConfig,
+    /// Budget ledger settings (burst, token estimates); the limits come from the models.
+    pub budgets: BudgetConfig,
 }
 
 impl EngineConfig {
@@ -150,6 +155,8 @@ pub struct RunResult {
     pub final_endpoint_snapshots: Vec<ProviderModelPressureSnapshot>,
     /// Rejected request releases by reason (zero in a clean run).
     pub request_release_diagnostics: BTreeMap<ReleaseReason, u64>,
+    /// Request/token budgets per endpoint at the end: configured, learned, effective, waits.
+    pub budget_snapshots: Vec<BudgetScopeSnapshot>,
     /// Workers that ran before their task lease, derived from the scheduler events.
     pub hidden_scheduler_resource_waiters: u64,
     /// The run's capacity explanation.
@@ -251,6 +258,10 @@ impl Engine {
                 .build()
                 .map_err(|e| invalid(format!("request_admission.{}", e.field), e.message))?,
         );
+        let budgets = Arc::new(
+            BudgetLedger::new(self.config.budgets)
+                .map_err(|e| invalid(format!("budgets.{}", e.field), e.message))?,
+        );
         let mut routes = HashMap::new();
         let mut aliases_by_endpoint: BTreeMap<ProviderModelKey, Vec<String>> = BTreeMap::new();
         for (i, m) in self.workflow.models.iter().enumerate() {
@@ -265,6 +276,10 @@ impl Engine {
                 .map_err(|e| invalid(format!("models[{i}].{}", e.field), e.message))?;
             let endpoint = ProviderModelKey::new(&m.provider, &m.model_id)
                 .map_err(|e| invalid(format!("models[{i}].{}", e.field), e.message))?;
+            // Aliases of one endpoint share its budgets: the tightest of them.
+            budgets
+                .register(&endpoint, m.rate_limits.budget_limits())
+                .map_err(|e| invalid(format!("models[{i}].rate_limits.{}", e.field), e.message))?;
             aliases_by_endpoint
                 .entry(endpoint.clone())
                 .or_default()
@@ -277,11 +292,10 @@ impl Engine {
                 },
             );
         }
-        let executor = Arc::new(ModelRequestExecutor::new(
-            controller.clone(),
-            request_events,
-            self.config.executor,
-        ));
+        let executor = Arc::new(
+            ModelRequestExecutor::new(controller.clone(), request_events, self.config.executor)
+                .with_budgets(budgets),
+        );
         let facade = Arc::new(
             ExecutorFacade::new(executor.clone(), routes)
                 .with_attempts_per_call(self.config.executor.max_attempts),
@@ -463,6 +477,7 @@ impl PreparedRun {
             run_id: self.run_id,
             hidden_scheduler_resource_waiters: self.probes.hidden_waiters(),
             request_release_diagnostics: pressure.release_diagnostics(),
+            budget_snapshots: self.executor.budgets().snapshots(),
             report,
             requests,
             endpoints,

@@ -9,7 +9,7 @@ mod graph;
 mod models;
 
 pub use graph::{ExecutionGraph, GraphColumn};
-pub use models::{ModelAlias, ModelRegistry};
+pub use models::{ModelAlias, ModelRateLimits, ModelRegistry};
 
 use crate::generators::ColumnGenerator;
 use serde::{Deserialize, Serialize};

@@ -4,12 +4,76 @@
 //! merge rules live here: aliases are canonicalized (sorted, de-duplicated); aliases that resolve
 //! to the same provider/model endpoint merge with the static-cap *min* rule; an alias set spanning
 //! several endpoints falls back to deterministic `custom_model` metadata with diagnostics.
+//! An alias may carry request/token budgets ([`ModelRateLimits`]); the engine merges the budgets
+//! of one endpoint's aliases by the tightest rule into its budget ledger.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use weir_contracts::{
     identity_hash, SchedulingMetadata, SchedulingMetadataError, SchedulingMetadataErrorCode,
 };
+use weir_request_admission::BudgetLimits;
+
+/// Configured request/token budgets of an alias, per minute (each optional): the workflow's
+/// form of request admission's `BudgetLimits` (the spec's `rate_limits` object).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelRateLimits {
+    /// Requests per minute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_minute: Option<u64>,
+    /// Tokens (input + output) per minute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_per_minute: Option<u64>,
+    /// Input tokens per minute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_tokens_per_minute: Option<u64>,
+    /// Output tokens per minute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_tokens_per_minute: Option<u64>,
+}
+
+impl ModelRateLimits {
+    /// Largest accepted per-minute limit (the budget ledger's bound).
+    pub const MAX_PER_MINUTE: u64 = BudgetLimits::MAX_PER_MINUTE;
+
+    /// True when nothing is configured.
+    pub fn is_empty(&self) -> bool {
+        self.fields().iter().all(|(_, v)| v.is_none())
+    }
+
+    /// The four fields by their spec names.
+    pub fn fields(&self) -> [(&'static str, Option<u64>); 4] {
+        [
+            ("requests_per_minute", self.requests_per_minute),
+            ("tokens_per_minute", self.tokens_per_minute),
+            ("input_tokens_per_minute", self.input_tokens_per_minute),
+            ("output_tokens_per_minute", self.output_tokens_per_minute),
+        ]
+    }
+
+    /// The same limits with `requests_per_minute`.
+    pub fn with_requests_per_minute(mut self, rpm: u64) -> Self {
+        self.requests_per_minute = Some(rpm);
+        self
+    }
+
+    /// The same limits with `tokens_per_minute`.
+    pub fn with_tokens_per_minute(mut self, tpm: u64) -> Self {
+        self.tokens_per_minute = Some(tpm);
+        self
+    }
+
+    /// The ledger's form.
+    pub fn budget_limits(&self) -> BudgetLimits {
+        BudgetLimits {
+            requests_per_minute: self.requests_per_minute,
+            tokens_per_minute: self.tokens_per_minute,
+            input_tokens_per_minute: self.input_tokens_per_minute,
+            output_tokens_per_minute: self.output_tokens_per_minute,
+        }
+    }
+}
 
 /// One user-facing model alias bound to a concrete provider/model endpoint and its static cap.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -22,6 +86,10 @@ pub struct ModelAlias {
     pub model_id: String,
     /// Static cap on concurrent requests (clamped to ≥ 1 when used).
     pub max_parallel_requests: u32,
+    /// Configured request/token budgets per minute (all optional; none = only what response
+    /// headers teach).
+    #[serde(default, skip_serializing_if = "ModelRateLimits::is_empty")]
+    pub rate_limits: ModelRateLimits,
 }
 
 impl ModelAlias {
@@ -32,7 +100,14 @@ impl ModelAlias {
             provider: provider.to_string(),
             model_id: model_id.to_string(),
             max_parallel_requests,
+            rate_limits: ModelRateLimits::default(),
         }
+    }
+
+    /// The same alias with configured budgets.
+    pub fn with_rate_limits(mut self, rate_limits: ModelRateLimits) -> Self {
+        self.rate_limits = rate_limits;
+        self
     }
 
     /// `max_parallel_requests` clamped to at least 1.
@@ -186,6 +261,17 @@ mod tests {
             e1.diagnostics["fallback_reason"],
             "multi_endpoint_alias_set"
         );
+    }
+
+    #[test]
+    fn rate_limits_default_to_none_and_round_trip() {
+        let a = ModelAlias::new("a", "p", "m", 2);
+        assert!(a.rate_limits.is_empty());
+        let json = serde_json::to_string(&a).unwrap();
+        assert!(!json.contains("rate_limits"));
+        let b = a.with_rate_limits(ModelRateLimits::default().with_requests_per_minute(60));
+        let back: ModelAlias = serde_json::from_str(&serde_json::to_string(&b).unwrap()).unwrap();
+        assert_eq!(back.rate_limits.requests_per_minute, Some(60));
     }
 
     #[test]

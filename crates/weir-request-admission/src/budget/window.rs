@@ -1,0 +1,332 @@
+//! One budget window of one scope: GCRA pacing (virtual scheduling), the header gate, counters.
+//!
+//! State is the theoretical arrival time `tat` (the instant the window's bucket would be full
+//! again, all reservations so far pre-debited), the emission interval `T = ceil(60 s / limit)`
+//! and the burst `B` units. A reservation of `n` units gets the slot
+//! `s = max(now, floor, tat − (B − min(n, B))·T)` and moves `tat` to `max(tat, s) + n·T`; slots
+//! of successive reservations never decrease, so waiters are served in order and each sleeps to
+//! its own instant. Refunds and charges are applied at `max(now, last slot)` (after everything
+//! already scheduled) and `floor` keeps later slots at or after that instant, so the sequence of
+//! events stays in time order — which is what makes the pre-debited `tat` an exact token bucket
+//! (see plans/budgets.md for the bound this gives).
+
+use std::time::Duration;
+use tokio::time::Instant;
+
+const MINUTE_NS: u128 = 60_000_000_000;
+
+/// "At most `remaining` more units until `until`" (a header's remaining + reset, or a window 429).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Gate {
+    pub until: Instant,
+    pub remaining: u64,
+}
+
+/// Counters and pacing state of one window.
+#[derive(Debug, Clone)]
+pub(crate) struct Window {
+    pub configured: Option<u64>,
+    pub learned: Option<u64>,
+    /// Emission interval in ns (0: no effective limit, nothing paced).
+    interval_ns: u64,
+    burst: u64,
+    burst_seconds: f64,
+    tat: Option<Instant>,
+    floor: Option<Instant>,
+    last_slot: Option<Instant>,
+    pub gate: Option<Gate>,
+    blocked_until: Option<Instant>,
+    /// Pacing changes so far (limit changes and blocks): a reservation made before one re-books.
+    pub changes: u64,
+    /// Units reserved so far (monotone; positions reservations for header bookkeeping).
+    pub cum_reserved: u64,
+    pub outstanding: u64,
+    pub admitted: u64,
+    pub refunded: u64,
+    pub charged: u64,
+    pub waits: u64,
+    pub wait_ns_total: u128,
+    pub max_wait_ns: u64,
+}
+
+fn ns(d: Duration) -> u128 {
+    d.as_nanos()
+}
+
+fn dur(n: u128) -> Duration {
+    Duration::from_nanos(u64::try_from(n).unwrap_or(u64::MAX))
+}
+
+impl Window {
+    pub fn new(configured: Option<u64>, burst_seconds: f64) -> Self {
+        let mut w = Self {
+            configured: None,
+            learned: None,
+            interval_ns: 0,
+            burst: 1,
+            burst_seconds,
+            tat: None,
+            floor: None,
+            last_slot: None,
+            gate: None,
+            blocked_until: None,
+            changes: 0,
+            cum_reserved: 0,
+            outstanding: 0,
+            admitted: 0,
+            refunded: 0,
+            charged: 0,
+            waits: 0,
+            wait_ns_total: 0,
+            max_wait_ns: 0,
+        };
+        w.configured = configured;
+        w.retune(None);
+        w
+    }
+
+    /// min(configured, learned): the only limit pacing uses.
+    pub fn effective(&self) -> Option<u64> {
+        match (self.configured, self.learned) {
+            (Some(c), Some(l)) => Some(c.min(l)),
+            (c, l) => c.or(l),
+        }
+    }
+
+    pub fn burst(&self) -> u64 {
+        self.burst
+    }
+
+    /// Re-derives interval and burst from the effective limit. The change takes effect after
+    /// the last slot already handed out (those keep the spacing they were given), keeping the
+    /// bucket's *level* there (capped at the new burst), so a changed limit never hands out
+    /// units that were not there.
+    fn retune(&mut self, now: Option<Instant>) {
+        let old_interval = self.interval_ns;
+        let old_burst = self.burst;
+        let at = now.map(|n| self.effective_at(n));
+        let level = match (at, self.tat) {
+            (Some(at), Some(tat)) if old_interval > 0 && tat > at => {
+                old_burst as f64 - ns(tat - at) as f64 / old_interval as f64
+            }
+            _ => f64::INFINITY,
+        };
+        match self.effective() {
+            Some(limit) if limit > 0 => {
+                self.interval_ns =
+                    u64::try_from(MINUTE_NS.div_ceil(u128::from(limit))).unwrap_or(u64::MAX);
+                self.burst = ((limit as f64 * self.burst_seconds / 60.0).floor() as u64).max(1);
+            }
+            _ => {
+                self.interval_ns = 0;
+                self.burst = 1;
+            }
+        }
+        if let Some(at) = at {
+            self.changes += 1;
+            if self.interval_ns == 0 {
+                self.tat = None;
+            } else {
+                if level.is_finite() {
+                    let debt = (self.burst as f64 - level.min(self.burst as f64)).max(0.0);
+                    let debt_ns = (debt * self.interval_ns as f64).ceil();
+                    self.tat = Some(at + dur(debt_ns as u128));
+                } else if self.tat.is_some() {
+                    self.tat = Some(self.tat.map_or(at, |t| t.max(at)));
+                }
+                self.floor = Some(self.floor.map_or(at, |f| f.max(at)));
+            }
+        }
+    }
+
+    /// Sets the learned limit (a header's full window size) and re-derives the pacing.
+    pub fn learn_limit(&mut self, limit: u64, now: Instant) {
+        if limit == 0 || self.learned == Some(limit) {
+            return;
+        }
+        let before = self.effective();
+        self.learned = Some(limit);
+        if self.effective() != before {
+            self.retune(Some(now));
+        }
+    }
+
+    /// Sets the configured limit (a tighter alias registered later) and re-derives the pacing.
+    pub fn configure(&mut self, limit: Option<u64>, now: Instant) {
+        let before = self.effective();
+        self.configured = limit;
+        if self.effective() != before {
+            self.retune(Some(now));
+        }
+    }
+
+    /// The earliest instant the GCRA and the floor admit `n` units.
+    pub fn earliest(&self, n: u64, now: Instant) -> Instant {
+        if n == 0 {
+            return now;
+        }
+        let mut s = now;
+        if let Some(f) = self.floor {
+            s = s.max(f);
+        }
+        if let (Some(tat), true) = (self.tat, self.interval_ns > 0) {
+            let credit = u128::from(self.burst - n.min(self.burst)) * u128::from(self.interval_ns);
+            if let Some(t) = tat.checked_sub(dur(credit)) {
+                s = s.max(t);
+            }
+        }
+        s
+    }
+
+    /// `s`, or the gate's end when the gate cannot take `n` more units before then.
+    pub fn gate_push(&self, n: u64, s: Instant) -> Instant {
+        match self.gate {
+            Some(g) if n > 0 && s < g.until && g.remaining < n => g.until,
+            _ => s,
+        }
+    }
+
+    /// Books `n` units at slot `s` (after `earliest`/`gate_push` agreed on it).
+    pub fn commit(&mut self, n: u64, s: Instant, now: Instant) -> u64 {
+        self.cum_reserved = self.cum_reserved.saturating_add(n);
+        if n == 0 {
+            return self.cum_reserved;
+        }
+        if self.interval_ns > 0 {
+            let base = self.tat.map_or(s, |t| t.max(s));
+            self.tat = Some(base + dur(u128::from(n) * u128::from(self.interval_ns)));
+        }
+        if let Some(g) = &mut self.gate {
+            if s < g.until {
+                g.remaining = g.remaining.saturating_sub(n);
+            }
+        }
+        self.last_slot = Some(self.last_slot.map_or(s, |l| l.max(s)));
+        self.outstanding += n;
+        self.admitted = self.admitted.saturating_add(n);
+        if s > now {
+            let w = ns(s - now);
+            self.waits += 1;
+            self.wait_ns_total += w;
+            self.max_wait_ns = self.max_wait_ns.max(u64::try_from(w).unwrap_or(u64::MAX));
+        }
+        self.cum_reserved
+    }
+
+    /// The instant refunds and charges take effect: after every slot handed out so far.
+    fn effective_at(&self, now: Instant) -> Instant {
+        self.last_slot.map_or(now, |l| l.max(now))
+    }
+
+    /// Gives back `n` units a sent request did not use (its usage was below the estimate),
+    /// capped at a full bucket and effective after every slot handed out so far; later slots
+    /// never precede that instant. (A provider that charges the estimate at admission and
+    /// corrects it at completion behaves the same way.)
+    pub fn refund(&mut self, n: u64, now: Instant) {
+        if n == 0 {
+            return;
+        }
+        let at = self.effective_at(now);
+        if let (Some(tat), true) = (self.tat, self.interval_ns > 0) {
+            self.floor = Some(self.floor.map_or(at, |f| f.max(at)));
+            let back = dur(u128::from(n) * u128::from(self.interval_ns));
+            let lowered = tat.checked_sub(back).unwrap_or(at);
+            self.tat = Some(lowered.max(at));
+        }
+        self.refunded = self.refunded.saturating_add(n);
+    }
+
+    /// Takes back the pre-debit of an unused reservation of `n` units — only when it is the
+    /// latest one and its slot has not passed (`tail`): then the state is exactly as if it had
+    /// never been made (up to its slot). Otherwise the units stay spent: rewinding past later
+    /// slots, or past refill that a full bucket would have lost, could admit more than the
+    /// provider's bucket holds.
+    pub fn cancel(&mut self, n: u64, tail: bool) {
+        if n == 0 {
+            return;
+        }
+        if let (Some(tat), true) = (self.tat, tail && self.interval_ns > 0) {
+            let back = dur(u128::from(n) * u128::from(self.interval_ns));
+            if let Some(t) = tat.checked_sub(back) {
+                self.tat = Some(t);
+            }
+        }
+        self.refunded = self.refunded.saturating_add(n);
+    }
+
+    /// Charges `n` units a response used beyond its reservation.
+    pub fn charge(&mut self, n: u64, now: Instant) {
+        if n == 0 {
+            return;
+        }
+        if self.interval_ns > 0 {
+            let at = self.effective_at(now);
+            // Later slots stay at or after the charge, so events remain in time order.
+            self.floor = Some(self.floor.map_or(at, |f| f.max(at)));
+            let base = self.tat.map_or(at, |t| t.max(at));
+            self.tat = Some(base + dur(u128::from(n) * u128::from(self.interval_ns)));
+        }
+        if let Some(g) = &mut self.gate {
+            g.remaining = g.remaining.saturating_sub(n);
+        }
+        self.charged = self.charged.saturating_add(n);
+        self.admitted = self.admitted.saturating_add(n);
+    }
+
+    /// A header said "`remaining` left now": the bucket holds at most that many.
+    pub fn cap_level(&mut self, remaining: u64, now: Instant) {
+        if self.interval_ns == 0 || remaining >= self.burst {
+            return;
+        }
+        let debt = u128::from(self.burst - remaining) * u128::from(self.interval_ns);
+        let floor_tat = now + dur(debt);
+        self.tat = Some(self.tat.map_or(floor_tat, |t| t.max(floor_tat)));
+    }
+
+    /// Installs "at most `remaining` more until `until`". A newer observation that lasts at
+    /// least as long replaces the old gate (it already counts everything before it); a shorter
+    /// one only lowers the old gate's remaining.
+    pub fn install_gate(&mut self, gate: Gate, now: Instant) {
+        if gate.until <= now {
+            return;
+        }
+        self.gate = match self.gate.filter(|g| g.until > now) {
+            Some(old) if old.until > gate.until => Some(Gate {
+                until: old.until,
+                remaining: old.remaining.min(gate.remaining),
+            }),
+            _ => Some(gate),
+        };
+    }
+
+    /// Blocks the window until `until` (a window 429): nothing more before then.
+    pub fn block(&mut self, until: Instant, now: Instant) {
+        if until <= now {
+            return;
+        }
+        let until = self.gate.filter(|g| g.until > now).map_or(until, |g| {
+            if g.remaining == 0 {
+                g.until.max(until)
+            } else {
+                until
+            }
+        });
+        self.gate = Some(Gate {
+            until,
+            remaining: 0,
+        });
+        // Reservations already scheduled before the block re-check it when their slot comes.
+        self.changes += 1;
+        self.blocked_until = Some(self.blocked_until.map_or(until, |b| b.max(until)));
+    }
+
+    /// The end of a block (window 429) still in force at `now`.
+    pub fn blocked_until(&self, now: Instant) -> Option<Instant> {
+        self.blocked_until.filter(|b| *b > now)
+    }
+
+    /// The gate still in force at `now`.
+    pub fn active_gate(&self, now: Instant) -> Option<Gate> {
+        self.gate.filter(|g| g.until > now)
+    }
+}

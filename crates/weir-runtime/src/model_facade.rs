@@ -172,6 +172,9 @@ impl ModelCallError {
     /// path and the provider's error type (all already sanitized by the provider).
     pub fn with_provider_error(mut self, e: &ProviderError) -> Self {
         self.status = e.status;
+        // The provider layer's own verdict: retrying cannot fix a bad key, URL, model or TLS
+        // setup (see `ProviderError::is_configuration`).
+        self.configuration |= e.is_configuration();
         self.provider = (e.url_path.is_some() || e.provider_error_type.is_some()).then(|| {
             Box::new(ProviderDetail {
                 url_path: e.url_path.clone(),

@@ -1,19 +1,10 @@
 //! Fail fast: which model-call failures mean "the run is misconfigured", so retrying is waste.
 
 use crate::model_facade::{ModelCallError, ModelCallErrorKind};
+// One list of configuration error types for the provider layer and the scheduler.
+use crate::provider::error::CONFIGURATION_ERROR_TYPES;
 use weir_contracts::RequestAdmissionDenyReason;
 
-/// Provider error types/codes that name a configuration problem whatever the status says
-/// (some servers answer an unknown model with a 400). Bounded, provider-defined codes.
-const CONFIGURATION_ERROR_TYPES: &[&str] = &[
-    "invalid_api_key",
-    "authentication_error",
-    "permission_denied",
-    "permission_error",
-    "model_not_found",
-    "not_found_error",
-    "invalid_model",
-];
 
 /// True when retrying `e` cannot help because the run is misconfigured: a bad or missing key
 /// (401/403), a wrong model or URL (404, `model_not_found`), an alias with no route, a request

@@ -73,7 +73,9 @@ pub(crate) fn apply_outcome(
                 kind,
                 RequestReleaseOutcomeKind::LocalCancelled | RequestReleaseOutcomeKind::LocalTimeout
             );
-            if state.in_flight == 0 && !local && kind != RequestReleaseOutcomeKind::Success {
+            // As the reference: with nothing in flight any non-local outcome (a success during
+            // cooldown included) ends the run of consecutive rate limits.
+            if state.in_flight == 0 && !local {
                 state.consecutive_rate_limits = 0;
             }
         }

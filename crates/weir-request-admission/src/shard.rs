@@ -162,6 +162,8 @@ struct PendingWaiter {
     wake: WakeHandle,
     domain: RequestDomain,
     enqueued_at: Instant,
+    /// The queue-wait deadline: past it the waiter is never granted, only timed out.
+    deadline: Option<Instant>,
     /// Group key and context for the admitter's events (only kept when events are on).
     event_info: Option<Box<(RequestResourceKey, RequestEventContext)>>,
 }
@@ -585,7 +587,8 @@ impl Shard {
                     } else {
                         WakeHandle::Task(Arc::new(Notify::new()))
                     };
-                    let (slot, id) = st.enqueue(&self.shared, &item, wake.clone(), now, &mut fx);
+                    let (slot, id) =
+                        st.enqueue(&self.shared, &item, wake.clone(), deadline, now, &mut fx);
                     st.plan_timer(&self.shared, now, &mut fx);
                     Err((slot, id, wake))
                 }
@@ -1267,6 +1270,7 @@ impl ShardState {
         shared: &Shared,
         item: &RequestAdmissionItem,
         wake: WakeHandle,
+        deadline: Option<Instant>,
         now: Instant,
         fx: &mut Effects,
     ) -> (u32, u64) {
@@ -1284,6 +1288,7 @@ impl ShardState {
                 wake,
                 domain: d,
                 enqueued_at: now,
+                deadline,
                 event_info,
             },
         );
@@ -1358,6 +1363,15 @@ impl ShardState {
             let Some(w) = self.queue.commit(selection) else {
                 break;
             };
+            if self
+                .waiters
+                .get_mut(w.slot, w.id)
+                .is_some_and(|p| p.deadline.is_some_and(|d| d <= now))
+            {
+                // Its deadline passed before its own wake-up ran: a timeout, never a lease.
+                self.expire_waiter(shared, w.slot, w.id, w.domain, fx);
+                continue;
+            }
             let grant = self.admit(shared, w.domain, now);
             let (wake, info, waited) = match self.waiters.get_mut(w.slot, w.id) {
                 Some(p) => {
@@ -1413,6 +1427,31 @@ impl ShardState {
                 }
             }
         }
+    }
+
+    /// Ends a waiter (already out of the fair queue) whose deadline passed with `queue_timeout`.
+    fn expire_waiter(
+        &mut self,
+        shared: &Shared,
+        slot: u32,
+        id: u64,
+        d: RequestDomain,
+        fx: &mut Effects,
+    ) {
+        let Some(p) = self.waiters.get_mut(slot, id) else {
+            return;
+        };
+        p.state = WaiterState::Denied(RequestAdmissionDenyReason::QueueTimeout);
+        fx.wakes.push(p.wake.clone());
+        let info = p.event_info.take();
+        self.dec_waiters(
+            shared,
+            d,
+            info.as_deref(),
+            fx,
+            |e| e.reason(RequestAdmissionDenyReason::QueueTimeout.as_str()),
+            RequestEventKind::RequestWaitTimeout,
+        );
     }
 
     fn undo_admit(&mut self, d: RequestDomain, grant: Grant) {

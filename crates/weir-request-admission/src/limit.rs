@@ -17,6 +17,74 @@ pub(crate) struct Plateau {
     pub hold: Duration,
 }
 
+/// Highest concurrency that recently completed successfully (goodput policy): a max over the
+/// current and the previous bucket of success releases (each bucket `max(32, 8 × limit)`
+/// releases, so "recent" spans the last ~8–16 round trips at the limit). Count-based, so a
+/// release never needs the clock for it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SuccessPeak {
+    current: u32,
+    previous: u32,
+    samples: u32,
+}
+
+impl SuccessPeak {
+    /// Records one success that ran at `concurrency`.
+    pub fn record(&mut self, concurrency: u32, limit: u32) {
+        self.current = self.current.max(concurrency);
+        self.samples += 1;
+        if self.samples >= limit.saturating_mul(8).max(32) {
+            self.previous = self.current;
+            self.current = 0;
+            self.samples = 0;
+        }
+    }
+
+    /// Forgets every sample (the capacity changed).
+    pub fn reset(&mut self) {
+        *self = Self::default();
+    }
+
+    /// The recent peak (0 before any success).
+    pub fn get(&self) -> u32 {
+        self.current.max(self.previous)
+    }
+}
+
+/// Rate limits among the last releases (goodput policy): a window of `max(limit, 16)` releases.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LossWindow {
+    releases: u32,
+    rate_limits: u32,
+}
+
+impl LossWindow {
+    /// Counts one release; returns the rate limits in the window including it.
+    pub fn record(&mut self, rate_limited: bool, limit: u32) -> u32 {
+        if self.releases >= limit.max(16) {
+            *self = Self::default();
+        }
+        self.releases += 1;
+        self.rate_limits += u32::from(rate_limited);
+        self.rate_limits
+    }
+
+    /// Rate limits counted in the current window.
+    pub fn rate_limits(&self) -> u32 {
+        self.rate_limits
+    }
+
+    /// Rate limits that make unexplained 429s concurrency evidence: a quarter of the window.
+    pub fn threshold(limit: u32) -> u32 {
+        (limit.max(16) / 4).max(2)
+    }
+
+    /// Forgets the window (after it led to a decrease).
+    pub fn reset(&mut self) {
+        *self = Self::default();
+    }
+}
+
 /// Adaptive state of one provider/model/domain resource.
 #[derive(Debug, Clone)]
 pub(crate) struct AdaptiveRequestLimitState {
@@ -40,6 +108,13 @@ pub(crate) struct AdaptiveRequestLimitState {
     pub plateau: Option<Plateau>,
     /// Latency saturation signal, when configured for the endpoint.
     pub latency: Option<LatencyTracker>,
+    /// Goodput slow start: the limit grows by one per success (doubling per round trip) until
+    /// the first concurrency rate limit or the effective max.
+    pub slow_start: bool,
+    /// Goodput: highest concurrency recently served successfully.
+    pub success_peak: SuccessPeak,
+    /// Goodput: rate limits among the last releases.
+    pub loss: LossWindow,
 }
 
 impl AdaptiveRequestLimitState {
@@ -66,6 +141,17 @@ impl AdaptiveRequestLimitState {
             ever_rate_limited: false,
             plateau: None,
             latency: None,
+            slow_start: false,
+            success_peak: SuccessPeak::default(),
+            loss: LossWindow::default(),
+        }
+    }
+
+    /// Starts the goodput slow start at `window` (when the limit is larger and no ramp runs).
+    pub fn start_slow(&mut self, window: u32) {
+        if self.ramp_started.is_none() && window >= 1 && self.current_limit > window {
+            self.current_limit = window;
+            self.slow_start = true;
         }
     }
 

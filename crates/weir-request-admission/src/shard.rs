@@ -5,7 +5,7 @@
 //! Every public operation locks once, mutates, collects its side effects (events, waiter wake-ups,
 //! a timer action) into `Effects`, unlocks, and only then applies them.
 
-use crate::config::RequestAdmissionConfig;
+use crate::config::{RequestAdmissionConfig, RequestAdmissionPolicy};
 use crate::events::PendingEvent;
 use crate::latency::LatencyTracker;
 use crate::lease::{
@@ -145,6 +145,8 @@ pub(crate) struct Grant {
     counter: u64,
     slot: u32,
     limit: u32,
+    /// The domain's in-flight count right after this admission (itself included).
+    in_flight: u32,
     effective_max: u32,
     acquired_at: Instant,
 }
@@ -417,6 +419,7 @@ impl Shard {
             item,
             acquired_at: g.acquired_at,
             current_adaptive_limit: g.limit,
+            admitted_in_flight: g.in_flight,
             effective_max: g.effective_max,
             slot: g.slot,
             shard: self,
@@ -809,7 +812,7 @@ impl Shard {
                             g.slot,
                             g.counter,
                             w.domain,
-                            g.limit,
+                            (g.limit, g.in_flight),
                             &RequestReleaseOutcome::local_cancelled(),
                             ctx,
                             Now::At(now),
@@ -869,7 +872,7 @@ impl Shard {
                         lease.slot,
                         counter,
                         domain,
-                        lease.current_adaptive_limit,
+                        (lease.current_adaptive_limit, lease.admitted_in_flight),
                         outcome,
                         refs,
                         Now::Lazy(lease.acquired_at),
@@ -1117,6 +1120,12 @@ impl ShardState {
                 .latency_saturation
                 .get(&resource.provider_model())
                 .map(|c| LatencyTracker::new(*c));
+            if let RequestAdmissionPolicy::Goodput(g) = &shared.config.policy {
+                // The endpoint's capacity is unknown unless configured: probe up to it.
+                if !shared.config.initial_limits.contains_key(resource) {
+                    state.start_slow(g.slow_start_initial_limit);
+                }
+            }
             self.domains[i] = Some(state);
         }
     }
@@ -1137,8 +1146,11 @@ impl ShardState {
             if !s.ever_rate_limited {
                 if s.ramp_started.is_some() {
                     let _ = s.apply_ramp(target, ramp, now);
+                } else if s.slow_start && s.current_limit < target {
+                    // Still probing: keep growing towards the new cap from where it is.
                 } else {
                     s.current_limit = target;
+                    s.slow_start = false;
                 }
             }
             s.current_limit = s.current_limit.clamp(1, eff);
@@ -1237,16 +1249,16 @@ impl ShardState {
         let slot = self.leases.insert(counter, ActiveLease { domain: d });
         self.aggregate_in_flight += 1;
         self.max_aggregate_in_flight = self.max_aggregate_in_flight.max(self.aggregate_in_flight);
-        let limit = match self.domains[di(d)].as_mut() {
+        let (limit, in_flight) = match self.domains[di(d)].as_mut() {
             Some(s) => {
                 s.in_flight += 1;
                 debug_assert!(
                     s.in_flight <= s.current_limit,
                     "admitted above the domain limit"
                 );
-                s.current_limit
+                (s.current_limit, s.in_flight)
             }
-            None => 1,
+            None => (1, 1),
         };
         debug_assert!(
             self.aggregate_in_flight <= self.static_cap,
@@ -1256,6 +1268,7 @@ impl ShardState {
             counter,
             slot,
             limit,
+            in_flight,
             effective_max: eff,
             acquired_at: now,
         }
@@ -1648,7 +1661,7 @@ impl ShardState {
         slot: u32,
         counter: u64,
         d: RequestDomain,
-        admitted_limit: u32,
+        (admitted_limit, admitted_in_flight): (u32, u32),
         outcome: &RequestReleaseOutcome,
         refs: EventRefs<'_>,
         now: Now,
@@ -1700,7 +1713,9 @@ impl ShardState {
                     ReleaseFacts {
                         kind: outcome.kind,
                         retry_after_seconds: outcome.retry_after_seconds,
+                        signal: outcome.rate_limit_signal,
                         admitted_limit,
+                        admitted_in_flight,
                         effective_max,
                         ramp_target,
                         now,
@@ -1785,6 +1800,12 @@ impl ShardState {
                 .reason(outcome.kind.as_str());
             if let Some(cd) = t.cooldown {
                 e = e.diag("cooldown_seconds", cd.as_secs_f64());
+            }
+            if let Some(class) = t.rate_limit_class {
+                e = e.diag("classification", class.as_str());
+            }
+            if let Some(signal) = outcome.rate_limit_signal {
+                e = e.diag("rate_limit_signal", signal.as_str());
             }
             if let Some(ra) = outcome.retry_after_seconds.filter(|v| v.is_finite()) {
                 e = e.diag("retry_after_seconds", ra);

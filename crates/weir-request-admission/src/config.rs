@@ -1,7 +1,7 @@
 //! Request-admission configuration: the engine-internal `RequestAdmissionConfig`, the public
 //! `RequestAdmissionTuningConfig`, the named adaptive policies and their validation errors.
 
-use crate::latency::LatencySaturationConfig;
+use crate::limit::latency::LatencySaturationConfig;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;

@@ -52,10 +52,8 @@
 mod config;
 mod controller;
 mod events;
-mod latency;
 mod lease;
 mod limit;
-mod policy;
 mod pressure;
 mod queue;
 mod shard;
@@ -69,9 +67,9 @@ pub use controller::{
     AdaptiveRequestAdmissionController, RequestAcquire, RequestAdmissionController,
     RequestAdmissionControllerBuilder,
 };
-pub use latency::LatencySaturationConfig;
 pub use lease::{
     RequestAdmissionDecision, RequestAdmissionDenied, RequestAdmissionError, RequestAdmissionItem,
     RequestAdmissionLease,
 };
+pub use limit::latency::LatencySaturationConfig;
 pub use pressure::RequestPressureSnapshotProvider;

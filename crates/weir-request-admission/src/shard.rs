@@ -5,15 +5,13 @@
 //! Every public operation locks once, mutates, collects its side effects (events, waiter wake-ups,
 //! a timer action) into `Effects`, unlocks, and only then applies them.
 
-use crate::config::{RequestAdmissionConfig, RequestAdmissionPolicy};
+use crate::config::RequestAdmissionConfig;
 use crate::events::PendingEvent;
-use crate::latency::LatencyTracker;
 use crate::lease::{
     RequestAdmissionDecision, RequestAdmissionDenied, RequestAdmissionError, RequestAdmissionItem,
     RequestAdmissionLease,
 };
-use crate::limit::AdaptiveRequestLimitState;
-use crate::policy::{self, ReleaseFacts, Transition};
+use crate::limit::{DomainLimit, ReleaseFacts, Transition};
 use crate::queue::RequestFairQueue;
 use crate::slab::Slab;
 use parking_lot::{Mutex, MutexGuard};
@@ -265,7 +263,7 @@ struct ShardState {
     aggregate_in_flight: u32,
     /// Most requests in flight at once over the shard's life (observed maxima for reports).
     max_aggregate_in_flight: u32,
-    domains: [Option<AdaptiveRequestLimitState>; 4],
+    domains: [Option<DomainLimit>; 4],
     queue: RequestFairQueue,
     waiters: Slab<PendingWaiter>,
     next_waiter_id: u64,
@@ -1014,9 +1012,7 @@ impl Shard {
                 .flatten()
                 .map(|s| {
                     let target = st.initial_limit(&self.shared, &s.resource);
-                    let limit = s
-                        .ramp_limit_at(target, ramp, now)
-                        .unwrap_or(s.current_limit);
+                    let limit = s.limit_at(target, ramp, now);
                     (s.resource.domain, limit)
                 })
                 .collect(),
@@ -1109,23 +1105,18 @@ impl ShardState {
         let i = di(resource.domain);
         if self.domains[i].is_none() {
             let initial = self.initial_limit(shared, resource);
-            let mut state = AdaptiveRequestLimitState::new(
+            let config = &shared.config;
+            let state = DomainLimit::new(
                 resource.clone(),
                 initial,
-                shared.config.startup_ramp(),
+                config.initial_limits.contains_key(resource),
+                config,
+                config
+                    .latency_saturation
+                    .get(&resource.provider_model())
+                    .copied(),
                 now,
             );
-            state.latency = shared
-                .config
-                .latency_saturation
-                .get(&resource.provider_model())
-                .map(|c| LatencyTracker::new(*c));
-            if let RequestAdmissionPolicy::Goodput(g) = &shared.config.policy {
-                // The endpoint's capacity is unknown unless configured: probe up to it.
-                if !shared.config.initial_limits.contains_key(resource) {
-                    state.start_slow(g.slow_start_initial_limit);
-                }
-            }
             self.domains[i] = Some(state);
         }
     }
@@ -1143,17 +1134,7 @@ impl ShardState {
             let Some(s) = self.domains[i].as_mut() else {
                 continue;
             };
-            if !s.ever_rate_limited {
-                if s.ramp_started.is_some() {
-                    let _ = s.apply_ramp(target, ramp, now);
-                } else if s.slow_start && s.current_limit < target {
-                    // Still probing: keep growing towards the new cap from where it is.
-                } else {
-                    s.current_limit = target;
-                    s.slow_start = false;
-                }
-            }
-            s.current_limit = s.current_limit.clamp(1, eff);
+            s.rebase(target, eff, ramp, now);
         }
     }
 
@@ -1161,7 +1142,7 @@ impl ShardState {
     fn refresh(&mut self, shared: &Shared, d: RequestDomain, now: Instant, fx: &mut Effects) {
         let Some(target) = self.domains[di(d)]
             .as_ref()
-            .filter(|s| s.ramp_started.is_some())
+            .filter(|s| s.ramping())
             .map(|s| self.initial_limit(shared, &s.resource))
         else {
             return;
@@ -1169,7 +1150,7 @@ impl ShardState {
         let Some(s) = self.domains[di(d)].as_mut() else {
             return;
         };
-        if let Some((prev, cur)) = s.apply_ramp(target, shared.config.startup_ramp(), now) {
+        if let Some((prev, cur)) = s.refresh(target, shared.config.startup_ramp(), now) {
             if shared.events.wants(RequestEventKind::RequestLimitIncreased) && cur > prev {
                 fx.events.push(
                     PendingEvent::new(RequestEventKind::RequestLimitIncreased)
@@ -1200,10 +1181,10 @@ impl ShardState {
         if s.cooling(now) {
             return Err(Block {
                 reason: RequestAdmissionDenyReason::Cooldown,
-                available_after: s.blocked_until,
+                available_after: s.cooldown_end(),
             });
         }
-        if s.in_flight >= s.current_limit || self.aggregate_in_flight >= self.static_cap {
+        if s.in_flight >= s.current() || self.aggregate_in_flight >= self.static_cap {
             return Err(Block::of(RequestAdmissionDenyReason::NoCapacity));
         }
         Ok(())
@@ -1253,10 +1234,10 @@ impl ShardState {
             Some(s) => {
                 s.in_flight += 1;
                 debug_assert!(
-                    s.in_flight <= s.current_limit,
+                    s.in_flight <= s.current(),
                     "admitted above the domain limit"
                 );
-                (s.current_limit, s.in_flight)
+                (s.current(), s.in_flight)
             }
             None => (1, 1),
         };
@@ -1599,11 +1580,7 @@ impl ShardState {
             let Some(s) = self.domains[di(d)].as_ref() else {
                 continue;
             };
-            let candidate = if s.cooling(now) {
-                s.blocked_until
-            } else {
-                s.next_ramp_step(self.initial_limit(shared, &s.resource), ramp)
-            };
+            let candidate = s.next_deadline(self.initial_limit(shared, &s.resource), ramp, now);
             if let Some(c) = candidate.filter(|c| *c > now) {
                 next = Some(next.map_or(c, |n| n.min(c)));
             }
@@ -1679,12 +1656,9 @@ impl ShardState {
                 let timeless = outcome.kind != RequestReleaseOutcomeKind::RateLimited
                     && self.queue.is_empty()
                     && !shared.events.is_enabled()
-                    && self.domains[di(d)].as_ref().is_none_or(|s| {
-                        s.blocked_until.is_none()
-                            && s.ramp_started.is_none()
-                            && s.plateau.is_none()
-                            && s.latency.is_none()
-                    });
+                    && self.domains[di(d)]
+                        .as_ref()
+                        .is_none_or(|s| !s.needs_clock());
                 if timeless {
                     stale
                 } else {
@@ -1707,15 +1681,16 @@ impl ShardState {
         let transition = match self.domains[di(d)].as_mut() {
             Some(s) => {
                 s.in_flight = s.in_flight.saturating_sub(1);
-                policy::apply_outcome(
+                let in_flight = s.in_flight;
+                s.apply_release(
                     &shared.config,
-                    s,
                     ReleaseFacts {
                         kind: outcome.kind,
                         retry_after_seconds: outcome.retry_after_seconds,
                         signal: outcome.rate_limit_signal,
                         admitted_limit,
                         admitted_in_flight,
+                        in_flight,
                         effective_max,
                         ramp_target,
                         now,
@@ -1837,24 +1812,22 @@ impl ShardState {
         match self.domains[di(d)].as_ref() {
             Some(s) => {
                 let target = self.initial_limit(shared, &s.resource);
-                let blocked = s.blocked_until.filter(|b| *b > now);
+                let blocked = s.cooldown_end().filter(|b| *b > now);
                 RequestPressureSnapshot {
                     captured_at: shared.clock.seconds_at(now),
                     sequence: shared.next_snapshot_sequence(),
                     resource: s.resource.clone(),
                     effective_max: self.effective_max(shared, &s.resource),
-                    current_limit: s
-                        .ramp_limit_at(target, ramp, now)
-                        .unwrap_or(s.current_limit),
+                    current_limit: s.limit_at(target, ramp, now),
                     in_flight_count: s.in_flight,
                     active_lease_count: s.in_flight,
                     waiters: s.waiters,
                     blocked_until_monotonic: blocked.map(|b| shared.clock.seconds_at(b)),
                     cooldown_remaining_seconds: blocked
                         .map_or(0.0, |b| b.saturating_duration_since(now).as_secs_f64()),
-                    rate_limit_ceiling: s.rate_limit_ceiling,
-                    consecutive_rate_limits: s.consecutive_rate_limits,
-                    last_outcome: s.last_outcome,
+                    rate_limit_ceiling: s.core().rate_limit_ceiling,
+                    consecutive_rate_limits: s.core().consecutive_rate_limits,
+                    last_outcome: s.core().last_outcome,
                     leak_diagnostics: shared.leak_diagnostics(),
                 }
             }

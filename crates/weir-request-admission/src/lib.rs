@@ -53,11 +53,14 @@ mod config;
 mod controller;
 mod events;
 mod lease;
+mod ledger;
 mod limit;
 mod pressure;
 mod queue;
 mod shard;
 mod slab;
+mod timer;
+mod waiters;
 
 pub use config::{
     GoodputPolicyConfig, RequestAdmissionConfig, RequestAdmissionConfigError,

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 use weir_contracts::{
-    ControllerGeneration, LeaseId, RequestAdmissionDenyReason, RequestEventContext,
-    RequestGroupSpec, RequestPressureSnapshot, RequestResourceKey,
+    LeaseId, RequestAdmissionDenyReason, RequestEventContext, RequestGroupSpec,
+    RequestPressureSnapshot, RequestResourceKey,
 };
 
 /// One concrete request attempt asking for admission.
@@ -103,11 +103,6 @@ impl RequestAdmissionLease {
     /// The resource's effective max when the lease was admitted.
     pub fn effective_max(&self) -> u32 {
         self.effective_max
-    }
-
-    /// Generation of the issuing controller.
-    pub fn controller_generation(&self) -> ControllerGeneration {
-        self.lease_id.generation
     }
 
     /// A copy naming the same lease that does not release anything when dropped.

@@ -307,7 +307,8 @@ async fn run(setup: Setup, ops: Vec<Op>) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+    // `ProptestConfig::default()` reads PROPTEST_CASES (256 when unset).
+    #![proptest_config(ProptestConfig::default())]
 
     #[test]
     fn ledger_invariants_hold_under_random_operations(

@@ -17,7 +17,8 @@ usage: cargo xtask <command>
 
 commands:
   lint-gates            check the architecture gates (dependency edges, legacy names,
-                        cross-crate re-exports, module docs, unwrap in library code)
+                        cross-crate re-exports, module docs, unwrap in library code,
+                        request admission ledger/waiters naming no limit algorithm)
   ci                    fmt --check, clippy -D warnings, lint-gates, test, bench smoke
                         (stops at the first failure)
   bench micro [args..]  run the weir-micro benchmark binary (release) with the given args

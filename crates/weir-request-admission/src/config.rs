@@ -1,7 +1,7 @@
 //! Request-admission configuration: the engine-internal `RequestAdmissionConfig`, the public
 //! `RequestAdmissionTuningConfig`, the named adaptive policies and their validation errors.
 
-use crate::latency::LatencySaturationConfig;
+use crate::limit::latency::LatencySaturationConfig;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -91,6 +91,10 @@ pub struct GoodputPolicyConfig {
     pub probe_hold_cooldown_multiple: f64,
     /// Longest hold; a failed probe doubles the hold up to this.
     pub probe_hold_max_seconds: f64,
+    /// Slow start: a domain whose initial limit is not configured opens at this limit (when
+    /// lower than its effective max) and grows by one per success, doubling per round trip,
+    /// until its first concurrency rate limit or the effective max (≥ 1; default 8).
+    pub slow_start_initial_limit: u32,
 }
 
 impl Default for GoodputPolicyConfig {
@@ -99,6 +103,7 @@ impl Default for GoodputPolicyConfig {
             probe_hold_min_seconds: 10.0,
             probe_hold_cooldown_multiple: 20.0,
             probe_hold_max_seconds: 600.0,
+            slow_start_initial_limit: 8,
         }
     }
 }
@@ -112,6 +117,10 @@ impl GoodputPolicyConfig {
             self.probe_hold_cooldown_multiple,
         )?;
         check_positive("policy.probe_hold_max_seconds", self.probe_hold_max_seconds)?;
+        check_at_least_one(
+            "policy.slow_start_initial_limit",
+            self.slow_start_initial_limit,
+        )?;
         if self.probe_hold_max_seconds < self.probe_hold_min_seconds {
             return Err(RequestAdmissionConfigError::new(
                 "policy.probe_hold_max_seconds",

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 use weir_contracts::{
-    ControllerGeneration, LeaseId, RequestAdmissionDenyReason, RequestEventContext,
-    RequestGroupSpec, RequestPressureSnapshot, RequestResourceKey,
+    LeaseId, RequestAdmissionDenyReason, RequestEventContext, RequestGroupSpec,
+    RequestPressureSnapshot, RequestResourceKey,
 };
 
 /// One concrete request attempt asking for admission.
@@ -65,6 +65,8 @@ pub struct RequestAdmissionLease {
     pub(crate) item: RequestAdmissionItem,
     pub(crate) acquired_at: Instant,
     pub(crate) current_adaptive_limit: u32,
+    /// The domain's in-flight count right after this admission (itself included).
+    pub(crate) admitted_in_flight: u32,
     pub(crate) effective_max: u32,
     pub(crate) slot: u32,
     pub(crate) shard: Arc<Shard>,
@@ -103,11 +105,6 @@ impl RequestAdmissionLease {
         self.effective_max
     }
 
-    /// Generation of the issuing controller.
-    pub fn controller_generation(&self) -> ControllerGeneration {
-        self.lease_id.generation
-    }
-
     /// A copy naming the same lease that does not release anything when dropped.
     pub fn detached(&self) -> Self {
         Self {
@@ -115,6 +112,7 @@ impl RequestAdmissionLease {
             item: self.item.clone(),
             acquired_at: self.acquired_at,
             current_adaptive_limit: self.current_adaptive_limit,
+            admitted_in_flight: self.admitted_in_flight,
             effective_max: self.effective_max,
             slot: self.slot,
             shard: Arc::clone(&self.shard),

@@ -97,15 +97,16 @@ pub mod budget;
 mod config;
 mod controller;
 mod events;
-mod latency;
 mod lease;
 mod leased_call;
+mod ledger;
 mod limit;
-mod policy;
 mod pressure;
 mod queue;
 mod shard;
 mod slab;
+mod timer;
+mod waiters;
 
 pub use budget::{
     BudgetConfig, BudgetConfigError, BudgetDemand, BudgetKind, BudgetLedger, BudgetLimits,
@@ -119,10 +120,10 @@ pub use controller::{
     AdaptiveRequestAdmissionController, RequestAcquire, RequestAdmissionController,
     RequestAdmissionControllerBuilder,
 };
-pub use latency::LatencySaturationConfig;
 pub use lease::{
     RequestAdmissionDecision, RequestAdmissionDenied, RequestAdmissionError, RequestAdmissionItem,
     RequestAdmissionLease,
 };
 pub use leased_call::{ClassifyRelease, LeasedCallError};
+pub use limit::latency::LatencySaturationConfig;
 pub use pressure::RequestPressureSnapshotProvider;

@@ -7,19 +7,18 @@
 
 use crate::config::RequestAdmissionConfig;
 use crate::events::PendingEvent;
-use crate::latency::LatencyTracker;
 use crate::lease::{
     RequestAdmissionDecision, RequestAdmissionDenied, RequestAdmissionError, RequestAdmissionItem,
     RequestAdmissionLease,
 };
-use crate::limit::AdaptiveRequestLimitState;
-use crate::policy::{self, ReleaseFacts, Transition};
-use crate::queue::RequestFairQueue;
-use crate::slab::Slab;
+use crate::ledger::{Grant, Ledger};
+use crate::limit::{DomainLimit, ReleaseFacts, Transition};
+use crate::timer::{self, TimerAction, TimerState};
+use crate::waiters::{PendingWaiter, WaiterState, Waiters, WakeHandle};
 use parking_lot::{Mutex, MutexGuard};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::runtime::Handle;
 use tokio::sync::Notify;
@@ -31,12 +30,6 @@ use weir_contracts::{
     RequestReleaseOutcome, RequestReleaseOutcomeKind, RequestResourceKey,
 };
 use weir_telemetry::{MonotonicClock, RequestEventStream};
-
-/// How many released lease ids each shard remembers to tell `duplicate` from `stale_lease`.
-pub(crate) const RELEASED_LEASE_HISTORY_LIMIT: usize = 8192;
-
-/// Bits of a lease counter that hold the shard-local counter (the rest is the shard index).
-const LOCAL_COUNTER_BITS: u32 = 40;
 
 const REJECT_REASONS: [ReleaseReason; 4] = [
     ReleaseReason::Duplicate,
@@ -123,62 +116,6 @@ impl Shared {
     }
 }
 
-/// How a waiter is woken.
-#[derive(Debug, Clone)]
-pub(crate) enum WakeHandle {
-    Task(Arc<Notify>),
-    Thread(std::thread::Thread),
-}
-
-impl WakeHandle {
-    fn wake(self) {
-        match self {
-            Self::Task(n) => n.notify_one(),
-            Self::Thread(t) => t.unpark(),
-        }
-    }
-}
-
-/// A lease admitted for a waiter, waiting to be claimed by its acquire call.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Grant {
-    counter: u64,
-    slot: u32,
-    limit: u32,
-    effective_max: u32,
-    acquired_at: Instant,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum WaiterState {
-    Queued,
-    Granted(Grant),
-    Denied(RequestAdmissionDenyReason),
-}
-
-#[derive(Debug)]
-struct PendingWaiter {
-    state: WaiterState,
-    wake: WakeHandle,
-    domain: RequestDomain,
-    enqueued_at: Instant,
-    /// Group key and context for the admitter's events (only kept when events are on).
-    event_info: Option<Box<(RequestResourceKey, RequestEventContext)>>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct ActiveLease {
-    domain: RequestDomain,
-}
-
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-enum TimerAction {
-    #[default]
-    None,
-    Spawn(u64),
-    Notify,
-}
-
 /// Side effects applied after the shard lock is released.
 #[derive(Debug, Default)]
 pub(crate) struct Effects {
@@ -254,24 +191,12 @@ impl Denial {
 
 /// Mutable state of one endpoint.
 struct ShardState {
-    /// Shard index (the high bits of every lease counter it issues).
-    shard_index: u64,
     aliases: BTreeMap<String, u32>,
     static_cap: u32,
-    aggregate_in_flight: u32,
-    /// Most requests in flight at once over the shard's life (observed maxima for reports).
-    max_aggregate_in_flight: u32,
-    domains: [Option<AdaptiveRequestLimitState>; 4],
-    queue: RequestFairQueue,
-    waiters: Slab<PendingWaiter>,
-    next_waiter_id: u64,
-    leases: Slab<ActiveLease>,
-    next_local: u64,
-    released: VecDeque<u64>,
-    blocking_waiters: u32,
-    timer_running: bool,
-    timer_epoch: u64,
-    timer_armed: Option<Instant>,
+    domains: [Option<DomainLimit>; 4],
+    ledger: Ledger,
+    waiters: Waiters,
+    timer: TimerState,
 }
 
 /// One provider/model endpoint.
@@ -348,22 +273,12 @@ impl Shard {
             key,
             shared,
             state: Mutex::new(ShardState {
-                shard_index: index,
                 aliases: BTreeMap::new(),
                 static_cap: 0,
-                aggregate_in_flight: 0,
-                max_aggregate_in_flight: 0,
                 domains: [None, None, None, None],
-                queue: RequestFairQueue::default(),
-                waiters: Slab::default(),
-                next_waiter_id: 1,
-                leases: Slab::default(),
-                next_local: 1,
-                released: VecDeque::new(),
-                blocking_waiters: 0,
-                timer_running: false,
-                timer_epoch: 0,
-                timer_armed: None,
+                ledger: Ledger::new(index),
+                waiters: Waiters::default(),
+                timer: TimerState::default(),
             }),
             emission: Mutex::new(()),
             timer_notify: Notify::new(),
@@ -386,6 +301,20 @@ impl Shard {
             .events
             .is_enabled()
             .then(|| self.emission.lock())
+    }
+
+    /// The one way an operation touches the shard: (emission order →) lock → apply `f` →
+    /// unlock → emit the events `f` collected, wake its waiters, act on the timer.
+    fn locked<R>(self: &Arc<Self>, f: impl FnOnce(&mut ShardState, &mut Effects) -> R) -> R {
+        let order = self.event_order();
+        let mut fx = Effects::default();
+        let result = {
+            let mut st = self.lock();
+            f(&mut st, &mut fx)
+        };
+        self.finish(fx);
+        drop(order);
+        result
     }
 
     /// Applies effects collected under the lock (call with no lock held).
@@ -415,6 +344,7 @@ impl Shard {
             item,
             acquired_at: g.acquired_at,
             current_adaptive_limit: g.limit,
+            admitted_in_flight: g.in_flight,
             effective_max: g.effective_max,
             slot: g.slot,
             shard: self,
@@ -431,10 +361,7 @@ impl Shard {
         max_parallel_requests: u32,
     ) -> ProviderModelStaticCap {
         let now = Instant::now();
-        let order = self.event_order();
-        let mut fx = Effects::default();
-        let cap = {
-            let mut st = self.lock();
+        let cap = self.locked(|st, fx| {
             let previous = st.static_cap;
             st.aliases
                 .insert(alias.to_string(), max_parallel_requests.max(1));
@@ -470,36 +397,33 @@ impl Shard {
                         .diag("current", current),
                 );
             }
-            st.admit_waiters(&self.shared, now, &mut fx);
-            st.plan_timer(&self.shared, now, &mut fx);
+            st.admit_waiters(&self.shared, now, fx);
+            st.plan_timer(&self.shared, now, fx);
             st.static_cap_info()
-        };
-        self.finish(fx);
-        drop(order);
+        });
         cap
     }
 
     // ----- acquisition --------------------------------------------------------------------
 
     /// Non-blocking: a lease now, or a denial; never queues and never jumps an eligible waiter.
+    // The denial is boxed by the caller once the lock is released; under it stays unboxed.
+    #[allow(clippy::result_large_err)]
     pub fn try_acquire(self: Arc<Self>, item: RequestAdmissionItem) -> RequestAdmissionDecision {
         let now = Instant::now();
-        let order = self.event_order();
-        let mut fx = Effects::default();
-        let result = {
-            let mut st = self.lock();
+        let result = self.locked(|st, fx| {
             let d = item.resource.domain;
             st.ensure_domain(&self.shared, &item.resource, now);
-            let verdict = match st.check(&self.shared, d, now, &mut fx) {
+            let verdict = match st.check(&self.shared, d, now, fx) {
                 Err(block) => Err(Denial::from(block)),
-                Ok(()) if st.has_eligible_waiter(&self.shared, now, &mut fx) => {
+                Ok(()) if st.has_eligible_waiter(&self.shared, now, fx) => {
                     Err(Denial::of(RequestAdmissionDenyReason::QueuedWaitersAhead))
                 }
                 Ok(()) => Ok(st.admit(&self.shared, d, now)),
             };
             match verdict {
                 Ok(grant) => {
-                    st.immediate_events(&self.shared, &item, grant, &mut fx);
+                    st.immediate_events(&self.shared, &item, grant, fx);
                     Ok(grant)
                 }
                 Err(mut denial) => {
@@ -509,14 +433,12 @@ impl Shard {
                         &item,
                         &denial,
                         RequestEventKind::RequestAcquireDenied,
-                        &mut fx,
+                        fx,
                     );
                     Err(denial)
                 }
             }
-        };
-        self.finish(fx);
-        drop(order);
+        });
         match result {
             Ok(grant) => RequestAdmissionDecision::Lease(self.lease_from_grant(item, grant)),
             Err(denial) => RequestAdmissionDecision::Denied(Box::new(denial.into_denied(
@@ -535,18 +457,15 @@ impl Shard {
             .or_else(|| self.shared.config.default_queue_wait_timeout());
         // An absurd timeout (e.g. `Duration::MAX` for "forever") means no deadline, not a panic.
         let deadline = timeout.and_then(|t| now.checked_add(t));
-        let order = self.event_order();
-        let mut fx = Effects::default();
-        let result = {
-            let mut st = self.lock();
+        let result = self.locked(|st, fx| {
             let d = item.resource.domain;
             st.ensure_domain(&self.shared, &item.resource, now);
             // Catch up on cooldown ends / ramp steps first: queued waiters go before this item.
-            st.admit_waiters(&self.shared, now, &mut fx);
-            match st.check(&self.shared, d, now, &mut fx) {
+            st.admit_waiters(&self.shared, now, fx);
+            match st.check(&self.shared, d, now, fx) {
                 Ok(()) => {
                     let grant = st.admit(&self.shared, d, now);
-                    st.immediate_events(&self.shared, &item, grant, &mut fx);
+                    st.immediate_events(&self.shared, &item, grant, fx);
                     Ok(Ok(grant))
                 }
                 Err(block) if block.reason == RequestAdmissionDenyReason::Shutdown => {
@@ -557,7 +476,7 @@ impl Shard {
                         &item,
                         &denial,
                         RequestEventKind::RequestAcquireDenied,
-                        &mut fx,
+                        fx,
                     );
                     Ok(Err(denial))
                 }
@@ -573,26 +492,25 @@ impl Shard {
                         &item,
                         &denial,
                         RequestEventKind::RequestWaitTimeout,
-                        &mut fx,
+                        fx,
                     );
                     Ok(Err(denial))
                 }
                 Err(_) => {
                     // Only a waiter that really queues pays for its wake-up handle.
                     let wake = if blocking {
-                        st.blocking_waiters += 1;
+                        st.waiters.blocking += 1;
                         WakeHandle::Thread(std::thread::current())
                     } else {
                         WakeHandle::Task(Arc::new(Notify::new()))
                     };
-                    let (slot, id) = st.enqueue(&self.shared, &item, wake.clone(), now, &mut fx);
-                    st.plan_timer(&self.shared, now, &mut fx);
+                    let (slot, id) =
+                        st.enqueue(&self.shared, &item, wake.clone(), deadline, now, fx);
+                    st.plan_timer(&self.shared, now, fx);
                     Err((slot, id, wake))
                 }
             }
-        };
-        self.finish(fx);
-        drop(order);
+        });
         match result {
             Ok(Ok(grant)) => Start::Lease(self.lease_from_grant(item, grant)),
             Ok(Err(denial)) => {
@@ -687,17 +605,12 @@ impl Shard {
             let now = Instant::now();
             let timed_out = deadline.is_some_and(|d| now >= d);
             // Blocking waiters are their own timers: they may run where no tokio timer exists.
-            let order = this.event_order();
-            let mut fx = Effects::default();
-            let (end, next_wake) = {
-                let mut st = this.lock();
-                st.admit_waiters(&this.shared, now, &mut fx);
-                let end = st.settle_waiter(&this.shared, slot, id, timed_out, now, &mut fx);
-                let next = st.next_wake(&this.shared, now, &mut fx);
+            let (end, next_wake) = this.locked(|st, fx| {
+                st.admit_waiters(&this.shared, now, fx);
+                let end = st.settle_waiter(&this.shared, slot, id, timed_out, now, fx);
+                let next = st.next_wake(&this.shared, now, fx);
                 (end, next)
-            };
-            this.finish(fx);
-            drop(order);
+            });
             if let Some(end) = end {
                 break end;
             }
@@ -736,49 +649,35 @@ impl Shard {
     /// Checks a woken waiter; `Some` when its wait is over.
     fn poll_waiter(self: &Arc<Self>, slot: u32, id: u64, timed_out: bool) -> Option<WaitEnd> {
         let now = Instant::now();
-        let order = self.event_order();
-        let mut fx = Effects::default();
-        let end = {
-            let mut st = self.lock();
-            st.settle_waiter(&self.shared, slot, id, timed_out, now, &mut fx)
-        };
-        self.finish(fx);
-        drop(order);
-        end
+        self.locked(|st, fx| st.settle_waiter(&self.shared, slot, id, timed_out, now, fx))
     }
 
     /// Drop path of an abandoned acquire: remove the waiter, or release its unclaimed grant.
     fn cancel_waiter(self: &Arc<Self>, slot: u32, id: u64) {
         let now = Instant::now();
-        let order = self.event_order();
-        let mut fx = Effects::default();
-        {
-            let mut st = self.lock();
+        self.locked(|st, fx| {
             let Some(w) = st.waiters.remove(slot, id) else {
                 return;
             };
-            if matches!(w.wake, WakeHandle::Thread(_)) {
-                st.blocking_waiters = st.blocking_waiters.saturating_sub(1);
-            }
             let info = w.event_info.as_deref();
             let resource = st.domains[di(w.domain)]
                 .as_ref()
                 .map(|s| s.resource.clone());
             match w.state {
                 WaiterState::Queued => {
-                    st.queue.remove(id);
+                    st.waiters.queue.remove(id);
                     st.dec_waiters(
                         &self.shared,
                         w.domain,
                         info,
-                        &mut fx,
+                        fx,
                         |e| e.reason(RequestAdmissionDenyReason::Cancellation.as_str()),
                         RequestEventKind::RequestWaitCancelled,
                     );
                     // The removed waiter may have been its group's head, blocking an eligible
                     // waiter behind it: admit now, or nothing would.
-                    st.admit_waiters(&self.shared, now, &mut fx);
-                    st.plan_timer(&self.shared, now, &mut fx);
+                    st.admit_waiters(&self.shared, now, fx);
+                    st.plan_timer(&self.shared, now, fx);
                 }
                 WaiterState::Granted(g) => {
                     if let Some(resource) = resource {
@@ -806,20 +705,18 @@ impl Shard {
                             g.slot,
                             g.counter,
                             w.domain,
-                            g.limit,
+                            (g.limit, g.in_flight),
                             &RequestReleaseOutcome::local_cancelled(),
                             ctx,
                             Now::At(now),
                             g.acquired_at,
-                            &mut fx,
+                            fx,
                         );
                     }
                 }
                 WaiterState::Denied(_) => {}
             }
-        }
-        self.finish(fx);
-        drop(order);
+        });
     }
 
     // ----- release ------------------------------------------------------------------------
@@ -848,52 +745,41 @@ impl Shard {
         lease: &RequestAdmissionLease,
         outcome: &RequestReleaseOutcome,
     ) -> Result<(), ReleaseReason> {
-        let order = self.event_order();
-        let mut fx = Effects::default();
         let counter = lease.lease_id.counter;
         let domain = lease.item.resource.domain;
-        let result = {
-            let mut st = self.lock();
-            match st.leases.get(lease.slot, counter) {
-                Some(active) if active.domain == domain => {
-                    let refs = EventRefs {
-                        resource: &lease.item.resource,
-                        group: Some(&lease.item.group.key),
-                        context: Some(&lease.item.event_context),
-                    };
-                    st.release_locked(
-                        &self.shared,
-                        lease.slot,
-                        counter,
-                        domain,
-                        lease.current_adaptive_limit,
-                        outcome,
-                        refs,
-                        Now::Lazy(lease.acquired_at),
-                        lease.acquired_at,
-                        &mut fx,
-                    );
-                    Ok(())
-                }
-                Some(_) => Err(ReleaseReason::StaleLease),
-                None => Err(st.classify_inactive(self.index, counter)),
+        self.locked(|st, fx| match st.ledger.leases.get(lease.slot, counter) {
+            Some(active) if active.domain == domain => {
+                let refs = EventRefs {
+                    resource: &lease.item.resource,
+                    group: Some(&lease.item.group.key),
+                    context: Some(&lease.item.event_context),
+                };
+                st.release_locked(
+                    &self.shared,
+                    lease.slot,
+                    counter,
+                    domain,
+                    (lease.current_adaptive_limit, lease.admitted_in_flight),
+                    outcome,
+                    refs,
+                    Now::Lazy(lease.acquired_at),
+                    lease.acquired_at,
+                    fx,
+                );
+                Ok(())
             }
-        };
-        self.finish(fx);
-        drop(order);
-        result
+            Some(_) => Err(ReleaseReason::StaleLease),
+            None => Err(st.ledger.classify_inactive(self.index, counter)),
+        })
     }
 
     // ----- shutdown -----------------------------------------------------------------------
 
     /// Denies every queued waiter with `shutdown` (the controller flag is already set).
     pub fn shutdown(self: &Arc<Self>) {
-        let order = self.event_order();
-        let mut fx = Effects::default();
-        {
-            let mut st = self.lock();
-            for w in st.queue.drain() {
-                let Some(p) = st.waiters.get_mut(w.slot, w.id) else {
+        self.locked(|st, fx| {
+            for w in st.waiters.queue.drain() {
+                let Some(p) = st.waiters.pending.get_mut(w.slot, w.id) else {
                     continue;
                 };
                 p.state = WaiterState::Denied(RequestAdmissionDenyReason::Shutdown);
@@ -904,17 +790,15 @@ impl Shard {
                     &self.shared,
                     w.domain,
                     info.as_deref(),
-                    &mut fx,
+                    fx,
                     |e| e.reason(RequestAdmissionDenyReason::Shutdown.as_str()),
                     RequestEventKind::RequestAcquireDenied,
                 );
             }
-            if st.timer_running {
+            if st.timer.running {
                 fx.timer = TimerAction::Notify;
             }
-        }
-        self.finish(fx);
-        drop(order);
+        });
     }
 
     // ----- timer --------------------------------------------------------------------------
@@ -925,48 +809,40 @@ impl Shard {
             .or_else(|| self.runtime.get().cloned());
         match handle {
             Some(h) => {
-                h.spawn(timer_loop(Arc::downgrade(self), epoch));
+                h.spawn(timer::timer_loop(Arc::downgrade(self), epoch));
             }
             None => {
                 // No runtime anywhere: blocking waiters time themselves.
-                let mut st = self.lock();
-                if st.timer_epoch == epoch {
-                    st.timer_running = false;
-                    st.timer_armed = None;
-                }
+                self.lock().timer.stopped(epoch);
             }
         }
     }
 
     /// One timer wake-up: admit whatever time made eligible; the next wake-up, if any.
-    fn timer_tick(self: &Arc<Self>, epoch: u64) -> Option<Instant> {
+    pub(crate) fn timer_tick(self: &Arc<Self>, epoch: u64) -> Option<Instant> {
         let now = Instant::now();
-        let order = self.event_order();
-        let mut fx = Effects::default();
-        let next = {
-            let mut st = self.lock();
-            if st.timer_epoch != epoch || !st.timer_running {
+        self.locked(|st, fx| {
+            if st.timer.epoch != epoch || !st.timer.running {
                 return None;
             }
-            st.admit_waiters(&self.shared, now, &mut fx);
-            let next = st.next_wake(&self.shared, now, &mut fx);
-            st.timer_armed = next;
+            st.admit_waiters(&self.shared, now, fx);
+            let next = st.next_wake(&self.shared, now, fx);
+            st.timer.armed = next;
             if next.is_none() {
-                st.timer_running = false;
+                st.timer.running = false;
             }
             next
-        };
-        self.finish(fx);
-        drop(order);
-        next
+        })
     }
 
-    fn timer_stopped(&self, epoch: u64) {
-        let mut st = self.lock();
-        if st.timer_epoch == epoch {
-            st.timer_running = false;
-            st.timer_armed = None;
-        }
+    /// The timer task of `epoch` ended.
+    pub(crate) fn timer_stopped(&self, epoch: u64) {
+        self.lock().timer.stopped(epoch);
+    }
+
+    /// Resolves when an operation re-armed the timer earlier.
+    pub(crate) async fn timer_notified(&self) {
+        self.timer_notify.notified().await;
     }
 
     // ----- snapshots ----------------------------------------------------------------------
@@ -996,10 +872,10 @@ impl Shard {
             sequence: self.shared.next_snapshot_sequence(),
             provider_model: self.key.clone(),
             static_cap: st.static_cap,
-            aggregate_in_flight: st.aggregate_in_flight,
-            max_aggregate_in_flight: st.max_aggregate_in_flight,
-            aggregate_active_lease_count: st.leases.len() as u32,
-            aggregate_waiters: st.queue.view().queued_total as u32,
+            aggregate_in_flight: st.ledger.in_flight,
+            max_aggregate_in_flight: st.ledger.max_in_flight,
+            aggregate_active_lease_count: st.ledger.leases.len() as u32,
+            aggregate_waiters: st.waiters.queue.view().queued_total as u32,
             aliases: st.aliases.keys().cloned().collect(),
             raw_caps: st.aliases.clone(),
             domains: st
@@ -1008,9 +884,7 @@ impl Shard {
                 .flatten()
                 .map(|s| {
                     let target = st.initial_limit(&self.shared, &s.resource);
-                    let limit = s
-                        .ramp_limit_at(target, ramp, now)
-                        .unwrap_or(s.current_limit);
+                    let limit = s.limit_at(target, ramp, now);
                     (s.resource.domain, limit)
                 })
                 .collect(),
@@ -1022,30 +896,6 @@ impl Shard {
     }
 }
 
-async fn timer_loop(weak: Weak<Shard>, epoch: u64) {
-    struct Stopped(Weak<Shard>, u64);
-    impl Drop for Stopped {
-        fn drop(&mut self) {
-            if let Some(shard) = self.0.upgrade() {
-                shard.timer_stopped(self.1);
-            }
-        }
-    }
-    let _stopped = Stopped(weak.clone(), epoch);
-    loop {
-        let Some(shard) = weak.upgrade() else {
-            return;
-        };
-        let Some(next) = shard.timer_tick(epoch) else {
-            return;
-        };
-        tokio::select! {
-            () = tokio::time::sleep_until(next) => {}
-            () = shard.timer_notify.notified() => {}
-        }
-    }
-}
-
 /// The release time: known, or read only when some rule needs it.
 #[derive(Debug, Clone, Copy)]
 enum Now {
@@ -1053,6 +903,8 @@ enum Now {
     /// Read the clock if needed; otherwise use this (stale but harmless) instant.
     Lazy(Instant),
 }
+
+mod emit;
 
 /// Borrowed event data of one lease.
 #[derive(Clone, Copy)]
@@ -1103,17 +955,18 @@ impl ShardState {
         let i = di(resource.domain);
         if self.domains[i].is_none() {
             let initial = self.initial_limit(shared, resource);
-            let mut state = AdaptiveRequestLimitState::new(
+            let config = &shared.config;
+            let state = DomainLimit::new(
                 resource.clone(),
                 initial,
-                shared.config.startup_ramp(),
+                config.initial_limits.contains_key(resource),
+                config,
+                config
+                    .latency_saturation
+                    .get(&resource.provider_model())
+                    .copied(),
                 now,
             );
-            state.latency = shared
-                .config
-                .latency_saturation
-                .get(&resource.provider_model())
-                .map(|c| LatencyTracker::new(*c));
             self.domains[i] = Some(state);
         }
     }
@@ -1131,14 +984,7 @@ impl ShardState {
             let Some(s) = self.domains[i].as_mut() else {
                 continue;
             };
-            if !s.ever_rate_limited {
-                if s.ramp_started.is_some() {
-                    let _ = s.apply_ramp(target, ramp, now);
-                } else {
-                    s.current_limit = target;
-                }
-            }
-            s.current_limit = s.current_limit.clamp(1, eff);
+            s.rebase(target, eff, ramp, now);
         }
     }
 
@@ -1146,7 +992,7 @@ impl ShardState {
     fn refresh(&mut self, shared: &Shared, d: RequestDomain, now: Instant, fx: &mut Effects) {
         let Some(target) = self.domains[di(d)]
             .as_ref()
-            .filter(|s| s.ramp_started.is_some())
+            .filter(|s| s.ramping())
             .map(|s| self.initial_limit(shared, &s.resource))
         else {
             return;
@@ -1154,7 +1000,7 @@ impl ShardState {
         let Some(s) = self.domains[di(d)].as_mut() else {
             return;
         };
-        if let Some((prev, cur)) = s.apply_ramp(target, shared.config.startup_ramp(), now) {
+        if let Some((prev, cur)) = s.refresh(target, shared.config.startup_ramp(), now) {
             if shared.events.wants(RequestEventKind::RequestLimitIncreased) && cur > prev {
                 fx.events.push(
                     PendingEvent::new(RequestEventKind::RequestLimitIncreased)
@@ -1185,10 +1031,10 @@ impl ShardState {
         if s.cooling(now) {
             return Err(Block {
                 reason: RequestAdmissionDenyReason::Cooldown,
-                available_after: s.blocked_until,
+                available_after: s.cooldown_end(),
             });
         }
-        if s.in_flight >= s.current_limit || self.aggregate_in_flight >= self.static_cap {
+        if s.in_flight >= s.current() || self.ledger.in_flight >= self.static_cap {
             return Err(Block::of(RequestAdmissionDenyReason::NoCapacity));
         }
         Ok(())
@@ -1206,11 +1052,14 @@ impl ShardState {
     }
 
     fn has_eligible_waiter(&mut self, shared: &Shared, now: Instant, fx: &mut Effects) -> bool {
-        if self.queue.is_empty() {
+        if self.waiters.queue.is_empty() {
             return false;
         }
         let elig = self.eligible_domains(shared, now, fx);
-        self.queue.select_next(|w| elig[di(w.domain)]).is_some()
+        self.waiters
+            .queue
+            .select_next(|w| elig[di(w.domain)])
+            .is_some()
     }
 
     fn eligible_domains(&mut self, shared: &Shared, now: Instant, fx: &mut Effects) -> [bool; 4] {
@@ -1228,38 +1077,30 @@ impl ShardState {
         let eff = self.domains[di(d)]
             .as_ref()
             .map_or(1, |s| self.effective_max(shared, &s.resource));
-        let local = self.next_local;
-        self.next_local += 1;
-        let counter = (self.index_bits() << LOCAL_COUNTER_BITS) | local;
-        let slot = self.leases.insert(counter, ActiveLease { domain: d });
-        self.aggregate_in_flight += 1;
-        self.max_aggregate_in_flight = self.max_aggregate_in_flight.max(self.aggregate_in_flight);
-        let limit = match self.domains[di(d)].as_mut() {
+        let (counter, slot) = self.ledger.issue(d);
+        let (limit, in_flight) = match self.domains[di(d)].as_mut() {
             Some(s) => {
                 s.in_flight += 1;
                 debug_assert!(
-                    s.in_flight <= s.current_limit,
+                    s.in_flight <= s.current(),
                     "admitted above the domain limit"
                 );
-                s.current_limit
+                (s.current(), s.in_flight)
             }
-            None => 1,
+            None => (1, 1),
         };
         debug_assert!(
-            self.aggregate_in_flight <= self.static_cap,
+            self.ledger.in_flight <= self.static_cap,
             "admitted above the static cap"
         );
         Grant {
             counter,
             slot,
             limit,
+            in_flight,
             effective_max: eff,
             acquired_at: now,
         }
-    }
-
-    fn index_bits(&self) -> u64 {
-        self.shard_index
     }
 
     fn enqueue(
@@ -1267,27 +1108,30 @@ impl ShardState {
         shared: &Shared,
         item: &RequestAdmissionItem,
         wake: WakeHandle,
+        deadline: Option<Instant>,
         now: Instant,
         fx: &mut Effects,
     ) -> (u32, u64) {
-        let id = self.next_waiter_id;
-        self.next_waiter_id += 1;
+        let id = self.waiters.next_id;
+        self.waiters.next_id += 1;
         let d = item.resource.domain;
         let event_info = shared
             .events
             .is_enabled()
             .then(|| Box::new((item.group.key.clone(), item.event_context.clone())));
-        let slot = self.waiters.insert(
+        let slot = self.waiters.pending.insert(
             id,
             PendingWaiter {
                 state: WaiterState::Queued,
                 wake,
                 domain: d,
                 enqueued_at: now,
+                deadline,
                 event_info,
             },
         );
-        self.queue
+        self.waiters
+            .queue
             .enqueue(&item.group.key, item.group.weight, id, slot, d);
         let formed = match self.domains[di(d)].as_mut() {
             Some(s) => {
@@ -1350,16 +1194,26 @@ impl ShardState {
 
     /// Admits queued waiters in fair order while any is eligible.
     fn admit_waiters(&mut self, shared: &Shared, now: Instant, fx: &mut Effects) {
-        while !self.queue.is_empty() && self.aggregate_in_flight < self.static_cap {
+        while !self.waiters.queue.is_empty() && self.ledger.in_flight < self.static_cap {
             let elig = self.eligible_domains(shared, now, fx);
-            let Some(selection) = self.queue.select_next(|w| elig[di(w.domain)]) else {
+            let Some(selection) = self.waiters.queue.select_next(|w| elig[di(w.domain)]) else {
                 break;
             };
-            let Some(w) = self.queue.commit(selection) else {
+            let Some(w) = self.waiters.queue.commit(selection) else {
                 break;
             };
+            if self
+                .waiters
+                .pending
+                .get_mut(w.slot, w.id)
+                .is_some_and(|p| p.deadline.is_some_and(|d| d <= now))
+            {
+                // Its deadline passed before its own wake-up ran: a timeout, never a lease.
+                self.expire_waiter(shared, w.slot, w.id, w.domain, fx);
+                continue;
+            }
             let grant = self.admit(shared, w.domain, now);
-            let (wake, info, waited) = match self.waiters.get_mut(w.slot, w.id) {
+            let (wake, info, waited) = match self.waiters.pending.get_mut(w.slot, w.id) {
                 Some(p) => {
                     p.state = WaiterState::Granted(grant);
                     (
@@ -1415,75 +1269,35 @@ impl ShardState {
         }
     }
 
+    /// Ends a waiter (already out of the fair queue) whose deadline passed with `queue_timeout`.
+    fn expire_waiter(
+        &mut self,
+        shared: &Shared,
+        slot: u32,
+        id: u64,
+        d: RequestDomain,
+        fx: &mut Effects,
+    ) {
+        let Some(p) = self.waiters.pending.get_mut(slot, id) else {
+            return;
+        };
+        p.state = WaiterState::Denied(RequestAdmissionDenyReason::QueueTimeout);
+        fx.wakes.push(p.wake.clone());
+        let info = p.event_info.take();
+        self.dec_waiters(
+            shared,
+            d,
+            info.as_deref(),
+            fx,
+            |e| e.reason(RequestAdmissionDenyReason::QueueTimeout.as_str()),
+            RequestEventKind::RequestWaitTimeout,
+        );
+    }
+
     fn undo_admit(&mut self, d: RequestDomain, grant: Grant) {
-        let _ = self.leases.remove(grant.slot, grant.counter);
-        self.aggregate_in_flight = self.aggregate_in_flight.saturating_sub(1);
+        self.ledger.undo(grant.slot, grant.counter);
         if let Some(s) = self.domains[di(d)].as_mut() {
             s.in_flight = s.in_flight.saturating_sub(1);
-        }
-    }
-
-    /// Events of an immediate admission: a zero-length wait, then the lease.
-    fn immediate_events(
-        &self,
-        shared: &Shared,
-        item: &RequestAdmissionItem,
-        grant: Grant,
-        fx: &mut Effects,
-    ) {
-        if !shared.events.is_enabled() {
-            return;
-        }
-        let lease_id = LeaseId::new(shared.generation, grant.counter);
-        let base = |kind| {
-            PendingEvent::new(kind)
-                .resource(&item.resource)
-                .group(Some(&item.group.key))
-                .context(Some(&item.event_context))
-        };
-        if shared.events.wants(RequestEventKind::RequestWaitStarted) {
-            fx.events.push(base(RequestEventKind::RequestWaitStarted));
-        }
-        if shared.events.wants(RequestEventKind::RequestWaitCompleted) {
-            fx.events.push(
-                base(RequestEventKind::RequestWaitCompleted)
-                    .lease(lease_id)
-                    .diag("wait_seconds", 0.0),
-            );
-        }
-        if shared.events.wants(RequestEventKind::RequestLeaseAcquired) {
-            let snap = self.resource_snapshot(shared, item.resource.domain, grant.acquired_at);
-            fx.events.push(
-                base(RequestEventKind::RequestLeaseAcquired)
-                    .lease(lease_id)
-                    .snapshot(snap),
-            );
-        }
-    }
-
-    fn denied_event(
-        &self,
-        shared: &Shared,
-        item: &RequestAdmissionItem,
-        denial: &Denial,
-        kind: RequestEventKind,
-        fx: &mut Effects,
-    ) {
-        if shared.events.wants(kind) {
-            let mut e = PendingEvent::new(kind)
-                .resource(&item.resource)
-                .group(Some(&item.group.key))
-                .context(Some(&item.event_context))
-                .reason(denial.reason.as_str());
-            if let Some(s) = &denial.snapshot {
-                e = e.snapshot(s.clone());
-            }
-            for (k, v) in &denial.diagnostics {
-                if k == "last_denial" {
-                    e = e.diag("last_denial", v.clone());
-                }
-            }
-            fx.events.push(e);
         }
     }
 
@@ -1497,15 +1311,16 @@ impl ShardState {
         now: Instant,
         fx: &mut Effects,
     ) -> Option<WaitEnd> {
-        let state = self.waiters.get_mut(slot, id)?.state;
+        let state = self.waiters.pending.get_mut(slot, id)?.state;
         let end = match state {
             WaiterState::Granted(g) => WaitEnd::Granted(g),
             WaiterState::Denied(reason) => WaitEnd::Denied(Denial::of(reason)),
             WaiterState::Queued if timed_out => {
-                self.queue.remove(id);
-                let domain = self.waiters.get_mut(slot, id).map(|w| w.domain);
+                self.waiters.queue.remove(id);
+                let domain = self.waiters.pending.get_mut(slot, id).map(|w| w.domain);
                 let info = self
                     .waiters
+                    .pending
                     .get_mut(slot, id)
                     .and_then(|w| w.event_info.take());
                 let mut denial = Denial::of(RequestAdmissionDenyReason::QueueTimeout);
@@ -1527,11 +1342,7 @@ impl ShardState {
             }
             WaiterState::Queued => return None,
         };
-        if let Some(w) = self.waiters.remove(slot, id) {
-            if matches!(w.wake, WakeHandle::Thread(_)) {
-                self.blocking_waiters = self.blocking_waiters.saturating_sub(1);
-            }
-        }
+        let _ = self.waiters.remove(slot, id);
         Some(end)
     }
 
@@ -1547,11 +1358,7 @@ impl ShardState {
             let Some(s) = self.domains[di(d)].as_ref() else {
                 continue;
             };
-            let candidate = if s.cooling(now) {
-                s.blocked_until
-            } else {
-                s.next_ramp_step(self.initial_limit(shared, &s.resource), ramp)
-            };
+            let candidate = s.next_deadline(self.initial_limit(shared, &s.resource), ramp, now);
             if let Some(c) = candidate.filter(|c| *c > now) {
                 next = Some(next.map_or(c, |n| n.min(c)));
             }
@@ -1561,43 +1368,24 @@ impl ShardState {
 
     /// Arms (spawns or re-arms) the shard timer when queued waiters depend on time.
     fn plan_timer(&mut self, shared: &Shared, now: Instant, fx: &mut Effects) {
-        if self.queue.is_empty() {
+        if self.waiters.queue.is_empty() {
             return;
         }
         let Some(next) = self.next_wake(shared, now, fx) else {
             return;
         };
-        if !self.timer_running {
-            self.timer_epoch += 1;
-            self.timer_running = true;
-            self.timer_armed = Some(next);
-            fx.timer = TimerAction::Spawn(self.timer_epoch);
-        } else if self.timer_armed.is_none_or(|a| next < a) {
-            self.timer_armed = Some(next);
-            fx.timer = TimerAction::Notify;
-        } else {
-            return;
+        match self.timer.plan(next) {
+            TimerAction::None => return,
+            action => fx.timer = action,
         }
-        if self.blocking_waiters > 0 {
+        if self.waiters.blocking > 0 {
             // Blocking waiters time themselves; let them re-read the new schedule.
-            for w in self.waiters.iter() {
+            for w in self.waiters.pending.iter() {
                 if matches!(w.wake, WakeHandle::Thread(_)) && matches!(w.state, WaiterState::Queued)
                 {
                     fx.wakes.push(w.wake.clone());
                 }
             }
-        }
-    }
-
-    /// Classifies a release of a lease that is not active here.
-    fn classify_inactive(&self, index: u64, counter: u64) -> ReleaseReason {
-        let local = counter & ((1u64 << LOCAL_COUNTER_BITS) - 1);
-        if counter >> LOCAL_COUNTER_BITS != index || local == 0 || local >= self.next_local {
-            ReleaseReason::UnknownLease
-        } else if self.released.contains(&counter) {
-            ReleaseReason::Duplicate
-        } else {
-            ReleaseReason::StaleLease
         }
     }
 
@@ -1609,14 +1397,14 @@ impl ShardState {
         slot: u32,
         counter: u64,
         d: RequestDomain,
-        admitted_limit: u32,
+        (admitted_limit, admitted_in_flight): (u32, u32),
         outcome: &RequestReleaseOutcome,
         refs: EventRefs<'_>,
         now: Now,
         acquired_at: Instant,
         fx: &mut Effects,
     ) {
-        if self.leases.remove(slot, counter).is_none() {
+        if !self.ledger.retire(slot, counter) {
             return;
         }
         let now = match now {
@@ -1625,14 +1413,11 @@ impl ShardState {
                 // Reading the clock is a large share of an uncontended release; skip it when no
                 // rule can look at the time (no cooldown, ramp, plateau, waiters or events).
                 let timeless = outcome.kind != RequestReleaseOutcomeKind::RateLimited
-                    && self.queue.is_empty()
+                    && self.waiters.queue.is_empty()
                     && !shared.events.is_enabled()
-                    && self.domains[di(d)].as_ref().is_none_or(|s| {
-                        s.blocked_until.is_none()
-                            && s.ramp_started.is_none()
-                            && s.plateau.is_none()
-                            && s.latency.is_none()
-                    });
+                    && self.domains[di(d)]
+                        .as_ref()
+                        .is_none_or(|s| !s.needs_clock());
                 if timeless {
                     stale
                 } else {
@@ -1640,11 +1425,6 @@ impl ShardState {
                 }
             }
         };
-        if self.released.len() >= RELEASED_LEASE_HISTORY_LIMIT {
-            self.released.pop_front();
-        }
-        self.released.push_back(counter);
-        self.aggregate_in_flight = self.aggregate_in_flight.saturating_sub(1);
         let (effective_max, ramp_target) = match self.domains[di(d)].as_ref() {
             Some(s) => (
                 self.effective_max(shared, &s.resource),
@@ -1655,13 +1435,16 @@ impl ShardState {
         let transition = match self.domains[di(d)].as_mut() {
             Some(s) => {
                 s.in_flight = s.in_flight.saturating_sub(1);
-                policy::apply_outcome(
+                let in_flight = s.in_flight;
+                s.apply_release(
                     &shared.config,
-                    s,
                     ReleaseFacts {
                         kind: outcome.kind,
                         retry_after_seconds: outcome.retry_after_seconds,
+                        signal: outcome.rate_limit_signal,
                         admitted_limit,
+                        admitted_in_flight,
+                        in_flight,
                         effective_max,
                         ramp_target,
                         now,
@@ -1676,149 +1459,6 @@ impl ShardState {
         }
         self.admit_waiters(shared, now, fx);
         self.plan_timer(shared, now, fx);
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn release_events(
-        &self,
-        shared: &Shared,
-        counter: u64,
-        d: RequestDomain,
-        outcome: &RequestReleaseOutcome,
-        t: &Transition,
-        refs: EventRefs<'_>,
-        now: Instant,
-        fx: &mut Effects,
-    ) {
-        let lease_id = LeaseId::new(shared.generation, counter);
-        let ev = |kind| PendingEvent::new(kind).resource(refs.resource);
-        let wants = |kind| shared.events.wants(kind);
-        if let Some((p, c)) = t.ramp.filter(|(p, c)| c > p) {
-            if wants(RequestEventKind::RequestLimitIncreased) {
-                fx.events.push(
-                    ev(RequestEventKind::RequestLimitIncreased)
-                        .diag("previous", p)
-                        .diag("current", c)
-                        .diag("cause", "startup_ramp"),
-                );
-            }
-        }
-        if let Some((p, c)) = t.decreased {
-            if wants(RequestEventKind::RequestLimitDecreased) {
-                let mut e = ev(RequestEventKind::RequestLimitDecreased)
-                    .diag("previous", p)
-                    .diag("current", c)
-                    .diag("policy", shared.config.policy.name());
-                if t.latency_decrease {
-                    e = e.diag("cause", "latency_saturation");
-                }
-                fx.events.push(e);
-            }
-        }
-        if let Some((p, c)) = t.increased {
-            if wants(RequestEventKind::RequestLimitIncreased) {
-                fx.events.push(
-                    ev(RequestEventKind::RequestLimitIncreased)
-                        .diag("previous", p)
-                        .diag("current", c)
-                        .diag("policy", shared.config.policy.name()),
-                );
-            }
-        }
-        if let Some(ceiling) = t.soft_ceiling_recovered {
-            if wants(RequestEventKind::RequestSoftCeilingRecovered) {
-                fx.events.push(
-                    ev(RequestEventKind::RequestSoftCeilingRecovered)
-                        .diag("rate_limit_ceiling", ceiling),
-                );
-            }
-        }
-        if t.fully_recovered && wants(RequestEventKind::RequestFullyRecovered) {
-            fx.events.push(ev(RequestEventKind::RequestFullyRecovered));
-        }
-        if outcome.kind == RequestReleaseOutcomeKind::RateLimited
-            && wants(RequestEventKind::RequestRateLimited)
-        {
-            let mut e = ev(RequestEventKind::RequestRateLimited)
-                .group(refs.group)
-                .context(refs.context)
-                .lease(lease_id)
-                .reason(outcome.kind.as_str());
-            if let Some(cd) = t.cooldown {
-                e = e.diag("cooldown_seconds", cd.as_secs_f64());
-            }
-            if let Some(ra) = outcome.retry_after_seconds.filter(|v| v.is_finite()) {
-                e = e.diag("retry_after_seconds", ra);
-            }
-            fx.events.push(e);
-        }
-        if wants(RequestEventKind::RequestLeaseReleased) {
-            let snap = self.resource_snapshot(shared, d, now);
-            let mut e = ev(RequestEventKind::RequestLeaseReleased)
-                .group(refs.group)
-                .context(refs.context)
-                .lease(lease_id)
-                .reason(outcome.kind.as_str())
-                .snapshot(snap);
-            if let Some(status) = outcome.provider_status {
-                e = e.diag("provider_status", status);
-            }
-            fx.events.push(e);
-        }
-    }
-
-    fn resource_snapshot(
-        &self,
-        shared: &Shared,
-        d: RequestDomain,
-        now: Instant,
-    ) -> RequestPressureSnapshot {
-        let ramp = shared.config.startup_ramp();
-        match self.domains[di(d)].as_ref() {
-            Some(s) => {
-                let target = self.initial_limit(shared, &s.resource);
-                let blocked = s.blocked_until.filter(|b| *b > now);
-                RequestPressureSnapshot {
-                    captured_at: shared.clock.seconds_at(now),
-                    sequence: shared.next_snapshot_sequence(),
-                    resource: s.resource.clone(),
-                    effective_max: self.effective_max(shared, &s.resource),
-                    current_limit: s
-                        .ramp_limit_at(target, ramp, now)
-                        .unwrap_or(s.current_limit),
-                    in_flight_count: s.in_flight,
-                    active_lease_count: s.in_flight,
-                    waiters: s.waiters,
-                    blocked_until_monotonic: blocked.map(|b| shared.clock.seconds_at(b)),
-                    cooldown_remaining_seconds: blocked
-                        .map_or(0.0, |b| b.saturating_duration_since(now).as_secs_f64()),
-                    rate_limit_ceiling: s.rate_limit_ceiling,
-                    consecutive_rate_limits: s.consecutive_rate_limits,
-                    last_outcome: s.last_outcome,
-                    leak_diagnostics: shared.leak_diagnostics(),
-                }
-            }
-            None => RequestPressureSnapshot {
-                captured_at: shared.clock.seconds_at(now),
-                sequence: shared.next_snapshot_sequence(),
-                resource: RequestResourceKey {
-                    provider_name: Arc::from(""),
-                    model_id: Arc::from(""),
-                    domain: d,
-                },
-                effective_max: 0,
-                current_limit: 0,
-                in_flight_count: 0,
-                active_lease_count: 0,
-                waiters: 0,
-                blocked_until_monotonic: None,
-                cooldown_remaining_seconds: 0.0,
-                rate_limit_ceiling: 0,
-                consecutive_rate_limits: 0,
-                last_outcome: None,
-                leak_diagnostics: shared.leak_diagnostics(),
-            },
-        }
     }
 }
 

@@ -425,7 +425,9 @@ async fn shutdown_denies_waiters_and_new_acquires() {
         })
         .collect();
     settle().await;
+    assert!(!c.is_shut_down());
     c.shutdown();
+    assert!(c.is_shut_down());
     for w in waiters {
         let err = w.await.unwrap().unwrap_err();
         assert_eq!(err.reason(), Some(RequestAdmissionDenyReason::Shutdown));

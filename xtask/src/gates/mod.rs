@@ -47,6 +47,7 @@ pub fn run_all(root: &Path) -> Vec<Violation> {
     violations.extend(source::check_reexports(root));
     violations.extend(source::check_module_docs(root));
     violations.extend(source::check_unwraps(root));
+    violations.extend(source::check_admission_layering(root));
     violations
 }
 

@@ -1,4 +1,4 @@
-//! Gates (c), (d), (e): line-based checks over every `.rs` file under `crates/*/src`.
+//! Gates (c), (d), (e), (f): line-based checks over every `.rs` file under `crates/*/src`.
 //!
 //! These are lexical, line-at-a-time scans, not a Rust parser: string literals and
 //! trailing `//` comments on a line are blanked out before matching, but multi-line
@@ -15,6 +15,26 @@ pub const REEXPORT_GATE: &str = "reexports";
 pub const MODULE_DOC_GATE: &str = "module-docs";
 /// Gate (e) name used in violation output.
 pub const UNWRAP_GATE: &str = "unwrap";
+/// Gate (f) name used in violation output.
+pub const ADMISSION_LAYERING_GATE: &str = "admission-layering";
+
+/// Request-admission modules that hold leases and waiters, never limit algorithms.
+const ADMISSION_MECHANISM_FILES: [&str; 2] = [
+    "crates/weir-request-admission/src/ledger.rs",
+    "crates/weir-request-admission/src/waiters.rs",
+];
+
+/// Names of the limit layer (identifier prefixes) that the mechanism files must not use.
+const LIMIT_LAYER_NAMES: [&str; 8] = [
+    "LimitAlgorithm",
+    "DomainLimit",
+    "LimitCore",
+    "PlanAimd",
+    "Goodput",
+    "RequestAdmissionPolicy",
+    "SlowStart",
+    "StartupRamp",
+];
 
 /// Gate (c): no `pub use weir_…` / `pub use ::weir_…` in crate sources.
 ///
@@ -95,6 +115,36 @@ pub fn check_unwraps(root: &Path) -> Vec<Violation> {
     violations
 }
 
+/// Gate (f): request admission's ledger and waiter modules name no limit algorithm (no type
+/// of the limit layer, no `limit::` path), so a new algorithm never touches them.
+pub fn check_admission_layering(root: &Path) -> Vec<Violation> {
+    let mut violations = Vec::new();
+    for rel in ADMISSION_MECHANISM_FILES {
+        let text = read_text(&root.join(rel));
+        for (idx, line) in text.lines().enumerate() {
+            if line.trim_start().starts_with("#[cfg(test)]") {
+                break;
+            }
+            let code = code_part(line);
+            let named = code
+                .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .find(|word| LIMIT_LAYER_NAMES.iter().any(|n| word.starts_with(n)));
+            let path = code.contains("limit::");
+            if let Some(what) = named.or(path.then_some("limit::")) {
+                violations.push(Violation::new(
+                    ADMISSION_LAYERING_GATE,
+                    format!(
+                        "{rel}:{} names the limit layer (`{what}`): ledger and waiter code must \
+                         not know limit algorithms",
+                        idx + 1
+                    ),
+                ));
+            }
+        }
+    }
+    violations
+}
+
 /// Whether `rel` (a `crates/<name>/src/...` path) is a test-only module file.
 fn is_out_of_line_test_file(rel: &str) -> bool {
     let mut parts = rel.split('/').skip(3); // crates, <name>, src
@@ -166,6 +216,38 @@ mod tests {
 
     fn messages(violations: Vec<Violation>) -> Vec<String> {
         violations.into_iter().map(|v| v.message).collect()
+    }
+
+    #[test]
+    fn ledger_or_waiters_naming_an_algorithm_fail_with_file_line() {
+        let fx = Fixture::new("layering-fail")
+            .file(
+                "crates/weir-request-admission/src/ledger.rs",
+                "//! ledger\nuse crate::slab::Slab;\nuse crate::limit::DomainLimit;\n",
+            )
+            .file(
+                "crates/weir-request-admission/src/waiters.rs",
+                "//! waiters\nstruct W { g: GoodputPolicyConfig }\n// PlanAimd in a comment\n",
+            );
+        let v = messages(check_admission_layering(fx.root()));
+        assert_eq!(v.len(), 2, "{v:#?}");
+        assert!(v[0].starts_with("crates/weir-request-admission/src/ledger.rs:3"));
+        assert!(v[0].contains("`DomainLimit`"));
+        assert!(v[1].starts_with("crates/weir-request-admission/src/waiters.rs:2"));
+    }
+
+    #[test]
+    fn ledger_and_waiters_without_algorithms_pass() {
+        let fx = Fixture::new("layering-pass")
+            .file(
+                "crates/weir-request-admission/src/ledger.rs",
+                "//! ledger\nuse weir_contracts::RequestDomain;\nconst S: &str = \"Goodput\";\n",
+            )
+            .file(
+                "crates/weir-request-admission/src/waiters.rs",
+                "//! waiters\nuse crate::ledger::Grant;\n#[cfg(test)]\nmod t { use crate::limit::X; }\n",
+            );
+        assert!(check_admission_layering(fx.root()).is_empty());
     }
 
     #[test]

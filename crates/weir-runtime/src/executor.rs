@@ -242,6 +242,7 @@ impl ModelRequestExecutor {
         let mut failures = 0u32;
         let mut rate_limited = 0u32;
         let mut waited = Duration::ZERO;
+        let mut last_rate_limit: Option<ProviderError> = None;
         loop {
             // After a rate limit, the budget wait of the retry counts toward the limit too.
             let allowance =
@@ -256,7 +257,9 @@ impl ModelRequestExecutor {
                 Ok(response) => return Ok(response),
                 Err(AttemptFailure::Admission(e)) => return Err(e),
                 Err(AttemptFailure::RateLimitWait { last }) => {
-                    return Err(self.wait_exhausted(alias, resource, &last, waited, rate_limited))
+                    // Name the provider's own last answer, not the synthetic placeholder.
+                    let last = last_rate_limit.unwrap_or(last);
+                    return Err(self.wait_exhausted(alias, resource, &last, waited, rate_limited));
                 }
                 Err(AttemptFailure::Provider(e)) if is_rate_limited(&e) => {
                     rate_limited += 1;
@@ -268,6 +271,7 @@ impl ModelRequestExecutor {
                         tokio::time::sleep(delay).await;
                     }
                     waited += delay;
+                    last_rate_limit = Some(e);
                 }
                 Err(AttemptFailure::Provider(e)) => {
                     failures += 1;

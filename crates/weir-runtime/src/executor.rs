@@ -72,7 +72,10 @@ impl Default for ExecutorConfig {
             request_timeout: Some(Duration::from_secs(120)),
             queue_wait_timeout: None,
             max_retry_after: Duration::from_secs(60),
-            max_rate_limit_wait: Duration::from_secs(600),
+            // Long enough to ride out a provider's window reset (a minute); past it the scheduler
+            // keeps the task for salvage (no row is dropped for a rate limit) and its circuit
+            // breaker judges a provider that never recovers.
+            max_rate_limit_wait: Duration::from_secs(60),
         }
     }
 }
@@ -241,36 +244,45 @@ impl ModelRequestExecutor {
     ) -> Result<ProviderResponse, ModelCallError> {
         let mut failures = 0u32;
         let mut rate_limited = 0u32;
-        let mut waited = Duration::ZERO;
+        // The wait is wall time since the call's first rate limit: backoff sleeps, budget
+        // waits *and* the admission queue and cooldown behind them all count, so one call
+        // cannot crawl for hours while each of its sleeps looks short.
+        let mut first_rate_limit: Option<tokio::time::Instant> = None;
+        let waited = |first: Option<tokio::time::Instant>| {
+            first.map_or(Duration::ZERO, |t| {
+                tokio::time::Instant::now().saturating_duration_since(t)
+            })
+        };
         let mut last_rate_limit: Option<ProviderError> = None;
         loop {
-            // After a rate limit, the budget wait of the retry counts toward the limit too.
-            let allowance =
-                (rate_limited > 0).then(|| self.config.max_rate_limit_wait.saturating_sub(waited));
-            let (result, budget_wait) = self
+            let allowance = first_rate_limit.map(|_| {
+                self.config
+                    .max_rate_limit_wait
+                    .saturating_sub(waited(first_rate_limit))
+            });
+            let (result, _budget_wait) = self
                 .attempt(alias, provider, resource, request.clone(), allowance)
                 .await;
-            if rate_limited > 0 {
-                waited += budget_wait;
-            }
             match result {
                 Ok(response) => return Ok(response),
                 Err(AttemptFailure::Admission(e)) => return Err(e),
                 Err(AttemptFailure::RateLimitWait { last }) => {
                     // Name the provider's own last answer, not the synthetic placeholder.
                     let last = last_rate_limit.unwrap_or(last);
-                    return Err(self.wait_exhausted(alias, resource, &last, waited, rate_limited));
+                    let w = waited(first_rate_limit);
+                    return Err(self.wait_exhausted(alias, resource, &last, w, rate_limited));
                 }
                 Err(AttemptFailure::Provider(e)) if is_rate_limited(&e) => {
                     rate_limited += 1;
+                    first_rate_limit.get_or_insert_with(tokio::time::Instant::now);
                     let delay = self.rate_limit_backoff(rate_limited, &e, resource);
-                    if waited + delay > self.config.max_rate_limit_wait {
-                        return Err(self.wait_exhausted(alias, resource, &e, waited, rate_limited));
+                    let w = waited(first_rate_limit);
+                    if w + delay > self.config.max_rate_limit_wait {
+                        return Err(self.wait_exhausted(alias, resource, &e, w, rate_limited));
                     }
                     if !delay.is_zero() {
                         tokio::time::sleep(delay).await;
                     }
-                    waited += delay;
                     last_rate_limit = Some(e);
                 }
                 Err(AttemptFailure::Provider(e)) => {

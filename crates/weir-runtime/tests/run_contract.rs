@@ -218,7 +218,13 @@ async fn a_429_storm_then_recovery_drops_no_row() {
     assert_eq!(o.rows as u64, records, "drops: {:?}", r.drop_causes);
     assert_eq!(r.rows_dropped, 0);
     assert!(r.failures.is_empty(), "{:?}", r.failures);
-    assert!(r.tasks_retried > 0, "the storm was salvaged");
+    // The storm is ridden out by the executor's per-request waits (rate limits never use up
+    // a cell's attempts) or, past `max_rate_limit_wait`, by the scheduler's salvage.
+    assert!(
+        o.result.requests.rate_limited >= 300,
+        "{:?}",
+        o.result.requests
+    );
     assert!(o.calls > 300);
 }
 

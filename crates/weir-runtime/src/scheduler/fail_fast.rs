@@ -5,7 +5,6 @@ use crate::model_facade::{ModelCallError, ModelCallErrorKind};
 use crate::provider::error::CONFIGURATION_ERROR_TYPES;
 use weir_contracts::RequestAdmissionDenyReason;
 
-
 /// True when retrying `e` cannot help because the run is misconfigured: a bad or missing key
 /// (401/403), a wrong model or URL (404, `model_not_found`), an alias with no route, a request
 /// resource admission can never serve, or the provider's own verdict (`e.configuration`, which

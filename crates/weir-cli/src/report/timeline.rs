@@ -95,6 +95,8 @@ pub struct CollectedCounts {
     pub layers: LayerAttribution,
     /// Most row groups in flight at once.
     pub max_row_groups_in_flight: u32,
+    /// Failed cells by (column, cause label), from `non_retryable_dropped` events.
+    pub failed_cells: BTreeMap<(String, String), u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -308,7 +310,19 @@ impl State {
                 self.push_row_groups(t);
             }
             S::TaskCompleted => self.counts.tasks.completed += 1,
-            S::NonRetryableDropped => self.counts.tasks.failed += 1,
+            S::NonRetryableDropped => {
+                self.counts.tasks.failed += 1;
+                let column = e
+                    .captured_correlation
+                    .as_ref()
+                    .and_then(|c| c.task_column.clone())
+                    .unwrap_or_else(|| "(unknown)".to_string());
+                let cause = e
+                    .reason_or_result
+                    .clone()
+                    .unwrap_or_else(|| "unknown".to_string());
+                *self.counts.failed_cells.entry((column, cause)).or_default() += 1;
+            }
             S::RetryDeferred => self.counts.tasks.retried += 1,
             _ => {}
         }

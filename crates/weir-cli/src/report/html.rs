@@ -53,6 +53,41 @@ fn tile(out: &mut String, value: &str, label: &str) {
     );
 }
 
+/// Why the run stopped and which cells failed (column × model × cause, first message).
+fn failures_section(out: &mut String, data: &ReportData) {
+    let s = &data.summary;
+    if s.stop_reason.is_none() && s.failures.is_empty() && s.rows_unfinished == 0 {
+        return;
+    }
+    out.push_str("<h2>Failures</h2>");
+    if let Some(why) = &s.stop_reason {
+        let _ = write!(out, r#"<p class="sub">Stopped: {}</p>"#, escape(why));
+    }
+    if s.rows_unfinished > 0 {
+        let _ = write!(
+            out,
+            r#"<p class="sub">{} requested row(s) were neither written nor dropped: their row groups never finished.</p>"#,
+            s.rows_unfinished
+        );
+    }
+    if s.failures.is_empty() {
+        return;
+    }
+    out.push_str("<table><tr><th>column</th><th>model</th><th>cause</th><th>count</th><th>first message</th></tr>");
+    for g in &s.failures {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&g.column),
+            escape(g.model.as_deref().unwrap_or("(local)")),
+            escape(&g.cause),
+            g.count,
+            escape(&g.detail())
+        );
+    }
+    out.push_str("</table>");
+}
+
 /// Renders the whole report page.
 pub fn render_html(data: &ReportData) -> String {
     let s = &data.summary;
@@ -108,6 +143,7 @@ pub fn render_html(data: &ReportData) -> String {
         "hidden scheduler waiters",
     );
     out.push_str("</div>");
+    failures_section(&mut out, data);
 
     let x_max = data.series.duration_seconds.max(s.wall_seconds);
     out.push_str("<h2>Progress</h2>");

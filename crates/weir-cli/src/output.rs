@@ -7,7 +7,7 @@
 
 use crate::error::CliError;
 use crate::outdir::{OutDirLock, RunIdentity};
-use crate::report::{ReportData, TimelineCollector};
+use crate::report::{CollectorDetail, ReportData, TimelineCollector};
 use crate::spec::BuiltWorkflow;
 use crate::summary::{CarriedTotals, ModelSummary, Summary};
 use std::collections::BTreeMap;
@@ -253,6 +253,8 @@ pub struct OpenSpec {
     pub resume: Option<Checkpoint>,
     /// The directory's lock (taken by the caller before deciding to resume).
     pub lock: Option<OutDirLock>,
+    /// How closely the report's collector follows the scheduler stream.
+    pub detail: CollectorDetail,
 }
 
 impl RunOutputs {
@@ -272,6 +274,7 @@ impl RunOutputs {
                 column_models: BTreeMap::new(),
                 resume: None,
                 lock: None,
+                detail: CollectorDetail::Full,
             },
         )
     }
@@ -351,7 +354,10 @@ impl RunOutputs {
             dir: dir.to_path_buf(),
             events_mode: o.events,
             events: sink,
-            collector: Arc::new(TimelineCollector::default()),
+            collector: Arc::new(TimelineCollector::with_detail(
+                crate::report::DEFAULT_MAX_POINTS,
+                o.detail,
+            )),
             identity: o.identity,
             shape: o.shape,
             base: o.resume.map(|cp| cp.carried).unwrap_or_default(),

@@ -18,7 +18,7 @@ use crate::failures::{self, FailureGroup};
 use crate::outdir::{self, Decision, OutDirLock, RunIdentity};
 use crate::output::{summary_from, EventsMode, OpenSpec, RowGroupShape, RunOutputs};
 use crate::progress::{self, ProgressMode, ProgressSources};
-use crate::report::ReportData;
+use crate::report::{CollectorDetail, ReportData};
 use crate::spec::{BuiltWorkflow, WorkflowSpec};
 use crate::summary::{CarriedTotals, Summary};
 use std::collections::BTreeMap;
@@ -302,6 +302,7 @@ pub fn run_workflow_on(
             column_models: column_models.clone(),
             resume,
             lock: Some(lock),
+            detail: collector_detail(&spec),
         },
     )?;
     let mut engine = Engine::new(Arc::new(built.workflow.clone()), providers)
@@ -392,6 +393,18 @@ pub fn run_workflow_on(
         summary: data.summary,
         status,
     })
+}
+
+/// Per-task transitions are followed (layer attribution) when the workflow calls a model;
+/// a workflow of local columns only has no admission layer to attribute, and following its
+/// tasks would cost more than the work itself. `WEIR_COLLECTOR=full|coarse` overrides.
+fn collector_detail(spec: &WorkflowSpec) -> CollectorDetail {
+    match std::env::var("WEIR_COLLECTOR").as_deref() {
+        Ok("full") => CollectorDetail::Full,
+        Ok("coarse") => CollectorDetail::Coarse,
+        _ if spec.columns.iter().any(|c| c.kind.uses_model()) => CollectorDetail::Full,
+        _ => CollectorDetail::Coarse,
+    }
 }
 
 fn progress_counter(outputs: &RunOutputs) -> impl Fn() -> u64 + Send + Sync + 'static {

@@ -140,10 +140,25 @@ struct State {
     execution_task: HashMap<u64, String>,
 }
 
+/// How much of the scheduler stream the collector follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CollectorDetail {
+    /// Every task transition (layer attribution of task time).
+    #[default]
+    Full,
+    /// Row groups, task outcomes and every request event, but no per-task transitions: the
+    /// runtime then builds no per-task event at all, which is most of the CLI's per-record cost
+    /// on workflows without model columns (where there is no admission layer to attribute).
+    Coarse,
+}
+
 /// Builds the report's time series and the summary's counters from both event streams.
 #[derive(Debug)]
 pub struct TimelineCollector {
     state: Mutex<State>,
+    detail: CollectorDetail,
+    /// `task_completed` events, counted without the state lock (the most frequent event).
+    completed: std::sync::atomic::AtomicU64,
 }
 
 impl Default for TimelineCollector {
@@ -167,7 +182,14 @@ fn to_u32(v: u64) -> u32 {
 impl TimelineCollector {
     /// A collector keeping at most `max_points` points per series.
     pub fn new(max_points: usize) -> Self {
+        Self::with_detail(max_points, CollectorDetail::Full)
+    }
+
+    /// A collector following the scheduler stream at `detail`.
+    pub fn with_detail(max_points: usize, detail: CollectorDetail) -> Self {
         Self {
+            detail,
+            completed: std::sync::atomic::AtomicU64::new(0),
             state: Mutex::new(State {
                 max_points,
                 last_t: 0.0,
@@ -210,7 +232,14 @@ impl TimelineCollector {
 
     /// The counters so far.
     pub fn counts(&self) -> CollectedCounts {
-        self.lock().counts.clone()
+        let mut c = self.lock().counts.clone();
+        c.tasks.completed += self.completed.load(std::sync::atomic::Ordering::Relaxed);
+        c
+    }
+
+    /// The detail it follows the scheduler stream at.
+    pub fn detail(&self) -> CollectorDetail {
+        self.detail
     }
 
     /// Tasks currently tracked for layer attribution (bounded by live tasks).
@@ -309,7 +338,6 @@ impl State {
                 }
                 self.push_row_groups(t);
             }
-            S::TaskCompleted => self.counts.tasks.completed += 1,
             S::NonRetryableDropped => {
                 self.counts.tasks.failed += 1;
                 let column = e
@@ -483,6 +511,16 @@ impl State {
 
 impl EventSink<SchedulerAdmissionEvent> for TimelineCollector {
     fn accepts(&self, kind: S) -> bool {
+        if self.detail == CollectorDetail::Coarse {
+            return matches!(
+                kind,
+                S::RowGroupAdmitted
+                    | S::RowGroupCheckpointed
+                    | S::RetryDeferred
+                    | S::NonRetryableDropped
+                    | S::TaskCompleted
+            );
+        }
         matches!(
             kind,
             S::RowGroupAdmitted
@@ -503,6 +541,13 @@ impl EventSink<SchedulerAdmissionEvent> for TimelineCollector {
     }
 
     fn emit(&self, event: &SchedulerAdmissionEvent) {
+        if event.event_kind == S::TaskCompleted {
+            self.completed
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if self.detail == CollectorDetail::Coarse {
+                return;
+            }
+        }
         self.lock().scheduler(event);
     }
 }

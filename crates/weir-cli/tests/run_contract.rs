@@ -489,3 +489,126 @@ fn default_events_stay_small_and_full_is_one_flag_away() {
     assert_eq!(a["tasks"], b["tasks"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The specs `weir validate` accepted and `weir run` crashed on (or hung, or refused with
+/// another message): both commands now refuse them with exit 2 and the same path.
+#[test]
+fn specs_that_crashed_the_run_are_refused_by_validate_and_run_alike() {
+    let dir = scratch("bounds");
+    let base = |f: &dyn Fn(&mut Value)| {
+        let mut v = json!({
+            "name": "b", "records": 5,
+            "providers": [{"name": "sim", "kind": "simulated", "models": [
+                {"model_id": "m", "capacity": 4, "latency_ms": {"dist": "fixed", "value": 1}}]}],
+            "models": [{"alias": "w", "provider": "sim", "model_id": "m"}],
+            "columns": [
+                {"name": "t", "kind": "sampler", "sampler": {"type": "category", "values": ["a", "b"], "weights": [1, 1]}},
+                {"name": "u", "kind": "sampler", "sampler": {"type": "uniform_float", "low": 0, "high": 1}},
+                {"name": "c", "kind": "custom", "model": "w", "calls": {"min": 1, "max": 2}}
+            ]
+        });
+        f(&mut v);
+        v
+    };
+    let cases: Vec<(&str, Value, &str)> = vec![
+        (
+            "weights 1e308",
+            base(&|v| v["columns"][0]["sampler"]["weights"] = json!([1e308, 1e308])),
+            "columns[0].sampler.weights",
+        ),
+        (
+            "calls.max u32::MAX",
+            base(&|v| v["columns"][2]["calls"]["max"] = json!(4_294_967_295u64)),
+            "columns[2].calls.max",
+        ),
+        (
+            "buffer_size u64::MAX",
+            base(&|v| v["buffer_size"] = json!(u64::MAX)),
+            "buffer_size",
+        ),
+        (
+            "uniform_float ±1e308",
+            base(&|v| {
+                v["columns"][1]["sampler"]["low"] = json!(-1e308);
+                v["columns"][1]["sampler"]["high"] = json!(1e308);
+            }),
+            "columns[1].sampler.high",
+        ),
+        (
+            "latency max f64::MAX",
+            base(&|v| {
+                v["providers"][0]["models"][0]["latency_ms"] =
+                    json!({"dist": "uniform", "min": 0, "max": f64::MAX})
+            }),
+            "providers[0].models[0].latency_ms.max",
+        ),
+        (
+            "latency 1e308 ms",
+            base(&|v| v["providers"][0]["models"][0]["latency_ms"]["value"] = json!(1e308)),
+            "providers[0].models[0].latency_ms.value",
+        ),
+        (
+            "cooldown 2e9 s",
+            base(&|v| v["request_admission"] = json!({"cooldown_seconds": 2e9})),
+            "request_admission.cooldown_seconds",
+        ),
+        (
+            "startup ramp 2e9 s",
+            base(&|v| v["request_admission"] = json!({"startup_ramp_seconds": 2e9})),
+            "request_admission.startup_ramp_seconds",
+        ),
+        (
+            "records u64::MAX",
+            base(&|v| v["records"] = json!(u64::MAX)),
+            "records",
+        ),
+        (
+            "row groups u32::MAX",
+            base(&|v| v["max_concurrent_row_groups"] = json!(4_294_967_295u64)),
+            "max_concurrent_row_groups",
+        ),
+    ];
+    for (what, spec, path) in cases {
+        let file = write_spec(&dir, "case", &spec);
+        let v = run(&["validate", s(&file)]);
+        let out = dir.join("out");
+        let r = run(&["run", s(&file), "--out", s(&out), "--quiet"]);
+        assert_eq!(v.status.code(), Some(2), "{what}: validate {}", stderr(&v));
+        assert_eq!(r.status.code(), Some(2), "{what}: run {}", stderr(&r));
+        assert!(
+            stderr(&v).contains(&format!("{path}: ")),
+            "{what}: {}",
+            stderr(&v)
+        );
+        assert_eq!(stderr(&v), stderr(&r), "{what}: validate and run disagree");
+        assert!(!out.exists(), "{what}: run created its output directory");
+    }
+    // A URL the provider cannot parse: the same refusal from both commands.
+    let mut spec = base(&|_| {});
+    spec["providers"] = json!([{"name": "api", "kind": "openai", "base_url": "http://[::1", "api_key_env": "WEIR_FUZZ_KEY"}]);
+    spec["models"] = json!([{"alias": "w", "provider": "api", "model_id": "m"}]);
+    let file = write_spec(&dir, "url", &spec);
+    let v = weir()
+        .args(["validate", s(&file)])
+        .env("WEIR_FUZZ_KEY", "k")
+        .output()
+        .expect("spawn");
+    let r = weir()
+        .args(["run", s(&file), "--out", s(&dir.join("o"))])
+        .env("WEIR_FUZZ_KEY", "k")
+        .output()
+        .expect("spawn");
+    assert_eq!(
+        (v.status.code(), r.status.code()),
+        (Some(2), Some(2)),
+        "{}",
+        stderr(&v)
+    );
+    assert!(
+        stderr(&v).contains("providers[0].base_url"),
+        "{}",
+        stderr(&v)
+    );
+    assert_eq!(stderr(&v), stderr(&r));
+    let _ = std::fs::remove_dir_all(&dir);
+}

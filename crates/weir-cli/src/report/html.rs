@@ -249,6 +249,9 @@ pub fn render_html(data: &ReportData) -> String {
     }
 
     out.push_str("<h2>Where task time went</h2>");
+    if s.layer_attribution.total() <= 0.0 {
+        out.push_str(r#"<p class="sub">Not tracked for this run: the workflow has no model column, so there is no admission layer to attribute (per-task transitions are followed only for workflows that call a model; <code>WEIR_COLLECTOR=full</code> forces it).</p>"#);
+    }
     let segments: Vec<Segment> = s
         .layer_attribution
         .entries()

@@ -449,3 +449,79 @@ fn fill_summary(summary: &mut Summary, r: &RunResult) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(status: RunStatus, written: u64) -> RunOutcome {
+        let mut summary = Summary::new(10);
+        summary.records_written = written;
+        summary.rows_dropped = 10 - written;
+        RunOutcome {
+            out_dir: PathBuf::from("out"),
+            summary,
+            status,
+        }
+    }
+
+    #[test]
+    fn exit_codes_tell_the_truth() {
+        let stop = |r: StopReason| {
+            RunStatus::StoppedEarly(failures::stop_reason_text(&r).unwrap_or_default())
+        };
+        let cases = [
+            (RunStatus::Completed, 10, 0),
+            (RunStatus::CompletedWithDrops, 7, 4),
+            (RunStatus::AlreadyComplete, 10, 0),
+            (RunStatus::AlreadyComplete, 7, 4),
+            (stop(StopReason::EarlyShutdown { failure_rate: 0.5 }), 0, 3),
+            (
+                stop(StopReason::ConfigurationError {
+                    message: "HTTP 401: invalid key".into(),
+                }),
+                0,
+                3,
+            ),
+            (
+                stop(StopReason::CircuitOpen {
+                    model: "writer".into(),
+                }),
+                0,
+                3,
+            ),
+            (RunStatus::Failed("deadlock".into()), 0, 3),
+            (RunStatus::Interrupted, 3, 130),
+            (RunStatus::Terminated, 3, 143),
+        ];
+        for (status, written, code) in cases {
+            let o = outcome(status.clone(), written);
+            assert_eq!(o.exit_code(), code, "{status:?}");
+            assert_eq!(
+                o.message().is_none(),
+                code == 0 && status == RunStatus::Completed
+            );
+        }
+        let o = outcome(
+            stop(StopReason::ConfigurationError {
+                message: "HTTP 401: invalid key".into(),
+            }),
+            0,
+        );
+        let m = o.message().unwrap_or_default();
+        assert!(
+            m.contains("configuration error: HTTP 401: invalid key"),
+            "{m}"
+        );
+        let o = outcome(
+            stop(StopReason::CircuitOpen {
+                model: "writer".into(),
+            }),
+            0,
+        );
+        assert!(o
+            .message()
+            .unwrap_or_default()
+            .contains("\"writer\" kept failing"));
+    }
+}

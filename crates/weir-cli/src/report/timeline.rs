@@ -518,7 +518,9 @@ impl EventSink<SchedulerAdmissionEvent> for TimelineCollector {
                     | S::RowGroupCheckpointed
                     | S::RetryDeferred
                     | S::NonRetryableDropped
-                    | S::TaskCompleted
+                    // Built anyway for the engine's own probes (so free to share), unlike
+                    // `task_completed`: completions are counted from its result.
+                    | S::TaskLeaseReleased
             );
         }
         matches!(
@@ -541,12 +543,17 @@ impl EventSink<SchedulerAdmissionEvent> for TimelineCollector {
     }
 
     fn emit(&self, event: &SchedulerAdmissionEvent) {
-        if event.event_kind == S::TaskCompleted {
-            self.completed
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            if self.detail == CollectorDetail::Coarse {
+        if self.detail == CollectorDetail::Coarse {
+            if event.event_kind == S::TaskLeaseReleased {
+                if event.reason_or_result.as_deref() == Some("completed") {
+                    self.completed
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
                 return;
             }
+        } else if event.event_kind == S::TaskCompleted {
+            self.completed
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         self.lock().scheduler(event);
     }

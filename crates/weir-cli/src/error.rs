@@ -1,4 +1,4 @@
-//! `CliError`: every way a `weir` command fails, and the process exit code each maps to.
+//! `CliError`: every way a `weir` command fails, and the process exit codes (0, 2, 3, 4, 130, 143).
 
 use std::fmt;
 
@@ -8,8 +8,12 @@ pub const EXIT_OK: i32 = 0;
 pub const EXIT_INVALID_INPUT: i32 = 2;
 /// Exit code: the run failed or stopped early (also: outputs could not be written).
 pub const EXIT_RUN_FAILED: i32 = 3;
+/// Exit code: the run finished but dropped rows (not every requested record was written).
+pub const EXIT_INCOMPLETE: i32 = 4;
 /// Exit code: interrupted (Ctrl-C), as shells report SIGINT.
 pub const EXIT_INTERRUPTED: i32 = 130;
+/// Exit code: terminated (SIGTERM: `docker stop`, `timeout`, schedulers), as shells report it.
+pub const EXIT_TERMINATED: i32 = 143;
 
 /// Which exit code a failure maps to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

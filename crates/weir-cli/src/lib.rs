@@ -36,6 +36,8 @@
 
 pub mod error;
 pub mod examples;
+pub mod failures;
+pub mod outdir;
 pub mod output;
 pub mod progress;
 pub mod progress_cells;

@@ -1,10 +1,11 @@
-//! The `weir` binary: argument parsing, command dispatch and exit codes (0, 2, 3, 130).
+//! The `weir` binary: argument parsing, command dispatch and exit codes (0, 2, 3, 4, 130, 143).
 
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use weir_cli::error::{CliError, EXIT_OK};
 use weir_cli::examples::{self, EXAMPLES};
+use weir_cli::failures;
 use weir_cli::output::{default_out_dir, EventsMode};
 use weir_cli::report::ReportData;
 use weir_cli::run::{run_workflow, RunOptions};
@@ -37,9 +38,14 @@ enum Command {
         /// No progress output.
         #[arg(long)]
         quiet: bool,
-        /// Which events to write to events.jsonl.
-        #[arg(long, value_enum, default_value_t = EventsMode::Full)]
+        /// Which events to write to events.jsonl: `notable` (row groups, failures, retries,
+        /// rate limits, limit changes), `full` (every event of both streams), `requests`, `none`.
+        #[arg(long, value_enum, default_value_t = EventsMode::Notable)]
         events: EventsMode,
+        /// Discard the output directory's earlier outputs and start over (instead of resuming,
+        /// or refusing a directory that holds another run's outputs).
+        #[arg(long)]
+        fresh: bool,
     },
     /// Check a workflow file and report every problem with its JSON path.
     Validate {
@@ -68,7 +74,7 @@ fn main() -> ExitCode {
         }
     };
     match dispatch(cli.command) {
-        Ok(()) => ExitCode::from(EXIT_OK as u8),
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
@@ -105,7 +111,9 @@ fn load(workflow: &Path) -> Result<(WorkflowSpec, Vec<SpecNotice>), CliError> {
     })
 }
 
-fn dispatch(command: Command) -> Result<(), CliError> {
+/// Runs one command; `Ok` carries the exit status of a command that did its job (a run may
+/// still end with 3, 4, 130 or 143 after writing its outputs).
+fn dispatch(command: Command) -> Result<i32, CliError> {
     match command {
         Command::Validate { workflow } => {
             let (spec, notices) = load(&workflow)?;
@@ -121,7 +129,7 @@ fn dispatch(command: Command) -> Result<(), CliError> {
             for n in notices {
                 println!("note: {n}");
             }
-            Ok(())
+            Ok(EXIT_OK)
         }
         Command::Run {
             workflow,
@@ -130,12 +138,18 @@ fn dispatch(command: Command) -> Result<(), CliError> {
             seed,
             quiet,
             events,
+            fresh,
         } => {
             let (spec, notices) = load(&workflow)?;
             let spec = spec.with_overrides(records, seed);
-            // Overrides are re-checked (e.g. --records 0).
-            spec.validate()
-                .map_err(|errors| CliError::invalid_input(format!("invalid override: {errors}")))?;
+            // Overrides are re-checked (e.g. --records 0) by the same validation `weir validate` runs.
+            let notices = if records.is_some() || seed.is_some() {
+                spec.validate().map_err(|errors| {
+                    CliError::invalid_input(format!("invalid override: {errors}"))
+                })?
+            } else {
+                notices
+            };
             if let Some(n) = notices.first() {
                 return Err(CliError::invalid_input(n.to_string()));
             }
@@ -146,38 +160,44 @@ fn dispatch(command: Command) -> Result<(), CliError> {
                     out_dir,
                     quiet,
                     events,
+                    fresh,
                 },
             )?;
-            if !quiet {
-                eprintln!(
+            // The failure report goes to stderr even with --quiet: a dropped row is never silent.
+            let report = failures::render_text(&outcome.summary.failures);
+            if !report.is_empty() {
+                eprint!("{report}");
+            }
+            match outcome.message() {
+                Some(m) if outcome.exit_code() == 0 => eprintln!("{m}"),
+                Some(m) => eprintln!("error: {m}"),
+                None if !quiet => eprintln!(
                     "wrote {} of {} records to {}",
                     outcome.summary.records_written,
                     outcome.summary.records_requested,
                     outcome.out_dir.display()
-                );
+                ),
+                None => {}
             }
-            if outcome.stopped_early {
-                return Err(CliError::run_failed("the run stopped early"));
-            }
-            Ok(())
+            Ok(outcome.exit_code())
         }
         Command::Report { dir } => {
             let data = ReportData::load(&dir)?;
             data.write_html(&dir)?;
             println!("{}", dir.join(weir_cli::report::REPORT_HTML_FILE).display());
-            Ok(())
+            Ok(EXIT_OK)
         }
         Command::Examples { name: None } => {
             let width = EXAMPLES.iter().map(|e| e.name.len()).max().unwrap_or(0);
             for e in EXAMPLES {
                 println!("{:width$}  {}", e.name, e.description());
             }
-            Ok(())
+            Ok(EXIT_OK)
         }
         Command::Examples { name: Some(name) } => match examples::find(&name) {
             Some(e) => {
                 print!("{}", e.text);
-                Ok(())
+                Ok(EXIT_OK)
             }
             None => Err(CliError::invalid_input(format!(
                 "no example named {name:?} (available: {})",

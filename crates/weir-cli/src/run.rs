@@ -2,26 +2,32 @@
 //!
 //! Order of a run (so invalid input never creates the output directory):
 //! 1. `spec.build()` inside the run's tokio runtime → `BuiltWorkflow` (error: exit 2);
-//! 2. [`RunOutputs::create`] (the directory, `dataset.jsonl`, `events.jsonl`);
-//! 3. run the engine with `outputs.scheduler_sinks()` / `outputs.request_sinks()` on its two
-//!    event streams, handing each checkpointed row group to `outputs.write_row_group`, racing
-//!    `tokio::signal::ctrl_c()` (→ [`CliError::interrupted`], exit 130);
-//! 4. [`summary_from`] + the engine's final numbers, the capacity plan, `outputs.collector().series()`
-//!    → [`ReportData`] → `outputs.finish(data)`;
-//! 5. exit 3 ([`CliError::run_failed`]) if the run failed or stopped early — after writing outputs.
+//! 2. lock `--out` ([`OutDirLock`], exit 2 naming the holder) and decide fresh / resume /
+//!    already complete ([`crate::outdir::decide`], exit 2 on a mismatch or a damaged checkpoint);
+//! 3. [`RunOutputs::open`] (the directory, `dataset.jsonl`, `events.jsonl`);
+//! 4. run the engine with `outputs.scheduler_sinks()` / `outputs.request_sinks()` on its two
+//!    event streams, handing each checkpointed row group to the outputs, racing SIGINT and
+//!    SIGTERM (both stop the run gracefully; exit 130 / 143);
+//! 5. [`summary_from`] + the engine's final numbers + the failure groups, the capacity plan,
+//!    `outputs.collector().series()` → [`ReportData`] → `outputs.finish(data)`;
+//! 6. the exit status from [`RunStatus`]: 0 every record written, 4 finished with dropped rows,
+//!    3 stopped early or failed — always after writing outputs.
 
 use crate::error::CliError;
-use crate::output::{summary_from, Checkpoint, EventsMode, RunOutputs};
+use crate::failures::{self, FailureGroup};
+use crate::outdir::{self, Decision, OutDirLock, RunIdentity};
+use crate::output::{summary_from, EventsMode, OpenSpec, RowGroupShape, RunOutputs};
 use crate::progress::{self, ProgressMode, ProgressSources};
 use crate::progress_cells::CellCounter;
-use crate::report::ReportData;
+use crate::report::{CollectorDetail, ReportData};
 use crate::spec::{BuiltWorkflow, WorkflowSpec};
 use crate::summary::{CarriedTotals, Summary};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use weir_contracts::identity_hash;
-use weir_runtime::engine::{Engine, EngineConfig, EngineError, RunResult};
+use weir_runtime::engine::{Engine, EngineError, RunResult};
 use weir_runtime::generators::Record;
 use weir_runtime::provider::ModelProvider;
 use weir_runtime::scheduler::{RecordSink, StopReason};
@@ -35,17 +41,111 @@ pub struct RunOptions {
     pub quiet: bool,
     /// Which events go to `events.jsonl`.
     pub events: EventsMode,
+    /// Discard the directory's earlier outputs instead of resuming or refusing (`--fresh`).
+    pub fresh: bool,
 }
 
-/// What a finished run produced.
+/// How a run ended; decides the exit status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunStatus {
+    /// Every requested record was written (exit 0).
+    Completed,
+    /// The run finished but dropped rows (exit 4).
+    CompletedWithDrops,
+    /// The directory already holds this run's finished dataset; nothing was done (exit 0, or
+    /// 4 when that finished run had dropped rows).
+    AlreadyComplete,
+    /// The run stopped by itself before the end (exit 3); the reason.
+    StoppedEarly(String),
+    /// The engine failed (exit 3); the error.
+    Failed(String),
+    /// SIGINT (exit 130).
+    Interrupted,
+    /// SIGTERM (exit 143).
+    Terminated,
+}
+
+impl RunStatus {
+    /// The status word in `report-data.json` and the report's header.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Completed | Self::AlreadyComplete => "completed",
+            Self::CompletedWithDrops => "completed_with_dropped_rows",
+            Self::StoppedEarly(_) => "stopped_early",
+            Self::Failed(_) => "failed",
+            Self::Interrupted => "interrupted",
+            Self::Terminated => "terminated",
+        }
+    }
+}
+
+/// What a run produced.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunOutcome {
     /// The output directory.
     pub out_dir: PathBuf,
     /// The run's summary (as written to `summary.json`).
     pub summary: Summary,
-    /// True when the run stopped before every record was attempted (exit 3).
-    pub stopped_early: bool,
+    /// How it ended.
+    pub status: RunStatus,
+}
+
+impl RunOutcome {
+    /// The process exit status (0, 3, 4, 130, 143).
+    pub fn exit_code(&self) -> i32 {
+        use crate::error::{EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_RUN_FAILED, EXIT_TERMINATED};
+        match &self.status {
+            RunStatus::Completed => 0,
+            RunStatus::AlreadyComplete => {
+                if self.summary.records_written < self.summary.records_requested {
+                    EXIT_INCOMPLETE
+                } else {
+                    0
+                }
+            }
+            RunStatus::CompletedWithDrops => EXIT_INCOMPLETE,
+            RunStatus::StoppedEarly(_) | RunStatus::Failed(_) => EXIT_RUN_FAILED,
+            RunStatus::Interrupted => EXIT_INTERRUPTED,
+            RunStatus::Terminated => EXIT_TERMINATED,
+        }
+    }
+
+    /// The closing message on stderr (`None` for a clean run).
+    pub fn message(&self) -> Option<String> {
+        let s = &self.summary;
+        let dir = self.out_dir.display();
+        let written = format!(
+            "{} of {} records written to {dir}",
+            s.records_written, s.records_requested
+        );
+        match &self.status {
+            RunStatus::Completed => None,
+            RunStatus::AlreadyComplete => Some(format!(
+                "{dir} already holds this run's finished dataset ({} of {} records; {} rows \
+                 dropped); nothing to do. Pass --fresh to generate it again",
+                s.records_written, s.records_requested, s.rows_dropped
+            )),
+            RunStatus::CompletedWithDrops => Some(format!(
+                "the run finished but dropped {} row(s): {written} (see the failures above)",
+                s.rows_dropped
+            )),
+            RunStatus::StoppedEarly(why) => Some(format!(
+                "the run stopped early ({why}): {written}; fix the cause and run the same \
+                 command again to resume"
+            )),
+            RunStatus::Failed(why) => Some(format!(
+                "the run failed: {why}; partial outputs are in {dir}"
+            )),
+            RunStatus::Interrupted | RunStatus::Terminated => Some(format!(
+                "{}: {written}; run the same command again to resume",
+                if self.status == RunStatus::Interrupted {
+                    "interrupted (SIGINT)"
+                } else {
+                    "terminated (SIGTERM)"
+                }
+            )),
+        }
+    }
 }
 
 /// Builds the spec's runtime objects in a fresh tokio runtime (the simulated providers' clocks
@@ -71,41 +171,27 @@ impl RecordSink for OutputsRecordSink<'_> {
         records: &[(u64, Record)],
     ) -> std::io::Result<()> {
         self.outputs
-            .write_row_group(row_group, records.iter().map(|(_, r)| r.clone()).collect())
+            .write_row_group_ref(row_group, records)
             .map_err(|e| std::io::Error::other(e.to_string()))
     }
 }
 
-/// A stable fingerprint of the spec a dataset was produced from (resume only continues the
-/// dataset of the very same spec, after overrides).
+/// A stable fingerprint of the spec a dataset was produced from, leaving out `seed` and
+/// `records` (compared on their own, so a mismatch can be named).
 pub fn spec_fingerprint(spec: &WorkflowSpec) -> String {
-    let text = serde_json::to_string(spec).unwrap_or_default();
+    let mut normalized = spec.clone();
+    normalized.seed = 0;
+    normalized.records = 0;
+    let text = serde_json::to_string(&normalized).unwrap_or_default();
     identity_hash(&[text.as_str()])
 }
 
-/// The row group to resume from: a checkpoint of the same spec that is not complete.
-fn resume_point(opts: &RunOptions, fingerprint: &str) -> Option<Checkpoint> {
-    let cp = Checkpoint::load(&opts.out_dir)?;
-    let dataset_ok = std::fs::metadata(opts.out_dir.join(crate::output::DATASET_FILE))
-        .is_ok_and(|m| m.len() >= cp.dataset_bytes);
-    (cp.fingerprint == fingerprint && !cp.complete && dataset_ok).then_some(cp)
-}
-
-/// Engine settings from the spec's public request-admission tuning.
-fn engine_config(built: &BuiltWorkflow) -> Result<EngineConfig, CliError> {
-    let t = &built.request_admission;
-    let config = EngineConfig::default().with_request_tuning(
-        t.multiplicative_decrease_factor,
-        t.additive_increase_step,
-        t.successes_until_increase,
-        t.cooldown_seconds,
-        t.startup_ramp_seconds,
-    );
-    match t.policy {
-        Some(p) => config
-            .with_request_policy(p.name())
-            .map_err(engine_input_error),
-        None => Ok(config),
+/// The identity a checkpoint must match for a resume.
+pub fn run_identity(spec: &WorkflowSpec) -> RunIdentity {
+    RunIdentity {
+        fingerprint: spec_fingerprint(spec),
+        seed: spec.seed,
+        records: spec.records,
     }
 }
 
@@ -118,27 +204,109 @@ fn engine_input_error(e: EngineError) -> CliError {
     }
 }
 
-/// Runs a validated spec to completion (or a stop) and writes its outputs.
+/// Which signal stopped the run (0: none).
+const SIGNAL_NONE: u8 = 0;
+const SIGNAL_INT: u8 = 1;
+const SIGNAL_TERM: u8 = 2;
+
+/// Waits for SIGINT or SIGTERM, records which, and asks the run to stop (once).
+async fn watch_signals(stop: weir_runtime::scheduler::StopHandle, which: Arc<AtomicU8>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return;
+        };
+        let got = tokio::select! {
+            _ = int.recv() => SIGNAL_INT,
+            _ = term.recv() => SIGNAL_TERM,
+        };
+        which.store(got, Ordering::SeqCst);
+        stop.stop();
+    }
+    #[cfg(not(unix))]
+    {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            which.store(SIGNAL_INT, Ordering::SeqCst);
+            stop.stop();
+        }
+    }
+}
+
+/// Runs a validated spec to completion (or a stop) and writes its outputs, on a fresh
+/// multi-threaded tokio runtime.
 ///
-/// Ctrl-C stops admission at once and gives running work a grace period; completed row groups
-/// are written and checkpointed, every lease is released, and the error maps to exit 130. The
-/// same command then resumes after the last checkpointed row group.
+/// SIGINT and SIGTERM stop admission at once and give running work a grace period; completed
+/// row groups are written and checkpointed, every lease is released, and the status maps to
+/// exit 130 / 143. The same command then resumes after the last checkpointed row group.
 pub fn run_workflow(spec: WorkflowSpec, opts: RunOptions) -> Result<RunOutcome, CliError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| CliError::run_failed(format!("cannot start the async runtime: {e}")))?;
-    let built = build_in(&runtime, &spec)?;
-    let config = engine_config(&built)?;
-    let fingerprint = spec_fingerprint(&spec);
-    let resume = resume_point(&opts, &fingerprint);
+    run_workflow_on(&runtime, spec, opts)
+}
+
+/// [`run_workflow`] on a given runtime (tests drive it on a paused-clock runtime).
+pub fn run_workflow_on(
+    runtime: &tokio::runtime::Runtime,
+    spec: WorkflowSpec,
+    opts: RunOptions,
+) -> Result<RunOutcome, CliError> {
+    let built = build_in(runtime, &spec)?;
+    // The engine settings were checked by validation; bad input leaves no directory behind.
+    let config = spec
+        .engine_config()
+        .map_err(|e| CliError::invalid_input(e.to_string()))?;
+    let identity = run_identity(&spec);
+    let lock = OutDirLock::acquire(&opts.out_dir)?;
+    let resume = match outdir::decide(&opts.out_dir, &identity, opts.fresh)? {
+        Decision::Fresh => None,
+        Decision::Resume(cp) => Some(cp),
+        Decision::AlreadyComplete(cp) => {
+            let mut summary = Summary::new(cp.records);
+            summary.records_written = cp.records_written;
+            summary.rows_dropped = cp.rows_dropped;
+            cp.carried.apply_to(&mut summary);
+            return Ok(RunOutcome {
+                out_dir: opts.out_dir,
+                summary,
+                status: RunStatus::AlreadyComplete,
+            });
+        }
+    };
     let providers: Vec<(String, Arc<dyn ModelProvider>)> = built.engine_providers();
     let first_row_group = resume.as_ref().map_or(0, |cp| cp.row_groups_written);
-    // Validate the engine settings before the output directory exists: bad input leaves nothing.
-    config.request_admission.validate().map_err(|e| {
-        CliError::invalid_input(format!("request_admission.{}: {}", e.field, e.message))
-    })?;
-    let outputs = RunOutputs::open(&opts.out_dir, opts.events, fingerprint, resume.as_ref())?;
+    let records_at_start = resume.as_ref().map_or(0, |cp| cp.records_written);
+    let column_models: BTreeMap<String, String> = spec
+        .columns
+        .iter()
+        .filter_map(|c| Some((c.name.clone(), c.model.clone()?)))
+        .collect();
+    if let (Some(cp), false) = (&resume, opts.quiet) {
+        eprintln!(
+            "resuming {:?} after {} row group(s) ({} records already written)",
+            spec.name, cp.row_groups_written, cp.records_written
+        );
+    }
+    let outputs = RunOutputs::open(
+        &opts.out_dir,
+        OpenSpec {
+            events: opts.events,
+            identity,
+            shape: Some(RowGroupShape {
+                records: built.workflow.records,
+                buffer_size: built.workflow.buffer_size,
+            }),
+            column_models: column_models.clone(),
+            resume,
+            lock: Some(lock),
+            detail: collector_detail(&spec),
+        },
+    )?;
     let mut engine = Engine::new(Arc::new(built.workflow.clone()), providers)
         .with_config(config)
         .starting_at_row_group(first_row_group)
@@ -155,25 +323,12 @@ pub fn run_workflow(spec: WorkflowSpec, opts: RunOptions) -> Result<RunOutcome, 
     }
     let prepared = engine.prepare().map_err(engine_input_error)?;
     let stop = prepared.stop_handle();
-    let interrupted = Arc::new(AtomicBool::new(false));
+    let signal = Arc::new(AtomicU8::new(SIGNAL_NONE));
     let mode = ProgressMode::detect(opts.quiet);
-    if let (Some(cp), false) = (&resume, opts.quiet) {
-        eprintln!(
-            "resuming {:?} after {} row group(s) ({} records already written)",
-            spec.name, cp.row_groups_written, cp.records_written
-        );
-    }
     let result: Result<RunResult, EngineError> = runtime.block_on(async {
-        let interrupted_flag = interrupted.clone();
-        let ctrl_c = tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                interrupted_flag.store(true, Ordering::SeqCst);
-                stop.stop();
-            }
-        });
+        let signals = tokio::spawn(watch_signals(stop, signal.clone()));
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         let records_total = built.workflow.records;
-        let records_at_start = resume.as_ref().map_or(0, |cp| cp.records_written);
         let session_records = records_total.saturating_sub(records_at_start);
         let cells_done = cells.clone();
         let progress_sources = ProgressSources {
@@ -189,78 +344,88 @@ pub fn run_workflow(spec: WorkflowSpec, opts: RunOptions) -> Result<RunOutcome, 
         let result = prepared.run(&mut sink).await;
         let _ = done_tx.send(());
         let _ = progress.await;
-        ctrl_c.abort();
+        signals.abort();
         result
     });
-    let interrupted = interrupted.load(Ordering::SeqCst);
-    let mut failure: Option<String> = None;
-    let (status, result) = match result {
-        Ok(r) => {
-            let status = match (&r.report.stopped, interrupted) {
-                (_, true) => "interrupted",
-                (Some(StopReason::Cancelled), false) => "interrupted",
-                (
-                    Some(
-                        StopReason::EarlyShutdown { .. }
-                        | StopReason::ConfigurationError { .. }
-                        | StopReason::CircuitOpen { .. },
-                    ),
-                    _,
-                ) => "stopped_early",
-                (None, _) => "completed",
-            };
-            (status, Some(r))
-        }
-        Err(e) => {
-            failure = Some(e.to_string());
-            ("failed", None)
-        }
-    };
+    let signal = signal.load(Ordering::SeqCst);
+    let complete = outputs.row_groups_written() >= built.workflow.row_group_count();
     let mut summary: Summary = summary_from(&built, outputs.collector());
-    if let Some(r) = &result {
+    let status = match &result {
+        _ if signal == SIGNAL_TERM => RunStatus::Terminated,
+        _ if signal == SIGNAL_INT => RunStatus::Interrupted,
+        Err(e) => RunStatus::Failed(e.to_string()),
+        Ok(r) => match r.report.stopped.as_ref() {
+            Some(StopReason::Cancelled) => RunStatus::Interrupted,
+            Some(reason) => RunStatus::StoppedEarly(
+                failures::stop_reason_text(reason).unwrap_or_else(|| "stopped".to_string()),
+            ),
+            None if !complete => {
+                RunStatus::StoppedEarly("the engine ended before every row group".to_string())
+            }
+            None if outputs.rows_dropped() > 0 => RunStatus::CompletedWithDrops,
+            None => RunStatus::Completed,
+        },
+    };
+    let empty = BTreeMap::new();
+    let (runtime_failures, drop_causes) = match &result {
+        Ok(r) => (r.report.failures.as_slice(), &r.report.drop_causes),
+        Err(_) => (&[][..], &empty),
+    };
+    summary.failures = failures::session_groups(
+        runtime_failures,
+        &outputs.collector().counts().failed_cells,
+        drop_causes,
+        |c| column_models.get(c).cloned(),
+    );
+    if let Ok(r) = &result {
         fill_summary(&mut summary, r);
     }
+    summary.stop_reason = match &status {
+        RunStatus::StoppedEarly(why) | RunStatus::Failed(why) => Some(why.clone()),
+        RunStatus::Interrupted => Some("interrupted (SIGINT)".to_string()),
+        RunStatus::Terminated => Some("terminated (SIGTERM)".to_string()),
+        _ => None,
+    };
     // A resumed run's summary covers every session that wrote this dataset.
     outputs.carried().apply_to(&mut summary);
-    let complete = outputs.row_groups_written() >= built.workflow.row_group_count();
-    if complete {
-        outputs.mark_complete()?;
-    } else {
-        outputs.carry_forward(CarriedTotals::from_summary(&summary))?;
-    }
+    outputs.final_checkpoint(CarriedTotals::from_summary(&summary), complete)?;
     let data = ReportData {
         workflow: spec.name.clone(),
         description: spec.description.clone(),
-        status: status.to_owned(),
+        status: status.label().to_owned(),
         summary,
-        capacity_plan: result.as_ref().map(|r| r.capacity_plan.clone()),
+        capacity_plan: result.as_ref().ok().map(|r| r.capacity_plan.clone()),
         series: outputs.collector().series(),
     };
     let out_dir = outputs.dir().to_path_buf();
     let data = outputs.finish(data)?;
-    match (status, result) {
-        ("interrupted", _) => Err(CliError::interrupted(format!(
-            "interrupted: {} of {} records written to {}; run the same command again to resume",
-            data.summary.records_written,
-            data.summary.records_requested,
-            out_dir.display()
-        ))),
-        (_, None) => Err(CliError::run_failed(format!(
-            "the run failed: {}; partial outputs are in {}",
-            failure.as_deref().unwrap_or("unknown error"),
-            out_dir.display()
-        ))),
-        (status, Some(_)) => Ok(RunOutcome {
-            out_dir,
-            stopped_early: status != "completed" || !complete,
-            summary: data.summary,
-        }),
+    Ok(RunOutcome {
+        out_dir,
+        summary: data.summary,
+        status,
+    })
+}
+
+/// Per-task transitions are followed (layer attribution) when the workflow calls a model;
+/// a workflow of local columns only has no admission layer to attribute, and following its
+/// tasks would cost more than the work itself. `WEIR_COLLECTOR=full|coarse` overrides.
+fn collector_detail(spec: &WorkflowSpec) -> CollectorDetail {
+    match std::env::var("WEIR_COLLECTOR").as_deref() {
+        Ok("full") => CollectorDetail::Full,
+        Ok("coarse") => CollectorDetail::Coarse,
+        _ if spec.columns.iter().any(|c| c.kind.uses_model()) => CollectorDetail::Full,
+        _ => CollectorDetail::Coarse,
     }
 }
 
 fn progress_counter(outputs: &RunOutputs) -> impl Fn() -> u64 + Send + Sync + 'static {
     let counter = outputs.written_counter();
     move || counter.load(Ordering::Relaxed)
+}
+
+/// The failure groups of a finished run (for the stderr report).
+pub fn failure_groups(outcome: &RunOutcome) -> &[FailureGroup] {
+    &outcome.summary.failures
 }
 
 /// Fills the figures only the engine knows.
@@ -276,7 +441,6 @@ fn fill_summary(summary: &mut Summary, r: &RunResult) {
     summary.tasks.completed = r.report.tasks_completed;
     summary.tasks.failed = r.report.tasks_failed;
     summary.tasks.retried = r.report.tasks_retried;
-    summary.rows_dropped = r.report.rows_dropped;
     summary.requests.attempts = r.requests.attempts;
     summary.requests.succeeded = r.requests.succeeded;
     summary.requests.rate_limited = r.requests.rate_limited;
@@ -294,5 +458,90 @@ fn fill_summary(summary: &mut Summary, r: &RunResult) {
             row.final_limit = e.final_limits.values().copied().max();
             row.static_cap = e.static_cap;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(status: RunStatus, written: u64) -> RunOutcome {
+        let mut summary = Summary::new(10);
+        summary.records_written = written;
+        summary.rows_dropped = 10 - written;
+        RunOutcome {
+            out_dir: PathBuf::from("out"),
+            summary,
+            status,
+        }
+    }
+
+    #[test]
+    fn exit_codes_tell_the_truth() {
+        let stop = |r: StopReason| {
+            RunStatus::StoppedEarly(failures::stop_reason_text(&r).unwrap_or_default())
+        };
+        let cases = [
+            (RunStatus::Completed, 10, 0),
+            (RunStatus::CompletedWithDrops, 7, 4),
+            (RunStatus::AlreadyComplete, 10, 0),
+            (RunStatus::AlreadyComplete, 7, 4),
+            (
+                stop(StopReason::EarlyShutdown {
+                    failure_rate: 0.5,
+                    failed: 5,
+                    outcomes: 10,
+                    cause: "non_retryable:client".into(),
+                }),
+                0,
+                3,
+            ),
+            (
+                stop(StopReason::ConfigurationError {
+                    message: "HTTP 401: invalid key".into(),
+                }),
+                0,
+                3,
+            ),
+            (
+                stop(StopReason::CircuitOpen {
+                    model: "writer".into(),
+                }),
+                0,
+                3,
+            ),
+            (RunStatus::Failed("deadlock".into()), 0, 3),
+            (RunStatus::Interrupted, 3, 130),
+            (RunStatus::Terminated, 3, 143),
+        ];
+        for (status, written, code) in cases {
+            let o = outcome(status.clone(), written);
+            assert_eq!(o.exit_code(), code, "{status:?}");
+            assert_eq!(
+                o.message().is_none(),
+                code == 0 && status == RunStatus::Completed
+            );
+        }
+        let o = outcome(
+            stop(StopReason::ConfigurationError {
+                message: "HTTP 401: invalid key".into(),
+            }),
+            0,
+        );
+        let m = o.message().unwrap_or_default();
+        assert!(
+            m.contains("configuration error: HTTP 401: invalid key"),
+            "{m}"
+        );
+        let o = outcome(
+            stop(StopReason::CircuitOpen {
+                model: "writer".into(),
+            }),
+            0,
+        );
+        assert!(o
+            .message()
+            .unwrap_or_default()
+            .contains("\"writer\" kept failing"));
     }
 }

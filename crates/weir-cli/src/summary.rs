@@ -1,5 +1,6 @@
 //! `Summary`: the run's headline numbers, saved as `summary.json` (its keys are a contract).
 
+use crate::failures::FailureGroup;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -53,35 +54,49 @@ impl RequestCounts {
 }
 
 /// Figures of the earlier sessions of a resumed run, carried in `checkpoint.json` so the final
-/// summary covers the whole dataset, not only the last session.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+/// summary covers the whole dataset, not only the last session. Rewritten with every
+/// checkpoint (not only at a clean exit), so the counts survive `kill -9`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CarriedTotals {
-    /// Rows dropped so far.
-    pub rows_dropped: u64,
     /// Wall seconds spent so far.
     pub wall_seconds: f64,
     /// Task counts so far.
     pub tasks: TaskCounts,
     /// Request counts so far.
     pub requests: RequestCounts,
+    /// Failure groups so far.
+    #[serde(default)]
+    pub failures: Vec<FailureGroup>,
 }
 
 impl CarriedTotals {
-    /// The summary's cumulative figures after adding these earlier sessions to it.
+    /// The summary's cumulative figures after adding these earlier sessions to it (rows
+    /// written and dropped come from the dataset itself, which is already cumulative).
     pub fn apply_to(&self, s: &mut Summary) {
-        s.rows_dropped += self.rows_dropped;
         s.wall_seconds += self.wall_seconds;
         s.tasks.add(&self.tasks);
         s.requests.add(&self.requests);
+        let mut failures = self.failures.clone();
+        crate::failures::merge(&mut failures, &s.failures);
+        s.failures = failures;
+    }
+
+    /// These totals plus one session's figures so far.
+    pub fn plus(&self, wall_seconds: f64, tasks: &TaskCounts, requests: &RequestCounts) -> Self {
+        let mut t = self.clone();
+        t.wall_seconds += wall_seconds;
+        t.tasks.add(tasks);
+        t.requests.add(requests);
+        t
     }
 
     /// The totals a summary (already cumulative) carries into the next session.
     pub fn from_summary(s: &Summary) -> Self {
         Self {
-            rows_dropped: s.rows_dropped,
             wall_seconds: s.wall_seconds,
             tasks: s.tasks,
             requests: s.requests,
+            failures: s.failures.clone(),
         }
     }
 }
@@ -256,8 +271,20 @@ pub struct Summary {
     pub records_requested: u64,
     /// Records written to `dataset.jsonl`.
     pub records_written: u64,
-    /// Rows dropped (non-retryable failures, validators).
+    /// Rows dropped (non-retryable failures, validators) in the row groups that were finished
+    /// and written; counted from the dataset itself (group size − rows written).
     pub rows_dropped: u64,
+    /// Requested rows neither written nor dropped: their row groups never finished because the
+    /// run stopped (early shutdown, configuration error, interrupt). Their failed cells are in
+    /// `tasks.failed` and `failures`.
+    #[serde(default)]
+    pub rows_unfinished: u64,
+    /// Why the run stopped before its end, when it did (`None` for a run that finished).
+    #[serde(default)]
+    pub stop_reason: Option<String>,
+    /// Failed cells per column × model × cause, with the first sanitized provider message.
+    #[serde(default)]
+    pub failures: Vec<FailureGroup>,
     /// Wall-clock seconds of the run.
     pub wall_seconds: f64,
     /// Task outcome counts.

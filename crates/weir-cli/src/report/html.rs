@@ -55,6 +55,41 @@ fn tile(out: &mut String, value: &str, label: &str) {
     );
 }
 
+/// Why the run stopped and which cells failed (column × model × cause, first message).
+fn failures_section(out: &mut String, data: &ReportData) {
+    let s = &data.summary;
+    if s.stop_reason.is_none() && s.failures.is_empty() && s.rows_unfinished == 0 {
+        return;
+    }
+    out.push_str("<h2>Failures</h2>");
+    if let Some(why) = &s.stop_reason {
+        let _ = write!(out, r#"<p class="sub">Stopped: {}</p>"#, escape(why));
+    }
+    if s.rows_unfinished > 0 {
+        let _ = write!(
+            out,
+            r#"<p class="sub">{} requested row(s) were neither written nor dropped: their row groups never finished.</p>"#,
+            s.rows_unfinished
+        );
+    }
+    if s.failures.is_empty() {
+        return;
+    }
+    out.push_str("<table><tr><th>column</th><th>model</th><th>cause</th><th>count</th><th>first message</th></tr>");
+    for g in &s.failures {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&g.column),
+            escape(g.model.as_deref().unwrap_or("(local)")),
+            escape(&g.cause),
+            g.count,
+            escape(&g.detail())
+        );
+    }
+    out.push_str("</table>");
+}
+
 /// Renders the whole report page.
 pub fn render_html(data: &ReportData) -> String {
     let s = &data.summary;
@@ -113,6 +148,7 @@ pub fn render_html(data: &ReportData) -> String {
         "hidden scheduler waiters",
     );
     out.push_str("</div>");
+    failures_section(&mut out, data);
 
     let x_max = data.series.duration_seconds.max(s.wall_seconds);
     out.push_str("<h2>Progress</h2>");
@@ -218,6 +254,9 @@ pub fn render_html(data: &ReportData) -> String {
     }
 
     out.push_str("<h2>Where task time went</h2>");
+    if s.layer_attribution.total() <= 0.0 {
+        out.push_str(r#"<p class="sub">Not tracked for this run: the workflow has no model column, so there is no admission layer to attribute (per-task transitions are followed only for workflows that call a model; <code>WEIR_COLLECTOR=full</code> forces it).</p>"#);
+    }
     let segments: Vec<Segment> = s
         .layer_attribution
         .entries()

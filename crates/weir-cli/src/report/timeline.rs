@@ -122,6 +122,8 @@ pub struct CollectedCounts {
     pub layers_by_resource: BTreeMap<String, ResourceLayerSeconds>,
     /// Most row groups in flight at once.
     pub max_row_groups_in_flight: u32,
+    /// Failed cells by (column, cause label), from `non_retryable_dropped` events.
+    pub failed_cells: BTreeMap<(String, String), u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,10 +190,25 @@ struct State {
     execution_task: HashMap<u64, String>,
 }
 
+/// How much of the scheduler stream the collector follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CollectorDetail {
+    /// Every task transition (layer attribution of task time).
+    #[default]
+    Full,
+    /// Row groups, task outcomes and every request event, but no per-task transitions: the
+    /// runtime then builds no per-task event at all, which is most of the CLI's per-record cost
+    /// on workflows without model columns (where there is no admission layer to attribute).
+    Coarse,
+}
+
 /// Builds the report's time series and the summary's counters from both event streams.
 #[derive(Debug)]
 pub struct TimelineCollector {
     state: Mutex<State>,
+    detail: CollectorDetail,
+    /// `task_completed` events, counted without the state lock (the most frequent event).
+    completed: std::sync::atomic::AtomicU64,
 }
 
 impl Default for TimelineCollector {
@@ -215,7 +232,14 @@ fn to_u32(v: u64) -> u32 {
 impl TimelineCollector {
     /// A collector keeping at most `max_points` points per series.
     pub fn new(max_points: usize) -> Self {
+        Self::with_detail(max_points, CollectorDetail::Full)
+    }
+
+    /// A collector following the scheduler stream at `detail`.
+    pub fn with_detail(max_points: usize, detail: CollectorDetail) -> Self {
         Self {
+            detail,
+            completed: std::sync::atomic::AtomicU64::new(0),
             state: Mutex::new(State {
                 max_points,
                 last_t: 0.0,
@@ -270,7 +294,14 @@ impl TimelineCollector {
 
     /// The counters so far.
     pub fn counts(&self) -> CollectedCounts {
-        self.lock().counts.clone()
+        let mut c = self.lock().counts.clone();
+        c.tasks.completed += self.completed.load(std::sync::atomic::Ordering::Relaxed);
+        c
+    }
+
+    /// The detail it follows the scheduler stream at.
+    pub fn detail(&self) -> CollectorDetail {
+        self.detail
     }
 
     /// Tasks currently tracked for layer attribution (bounded by live tasks).
@@ -398,8 +429,19 @@ impl State {
                 }
                 self.push_row_groups(t);
             }
-            S::TaskCompleted => self.counts.tasks.completed += 1,
-            S::NonRetryableDropped => self.counts.tasks.failed += 1,
+            S::NonRetryableDropped => {
+                self.counts.tasks.failed += 1;
+                let column = e
+                    .captured_correlation
+                    .as_ref()
+                    .and_then(|c| c.task_column.clone())
+                    .unwrap_or_else(|| "(unknown)".to_string());
+                let cause = e
+                    .reason_or_result
+                    .clone()
+                    .unwrap_or_else(|| "unknown".to_string());
+                *self.counts.failed_cells.entry((column, cause)).or_default() += 1;
+            }
             S::RetryDeferred => self.counts.tasks.retried += 1,
             _ => {}
         }
@@ -598,6 +640,18 @@ fn record_latency(h: &mut Option<Histogram<u64>>, seconds: f64) {
 
 impl EventSink<SchedulerAdmissionEvent> for TimelineCollector {
     fn accepts(&self, kind: S) -> bool {
+        if self.detail == CollectorDetail::Coarse {
+            return matches!(
+                kind,
+                S::RowGroupAdmitted
+                    | S::RowGroupCheckpointed
+                    | S::RetryDeferred
+                    | S::NonRetryableDropped
+                    // Built anyway for the engine's own probes (so free to share), unlike
+                    // `task_completed`: completions are counted from its result.
+                    | S::TaskLeaseReleased
+            );
+        }
         matches!(
             kind,
             S::RowGroupAdmitted
@@ -618,6 +672,18 @@ impl EventSink<SchedulerAdmissionEvent> for TimelineCollector {
     }
 
     fn emit(&self, event: &SchedulerAdmissionEvent) {
+        if self.detail == CollectorDetail::Coarse {
+            if event.event_kind == S::TaskLeaseReleased {
+                if event.reason_or_result.as_deref() == Some("completed") {
+                    self.completed
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                return;
+            }
+        } else if event.event_kind == S::TaskCompleted {
+            self.completed
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         self.lock().scheduler(event);
     }
 }

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use weir_capacity::ModelDeclaration;
 use weir_contracts::{Fnv64, ProviderModelKey};
+use weir_runtime::engine::{EngineConfig, EngineError};
 use weir_runtime::generators::{
     Category, ColumnGenerator, CustomCalls, Embedding, Expression, GeneratorConfigError, LlmJudge,
     LlmText, UniformFloat, UniformInt, Uuid, Validator,
@@ -118,16 +119,11 @@ impl BuiltWorkflow {
 }
 
 impl WorkflowSpec {
-    /// Validates, then builds the runtime objects. A provider kind `weir run` cannot use yet
-    /// (`openai`) is an error here. Call inside a tokio runtime.
-    pub fn build(&self) -> Result<BuiltWorkflow, SpecError> {
-        if let Err(errors) = self.validate() {
-            return Err(errors
-                .0
-                .into_iter()
-                .next()
-                .unwrap_or_else(|| SpecError::new("(root)", "invalid workflow")));
-        }
+    /// The workflow and its generators, built with the runtime's constructors and checked by
+    /// the runtime's own `Workflow::validate` (no providers: no clock, key or network needed).
+    /// [`WorkflowSpec::validate`] calls this too, so `weir validate` refuses what `weir run`
+    /// would refuse.
+    pub fn build_workflow(&self) -> Result<(Workflow, Vec<ModelAlias>), SpecError> {
         let models: Vec<ModelAlias> = self
             .models
             .iter()
@@ -158,6 +154,52 @@ impl WorkflowSpec {
             workflow = workflow.with_column(spec);
         }
         workflow.validate().map_err(|e| workflow_error(self, &e))?;
+        Ok((workflow, models))
+    }
+
+    /// The engine settings of the spec's request-admission tuning, checked by the engine's own
+    /// validation (the one `weir run` applies).
+    pub fn engine_config(&self) -> Result<EngineConfig, SpecError> {
+        let t = self.effective_request_admission();
+        let config = EngineConfig::default().with_request_tuning(
+            t.multiplicative_decrease_factor,
+            t.additive_increase_step,
+            t.successes_until_increase,
+            t.cooldown_seconds,
+            t.startup_ramp_seconds,
+        );
+        let config = match t.policy {
+            Some(p) => config.with_request_policy(p.name()).map_err(|e| match e {
+                EngineError::InvalidConfig { field, message } => {
+                    SpecError::new(format!("request_admission.{field}"), message)
+                }
+                other => SpecError::new("request_admission.policy", other.to_string()),
+            })?,
+            None => config,
+        };
+        config
+            .request_admission
+            .validate()
+            .map_err(|e| SpecError::new(format!("request_admission.{}", e.field), e.message))?;
+        Ok(config)
+    }
+
+    /// [`WorkflowSpec::engine_config`] as a check.
+    pub(super) fn engine_config_check(&self) -> Result<(), SpecError> {
+        self.engine_config().map(|_| ())
+    }
+
+    /// Validates, then builds the runtime objects. A provider kind `weir run` cannot use yet
+    /// (`openai`) is an error here. Call inside a tokio runtime.
+    pub fn build(&self) -> Result<BuiltWorkflow, SpecError> {
+        if let Err(errors) = self.validate() {
+            return Err(errors
+                .0
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| SpecError::new("(root)", "invalid workflow")));
+        }
+        let (workflow, models) = self.build_workflow()?;
 
         let mut providers = BTreeMap::new();
         let mut http_providers = BTreeMap::new();
@@ -211,7 +253,17 @@ impl WorkflowSpec {
 fn build_openai(
     p: &super::ProviderSpec,
 ) -> Result<OpenAiCompatibleProvider, weir_runtime::provider::OpenAiConfigError> {
-    let mut config = OpenAiProviderConfig::new(&p.name, p.base_url.clone().unwrap_or_default())
+    let mut config = openai_config(p);
+    if let Some(var) = &p.api_key_env {
+        config = config.with_api_key_env(var)?;
+    }
+    OpenAiCompatibleProvider::new(config)
+}
+
+/// An `openai` provider's config without its key (validation checks it with the provider's own
+/// `validate`; the run adds the key from `api_key_env`).
+pub(super) fn openai_config(p: &super::ProviderSpec) -> OpenAiProviderConfig {
+    let config = OpenAiProviderConfig::new(&p.name, p.base_url.clone().unwrap_or_default())
         .with_timeout(
             // Validation bounds timeout_s to (0, 86400]; never panic on a bad value anyway.
             Duration::try_from_secs_f64(p.timeout_s.unwrap_or(DEFAULT_TIMEOUT_SECONDS))
@@ -219,13 +271,10 @@ fn build_openai(
         )
         .with_pool_size(p.pool_size.unwrap_or(DEFAULT_POOL_SIZE))
         .with_max_response_bytes(p.max_response_bytes.unwrap_or(DEFAULT_MAX_RESPONSE_BYTES));
-    if let Some(path) = &p.ca_file {
-        config = config.with_ca_file(path);
+    match &p.ca_file {
+        Some(path) => config.with_ca_file(path),
+        None => config,
     }
-    if let Some(var) = &p.api_key_env {
-        config = config.with_api_key_env(var)?;
-    }
-    OpenAiCompatibleProvider::new(config)
 }
 
 /// Each provider gets its own seed stream derived from the workflow seed and its name.

@@ -11,8 +11,41 @@ use super::{
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use weir_runtime::provider::{LatencyDist, SimulatedModelConfig};
 use weir_runtime::template::Template;
 use weir_runtime::workflow::ModelRateLimits;
+
+/// Most records one run may request (row indices, counters and the tracker stay far from
+/// overflow; a larger dataset is several runs).
+pub const MAX_RECORDS: u64 = 10_000_000_000;
+/// Most rows per row group (a row group's rows are held in memory until it is written).
+pub const MAX_BUFFER_SIZE: u64 = 1_000_000;
+/// Most row groups in flight at once.
+pub const MAX_CONCURRENT_ROW_GROUPS: u32 = 1_000;
+/// Most rows held in memory at once (`buffer_size × max_concurrent_row_groups`).
+pub const MAX_ROWS_IN_MEMORY: u64 = 10_000_000;
+/// Largest static cap of a model alias.
+pub const MAX_PARALLEL_REQUESTS: u32 = 100_000;
+/// Most calls per cell of a `custom` column (each call's reply is kept until the cell ends).
+pub const MAX_CALLS_PER_CELL: u32 = 1_000;
+/// Longest simulated latency, in ms (1 h): a latency the run can wait out.
+pub const MAX_LATENCY_MS: f64 = 3_600_000.0;
+/// Largest lognormal `sigma` (its tail is what `MAX_LATENCY_MS` bounds through `median`).
+pub const MAX_LOGNORMAL_SIGMA: f64 = 5.0;
+/// Largest beta `alpha` / `beta`.
+pub const MAX_BETA_SHAPE: f64 = 1e6;
+/// Largest simulated hidden capacity.
+pub const MAX_SIMULATED_CAPACITY: u32 = 1_000_000;
+/// Longest seconds setting of a simulated model (`retry_after_s`) and of the cooldown.
+pub const MAX_WAIT_SECONDS: f64 = 3_600.0;
+/// Latest capacity-schedule step, in seconds (as request admission bounds its seconds).
+pub const MAX_SCHEDULE_SECONDS: f64 = 1e9;
+/// Most capacity-schedule steps.
+pub const MAX_SCHEDULE_STEPS: usize = 10_000;
+/// Largest connection pool of an `openai` provider.
+pub const MAX_POOL_SIZE: u32 = 65_536;
+/// Largest additive increase step of request admission.
+pub const MAX_ADDITIVE_INCREASE_STEP: u32 = 1_000_000;
 
 /// Something a valid spec should know (not an error).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +78,15 @@ impl Checker {
     fn err(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.errors.push(SpecError::new(path, message));
     }
+
+    /// A count that must be in `[1, max]` when present.
+    fn count(&mut self, path: impl Into<String>, v: Option<u64>, max: u64) {
+        match v {
+            Some(0) => self.err(path, "must be at least 1"),
+            Some(n) if n > max => self.err(path, format!("must be at most {max} (got {n})")),
+            _ => {}
+        }
+    }
 }
 
 fn list(names: impl IntoIterator<Item = impl AsRef<str>>) -> String {
@@ -64,14 +106,25 @@ impl WorkflowSpec {
         if self.name.trim().is_empty() {
             c.err("name", "must be non-empty");
         }
-        if self.records == 0 {
-            c.err("records", "must be at least 1");
-        }
-        if self.buffer_size == Some(0) {
-            c.err("buffer_size", "must be at least 1");
-        }
-        if self.max_concurrent_row_groups == Some(0) {
-            c.err("max_concurrent_row_groups", "must be at least 1");
+        c.count("records", Some(self.records), MAX_RECORDS);
+        c.count("buffer_size", self.buffer_size, MAX_BUFFER_SIZE);
+        c.count(
+            "max_concurrent_row_groups",
+            self.max_concurrent_row_groups.map(u64::from),
+            u64::from(MAX_CONCURRENT_ROW_GROUPS),
+        );
+        let in_memory = self
+            .effective_buffer_size()
+            .min(self.records.max(1))
+            .saturating_mul(u64::from(self.effective_max_concurrent_row_groups()));
+        if in_memory > MAX_ROWS_IN_MEMORY && c.errors.is_empty() {
+            c.err(
+                "max_concurrent_row_groups",
+                format!(
+                    "buffer_size × max_concurrent_row_groups would hold {in_memory} rows in \
+                     memory (at most {MAX_ROWS_IN_MEMORY})"
+                ),
+            );
         }
         let providers = check_providers(&mut c, &self.providers, &mut notices);
         let aliases = self.check_models(&mut c, &providers);
@@ -84,23 +137,25 @@ impl WorkflowSpec {
                     format!("must be strictly between 0 and 1 (got {f})"),
                 );
             }
-            if ra.additive_increase_step == 0 {
-                c.err(
-                    "request_admission.additive_increase_step",
-                    "must be at least 1",
-                );
-            }
+            c.count(
+                "request_admission.additive_increase_step",
+                Some(u64::from(ra.additive_increase_step)),
+                u64::from(MAX_ADDITIVE_INCREASE_STEP),
+            );
             if ra.successes_until_increase == 0 {
                 c.err(
                     "request_admission.successes_until_increase",
                     "must be at least 1",
                 );
             }
-            if !(ra.cooldown_seconds.is_finite() && ra.cooldown_seconds > 0.0) {
+            if !(ra.cooldown_seconds.is_finite()
+                && ra.cooldown_seconds > 0.0
+                && ra.cooldown_seconds <= MAX_WAIT_SECONDS)
+            {
                 c.err(
                     "request_admission.cooldown_seconds",
                     format!(
-                        "must be a finite number of seconds > 0 (got {})",
+                        "must be a number of seconds in (0, {MAX_WAIT_SECONDS}] (got {})",
                         ra.cooldown_seconds
                     ),
                 );
@@ -113,6 +168,19 @@ impl WorkflowSpec {
                         ra.startup_ramp_seconds
                     ),
                 );
+            }
+        }
+        if c.errors.is_empty() {
+            // The same engine-side checks `weir run` makes, so validate and run never disagree.
+            if let Err(e) = self.engine_config_check() {
+                c.errors.push(e);
+            }
+        }
+        if c.errors.is_empty() {
+            // Build the workflow and its generators exactly as `weir run` does (no providers,
+            // no network): whatever the runtime's constructors refuse is refused here too.
+            if let Err(e) = self.build_workflow() {
+                c.errors.push(e);
             }
         }
         if c.errors.is_empty() {
@@ -172,9 +240,11 @@ impl WorkflowSpec {
             if m.model_id.trim().is_empty() {
                 c.err(format!("{p}.model_id"), "must be non-empty");
             }
-            if m.max_parallel_requests == Some(0) {
-                c.err(format!("{p}.max_parallel_requests"), "must be at least 1");
-            }
+            c.count(
+                format!("{p}.max_parallel_requests"),
+                m.max_parallel_requests.map(u64::from),
+                u64::from(MAX_PARALLEL_REQUESTS),
+            );
             if let Some(limits) = &m.rate_limits {
                 check_rate_limits(c, &format!("{p}.rate_limits"), limits);
             }
@@ -237,7 +307,15 @@ impl WorkflowSpec {
                 }
             }
             if let (ColumnKind::Custom, Some(calls)) = (col.kind, &col.calls) {
-                if calls.min > calls.max {
+                if calls.max > MAX_CALLS_PER_CELL {
+                    c.err(
+                        format!("{p}.calls.max"),
+                        format!(
+                            "must be at most {MAX_CALLS_PER_CELL} calls per cell (got {})",
+                            calls.max
+                        ),
+                    );
+                } else if calls.min > calls.max {
                     c.err(
                         format!("{p}.calls.min"),
                         format!("min ({}) must not exceed max ({})", calls.min, calls.max),
@@ -364,6 +442,8 @@ fn check_providers<'a>(
                         for (j, m) in models.iter().enumerate() {
                             if let Err(e) = m.validate() {
                                 c.err(format!("{p}.models[{j}].{}", e.field), e.message);
+                            } else {
+                                check_simulated_bounds(c, &format!("{p}.models[{j}]"), m);
                             }
                             if let Some(k) =
                                 models[..j].iter().position(|o| o.model_id == m.model_id)
@@ -392,6 +472,21 @@ fn check_providers<'a>(
                         format!("must start with http:// or https:// (got {u:?})"),
                     ),
                     Some(_) => {}
+                }
+                if let Some(n) = prov.pool_size {
+                    if n > MAX_POOL_SIZE {
+                        c.err(
+                            format!("{p}.pool_size"),
+                            format!("must be at most {MAX_POOL_SIZE} (got {n})"),
+                        );
+                    }
+                }
+                // The provider's own config check (URL syntax, timeout, pool), the one
+                // `weir run` applies when it builds the provider; the key is not read here.
+                if prov.base_url.is_some() {
+                    if let Err(e) = super::build::openai_config(prov).validate() {
+                        c.err(format!("{p}.{}", e.field), e.message);
+                    }
                 }
                 match &prov.api_key_env {
                     None => c.err(
@@ -463,6 +558,89 @@ fn check_rate_limits(c: &mut Checker, p: &str, limits: &ModelRateLimits) {
                     ),
                 );
             }
+        }
+    }
+}
+
+/// Bounds of a simulated model the runtime's own check leaves open: latencies the run can wait
+/// out (≤ 1 h), shapes the samplers handle, capacities and schedules it can hold.
+fn check_simulated_bounds(c: &mut Checker, p: &str, m: &SimulatedModelConfig) {
+    let lat = format!("{p}.latency_ms");
+    let over = |v: f64| v > MAX_LATENCY_MS;
+    match m.latency_ms {
+        LatencyDist::Fixed { value } if over(value) => c.err(
+            format!("{lat}.value"),
+            format!("must be at most {MAX_LATENCY_MS} ms (1 h) (got {value})"),
+        ),
+        LatencyDist::Uniform { max, .. } if over(max) => c.err(
+            format!("{lat}.max"),
+            format!("must be at most {MAX_LATENCY_MS} ms (1 h) (got {max})"),
+        ),
+        LatencyDist::Lognormal { sigma, .. } if sigma > MAX_LOGNORMAL_SIGMA => c.err(
+            format!("{lat}.sigma"),
+            format!("must be at most {MAX_LOGNORMAL_SIGMA} (got {sigma})"),
+        ),
+        // The 99.9th percentile (z ≈ 3.09) must be a latency the run can wait out.
+        LatencyDist::Lognormal { median, sigma } if over(median * (3.09 * sigma).exp()) => c.err(
+            format!("{lat}.median"),
+            format!(
+                "median·exp(3.09·sigma), the 99.9th percentile, must be at most {MAX_LATENCY_MS} ms (1 h) (got {})",
+                median * (3.09 * sigma).exp()
+            ),
+        ),
+        LatencyDist::Beta { alpha, beta, .. } if alpha > MAX_BETA_SHAPE || beta > MAX_BETA_SHAPE => {
+            c.err(
+                format!("{lat}.alpha"),
+                format!("alpha and beta must be at most {MAX_BETA_SHAPE} (got {alpha}, {beta})"),
+            )
+        }
+        LatencyDist::Beta { scale, .. } if over(scale) => c.err(
+            format!("{lat}.scale"),
+            format!("must be at most {MAX_LATENCY_MS} ms (1 h) (got {scale})"),
+        ),
+        _ => {}
+    }
+    if let Some(s) = m.retry_after_s {
+        if s > MAX_WAIT_SECONDS {
+            c.err(
+                format!("{p}.retry_after_s"),
+                format!("must be at most {MAX_WAIT_SECONDS} s (got {s})"),
+            );
+        }
+    }
+    if m.capacity > MAX_SIMULATED_CAPACITY {
+        c.err(
+            format!("{p}.capacity"),
+            format!(
+                "must be at most {MAX_SIMULATED_CAPACITY} (got {})",
+                m.capacity
+            ),
+        );
+    }
+    if m.capacity_schedule.len() > MAX_SCHEDULE_STEPS {
+        c.err(
+            format!("{p}.capacity_schedule"),
+            format!("must have at most {MAX_SCHEDULE_STEPS} steps"),
+        );
+    }
+    for (i, step) in m.capacity_schedule.iter().enumerate() {
+        if step.at_s > MAX_SCHEDULE_SECONDS {
+            c.err(
+                format!("{p}.capacity_schedule[{i}].at_s"),
+                format!(
+                    "must be at most {MAX_SCHEDULE_SECONDS:e} s (got {})",
+                    step.at_s
+                ),
+            );
+        }
+        if step.capacity > MAX_SIMULATED_CAPACITY {
+            c.err(
+                format!("{p}.capacity_schedule[{i}].capacity"),
+                format!(
+                    "must be at most {MAX_SIMULATED_CAPACITY} (got {})",
+                    step.capacity
+                ),
+            );
         }
     }
 }
@@ -554,6 +732,12 @@ fn check_sampler(c: &mut Checker, p: &str, s: &SamplerSpec) {
                     );
                 } else if !w.is_empty() && w.iter().all(|x| *x == 0.0) {
                     c.err(format!("{p}.weights"), "must not all be zero");
+                } else if !w.iter().sum::<f64>().is_finite() {
+                    // The weighted sampler adds them up: an infinite total panics it.
+                    c.err(
+                        format!("{p}.weights"),
+                        "must have a finite sum (scale the weights down)",
+                    );
                 }
             }
         }
@@ -594,6 +778,12 @@ fn check_sampler(c: &mut Checker, p: &str, s: &SamplerSpec) {
                     c.err(
                         format!("{p}.low"),
                         format!("low ({lo}) must be below high ({hi})"),
+                    );
+                } else if !(hi - lo).is_finite() {
+                    // The sampler draws low + (high − low)·u: an infinite width panics it.
+                    c.err(
+                        format!("{p}.high"),
+                        format!("high − low must be finite (got {lo} .. {hi})"),
                     );
                 }
             }

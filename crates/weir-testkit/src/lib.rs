@@ -9,7 +9,8 @@
 //! `x-ratelimit-reset-requests`), 503 overload, or queueing instead of rejecting. Scripted
 //! [`Fault`]s (any status with any body, malformed / truncated / slow bodies, dropped
 //! connections, extra delay) apply to the next requests in order. Only dev-dependencies of
-//! `weir-runtime` and `weir-cli` may use this crate.
+//! `weir-runtime` and `weir-cli`, and the `weir-benches` harness (the goodput matrix), may use
+//! this crate.
 //!
 //! ```
 //! use std::time::Duration;

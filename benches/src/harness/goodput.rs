@@ -696,6 +696,7 @@ pub fn write_tables(
     summaries: &[CellSummary],
     header: &Value,
     scale: &Scale,
+    rounds: usize,
 ) -> Result<(), String> {
     std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     let mut csv = String::from(
@@ -726,13 +727,13 @@ pub fn write_tables(
     let _ = writeln!(md, "# goodput matrix\n");
     let _ = writeln!(
         md,
-        "- commit: `{}`; generated {}\n- {} calls per cell, {} ms base latency, `max_parallel_requests` {}; {} iteration(s), medians\n- machine: {} CPUs ({}), load average at start {}; note: {}\n- mode: {}\n",
+        "- commit: `{}`; generated {}\n- {} calls per cell, {} ms base latency, `max_parallel_requests` {}; {} round(s), medians\n- machine: {} CPUs ({}), load average at start {}; note: {}\n- mode: {}\n",
         header["candidate_sha"].as_str().unwrap_or("unknown"),
         header["generated_at"].as_str().unwrap_or("?"),
         scale.calls,
         scale.latency_ms,
         scale.max_parallel,
-        header["iterations"],
+        rounds,
         header["machine"]["cpus"],
         header["machine"]["cpu_model"].as_str().unwrap_or("?"),
         header["machine"]["load_average"],
@@ -812,7 +813,7 @@ pub fn run_matrix(
     }
     let summaries = summarize(&cells, &runs);
     let g = gates(&cells, &runs, &summaries, smoke);
-    write_tables(out, &summaries, header, &scale)?;
+    write_tables(out, &summaries, header, &scale, iterations.max(1))?;
     let iterations_json: Vec<Value> = (0..iterations.max(1))
         .map(|i| {
             let mut metrics = serde_json::Map::new();

@@ -81,6 +81,7 @@ pub fn header(o: &RunOptions) -> Value {
         "smoke": o.size.smoke,
         "iterations": o.iterations,
         "warmups": o.warmups,
+        "goodput_rounds": o.scenarios.contains(&"goodput").then_some(o.goodput_iterations),
         "seed": o.size.seed,
         "generated_at": super::artifact::utc_now(),
     })

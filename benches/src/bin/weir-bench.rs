@@ -37,7 +37,7 @@ struct RunArgs {
     /// Records per scenario (default: the scenario's own size).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     records: Option<u64>,
-    /// Measured iterations (default 5, smoke 2).
+    /// Measured iterations (default 5, smoke 2; the goodput matrix: 3, smoke 1).
     #[arg(long, value_parser = at_least_one)]
     iterations: Option<usize>,
     /// Untimed warm-up iterations (default 1, smoke 0).
@@ -164,6 +164,7 @@ fn cmd_run(args: RunArgs, all_args: &[String]) -> ExitCode {
             seed: args.seed,
         },
         iterations: args.iterations.unwrap_or(if smoke { 2 } else { 5 }),
+        goodput_iterations: args.iterations.unwrap_or(if smoke { 1 } else { 3 }),
         warmups: args.warmups.unwrap_or(if smoke { 0 } else { 1 }),
         out: args.out.unwrap_or_else(|| {
             PathBuf::from(if smoke {

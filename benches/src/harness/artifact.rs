@@ -164,6 +164,12 @@ pub fn write_outputs(
             .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" "))
             .unwrap_or_default(),
     );
+    if let Some(rounds) = header["goodput_rounds"].as_u64() {
+        let _ = writeln!(
+            md,
+            "- goodput: {rounds} round(s) of every cell, no warm-up (the iteration counts above are the other scenarios')\n"
+        );
+    }
     md.push_str("## Gates\n\n```text\n");
     for g in gates {
         let _ = writeln!(md, "{g}");

@@ -3,6 +3,7 @@
 
 use super::artifact::{refresh_derived, write_outputs};
 use super::gates::{engine_gates, gate, Gate, Status};
+use super::goodput;
 use super::metrics::{completion_timeline, compute, utilization_timeline, MetricOptions};
 use super::queue_mix;
 use super::run::{engine_config, run_engine_once};
@@ -21,6 +22,8 @@ pub struct RunOptions {
     pub size: SizeOptions,
     /// Measured iterations.
     pub iterations: usize,
+    /// Measured rounds of the goodput matrix (default 3, smoke 1: each round runs every cell).
+    pub goodput_iterations: usize,
     /// Warm-up iterations (discarded).
     pub warmups: usize,
     /// Output directory.
@@ -78,6 +81,7 @@ pub fn header(o: &RunOptions) -> Value {
         "smoke": o.size.smoke,
         "iterations": o.iterations,
         "warmups": o.warmups,
+        "goodput_rounds": o.scenarios.contains(&"goodput").then_some(o.goodput_iterations),
         "seed": o.size.seed,
         "generated_at": super::artifact::utc_now(),
     })
@@ -259,6 +263,7 @@ pub fn run(o: &RunOptions) -> Result<Vec<Gate>, String> {
     for id in &o.scenarios {
         let sc = build(id, &o.size)?;
         let started = Instant::now();
+        let mut cells_summary = None;
         let (iterations, g, capacity_plan, inputs, provider_script, spec) = match &sc.body {
             ScenarioBody::QueueAdmission => {
                 let (it, g) = run_queue_scenario(id, o);
@@ -275,6 +280,26 @@ pub fn run(o: &RunOptions) -> Result<Vec<Gate>, String> {
                     "smoke": o.size.smoke,
                 });
                 (it, g, Value::Null, inputs, Value::Null, Value::Null)
+            }
+            ScenarioBody::Goodput => {
+                let (a, g) = goodput::run_matrix(
+                    o.size.smoke,
+                    o.size.records,
+                    o.goodput_iterations,
+                    o.size.seed,
+                    &o.out,
+                    &head,
+                )?;
+                let it = a["iterations"].as_array().cloned().unwrap_or_default();
+                cells_summary = Some(a["cells"].clone());
+                (
+                    it,
+                    g,
+                    Value::Null,
+                    a["inputs"].clone(),
+                    Value::Null,
+                    Value::Null,
+                )
             }
             ScenarioBody::Engine(s) => {
                 let (it, g, plan) = run_engine_scenario(id, s, o)?;
@@ -312,6 +337,9 @@ pub fn run(o: &RunOptions) -> Result<Vec<Gate>, String> {
             "gates": g,
             "scenario_seconds": started.elapsed().as_secs_f64(),
         });
+        if let Some(cells) = cells_summary {
+            artifact["cells"] = cells;
+        }
         refresh_derived(&mut artifact);
         for gate in &g {
             println!("{gate}");

@@ -9,6 +9,7 @@ pub mod bound;
 pub mod compare;
 pub mod driver;
 pub mod gates;
+pub mod goodput;
 pub mod metrics;
 pub mod queue_mix;
 pub mod run;

@@ -19,7 +19,7 @@ pub mod suite {
 }
 
 /// Every scenario id, in run order.
-pub const SCENARIO_IDS: [&str; 11] = [
+pub const SCENARIO_IDS: [&str; 12] = [
     "queue_admission",
     "heavy_root",
     "hidden_waiter_proof",
@@ -31,6 +31,7 @@ pub const SCENARIO_IDS: [&str; 11] = [
     "e2e_cross_provider_cooldown",
     "request_dynamic_calls",
     "engine_v2_chain",
+    "goodput",
 ];
 
 /// Size and seed of a catalogue build.
@@ -64,6 +65,8 @@ pub struct Scenario {
 pub enum ScenarioBody {
     /// The queue/admission microbench (no engine).
     QueueAdmission,
+    /// The goodput matrix over HTTP on loopback (`super::goodput`).
+    Goodput,
     /// A full engine run.
     Engine(Box<EngineScenario>),
 }
@@ -135,6 +138,12 @@ pub fn build(id: &str, o: &SizeOptions) -> Result<Scenario, String> {
             suite::MICRO,
             "select_next → try_acquire → commit → release over tasks × groups × resource mixes",
             ScenarioBody::QueueAdmission,
+        ),
+        "goodput" => (
+            1,
+            suite::E2E,
+            "endpoint behaviours (concurrency caps, Retry-After forms, buckets, windows, sporadic 429s, queueing) over HTTP on loopback: wall over floor, 429 share, limits",
+            ScenarioBody::Goodput,
         ),
         "heavy_root" => {
             let records = n(o, 32, 200);

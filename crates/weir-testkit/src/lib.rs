@@ -1,12 +1,16 @@
 //! Test support for weir: [`LoopbackServer`], an OpenAI-compatible HTTP endpoint on 127.0.0.1.
 //!
 //! It serves `POST …/chat/completions` and `POST …/embeddings` on an ephemeral port with a hidden
-//! capacity (requests served at once), a fixed latency, and a configurable answer past capacity:
+//! capacity (requests served at once, optionally stepping over time), a fixed or lognormal
+//! latency, optional rate limiters (request token bucket, fixed window, tokens-per-minute bucket,
+//! sporadic 429s) with OpenAI-form `x-ratelimit-*` headers on every response, a `usage` object
+//! on every answer, and a configurable answer past capacity:
 //! 429 with `Retry-After` (delta-seconds, HTTP-date, `retry-after-ms` or
 //! `x-ratelimit-reset-requests`), 503 overload, or queueing instead of rejecting. Scripted
 //! [`Fault`]s (any status with any body, malformed / truncated / slow bodies, dropped
 //! connections, extra delay) apply to the next requests in order. Only dev-dependencies of
-//! `weir-runtime` and `weir-cli` may use this crate.
+//! `weir-runtime` and `weir-cli`, and the `weir-benches` harness (the goodput matrix), may use
+//! this crate.
 //!
 //! ```
 //! use std::time::Duration;
@@ -43,7 +47,12 @@
 
 mod body;
 mod config;
+mod limits;
 mod server;
+mod slots;
 
-pub use config::{Fault, LoopbackConfig, Overflow, RetryAfter};
+pub use config::{
+    CapacityStep, Fault, FixedWindow, LoopbackConfig, Overflow, RequestBucket, RetryAfter,
+    Sporadic429, TokenBucket,
+};
 pub use server::{LoopbackServer, LoopbackStats};

@@ -43,13 +43,17 @@ pub mod openai;
 pub mod scripted;
 pub mod simulated;
 pub mod simulated_config;
+mod simulated_limits;
 
 pub use error::{parse_retry_after_seconds, ProviderError, ProviderErrorKind};
 pub use latency::LatencyDist;
 pub use openai::{ApiKey, OpenAiCompatibleProvider, OpenAiConfigError, OpenAiProviderConfig};
 pub use scripted::{ScriptedModelStats, ScriptedOutcome, ScriptedProvider, ScriptedStep};
 pub use simulated::{SimulatedModelStats, SimulatedProvider};
-pub use simulated_config::{CapacityStep, SimulatedConfigError, SimulatedModelConfig};
+pub use simulated_config::{
+    CapacityStep, FixedWindowConfig, RequestBucketConfig, SimulatedConfigError,
+    SimulatedModelConfig, TokenBucketConfig,
+};
 
 use async_trait::async_trait;
 use std::sync::Arc;

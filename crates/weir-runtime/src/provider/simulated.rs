@@ -1,13 +1,18 @@
-//! `SimulatedProvider`: the embedded default provider — hidden capacity, rpm, faults, latency.
+//! `SimulatedProvider`: the embedded default provider — hidden capacity, rate budgets, faults,
+//! latency.
 //!
-//! Each model hides a concurrency capacity C (optionally changing over time) and an optional
-//! requests-per-minute limit. A call over either limit gets a fast 429; a served call sleeps a
-//! sampled latency and answers with text derived only from the prompt. Only tokio's clock is
-//! used, so the provider runs under `tokio::time::pause()` exactly as in real time.
+//! Each model hides a concurrency capacity C (optionally changing over time) and optional rate
+//! budgets: requests per minute (sliding), a fixed window, a request token bucket and a
+//! tokens-per-minute bucket, plus sporadic 429s unrelated to load. A call over a limit gets a
+//! fast 429 (or, in queueing mode, waits FIFO for capacity); a served call sleeps a sampled
+//! latency and answers with text derived only from the prompt, its `usage`, and (when enabled)
+//! the budgets as rate-limit headers would report them. Only tokio's clock is used, so the
+//! provider runs under `tokio::time::pause()` exactly as in real time.
 
 use super::error::ProviderError;
 use super::latency::{ms_to_duration, LatencySampler};
 use super::simulated_config::{validate_all, SimulatedConfigError, SimulatedModelConfig};
+use super::simulated_limits::{BudgetRefusal, Budgets};
 use super::{ModelProvider, ProviderRequest, ProviderResponse};
 use async_trait::async_trait;
 use rand::{Rng, SeedableRng};
@@ -16,8 +21,11 @@ use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
+use tokio::sync::Notify;
 use tokio::time::{sleep, Instant};
-use weir_contracts::{Fnv64, RequestDomain};
+use weir_contracts::{
+    Fnv64, RateLimitObservation, RateLimitSignal, RequestDomain, TokenUsage, WindowObservation,
+};
 
 /// How long a rejected (429) call takes: small, but non-zero so a caller that retries
 /// immediately still lets paused time advance.
@@ -44,8 +52,20 @@ pub struct SimulatedModelStats {
     pub calls: u64,
     /// Calls answered successfully.
     pub succeeded: u64,
-    /// Calls rejected with 429 (capacity or rpm).
+    /// Calls rejected with 429 (any cause: capacity, rpm, budgets, sporadic).
     pub rate_limited: u64,
+    /// Of those, sporadic 429s (no Retry-After, unrelated to load).
+    pub sporadic_rate_limited: u64,
+    /// Of those, fixed-window 429s.
+    pub window_rate_limited: u64,
+    /// Of those, request-bucket 429s.
+    pub bucket_rate_limited: u64,
+    /// Of those, token-bucket 429s.
+    pub token_rate_limited: u64,
+    /// Calls that waited for capacity (queueing mode).
+    pub queued: u64,
+    /// Tokens charged to the token bucket by admitted calls (prompt estimate + max_tokens).
+    pub tokens_charged: u64,
     /// Calls failed with an injected 5xx.
     pub server_errors: u64,
     /// Calls that timed out (injected, or latency beyond the request's timeout).
@@ -71,6 +91,8 @@ struct SimulatedModel {
     config: SimulatedModelConfig,
     sampler: LatencySampler,
     state: Mutex<ModelState>,
+    /// Wakes queued calls when a slot frees (queueing mode).
+    slot_freed: Notify,
 }
 
 #[derive(Debug)]
@@ -78,13 +100,34 @@ struct ModelState {
     rng: ChaCha8Rng,
     /// Start instants of admitted calls inside the rpm window (only kept when rpm is set).
     window: VecDeque<Instant>,
+    /// Fixed window, request bucket, token bucket.
+    budgets: Budgets,
+    /// Tickets of queued calls, oldest first (queueing mode).
+    queue: VecDeque<u64>,
+    next_ticket: u64,
     stats: SimulatedModelStats,
+}
+
+/// A 429 and what it carries.
+struct Rejection {
+    retry_after: Option<Duration>,
+    signal: Option<RateLimitSignal>,
+    rate_limits: Option<RateLimitObservation>,
+}
+
+/// What an admitted call reports besides its outcome.
+#[derive(Clone, Copy)]
+struct Report {
+    usage: TokenUsage,
+    rate_limits: Option<RateLimitObservation>,
 }
 
 /// What the model decided for one arriving call (decided under the lock, acted on after).
 enum Decision {
-    Reject(Option<Duration>),
-    Serve(Served),
+    Reject(Rejection),
+    Serve(Served, Report),
+    /// Wait for capacity behind the earlier tickets, then serve.
+    Queue(u64, Report),
 }
 
 enum Served {
@@ -127,6 +170,13 @@ impl SimulatedProvider {
             let state = Mutex::new(ModelState {
                 rng,
                 window: VecDeque::new(),
+                budgets: Budgets::new(
+                    config.fixed_window.as_ref(),
+                    config.request_bucket.as_ref(),
+                    config.token_bucket.as_ref(),
+                ),
+                queue: VecDeque::new(),
+                next_ticket: 0,
                 stats: SimulatedModelStats::default(),
             });
             built.insert(
@@ -135,6 +185,7 @@ impl SimulatedProvider {
                     config,
                     sampler,
                     state,
+                    slot_freed: Notify::new(),
                 },
             );
         }
@@ -184,25 +235,58 @@ impl SimulatedProvider {
             .collect()
     }
 
-    /// Decides an arriving call under the model lock: capacity, then rpm, then fault/latency draws.
-    fn decide(&self, model: &SimulatedModel, request_timeout: Option<Duration>) -> Decision {
-        let now = Instant::now();
-        let capacity = u64::from(
+    /// The hidden capacity of `model` at `now`.
+    fn capacity_of(&self, model: &SimulatedModel, now: Instant) -> u64 {
+        u64::from(
             model
                 .config
                 .capacity_at(now.saturating_duration_since(self.started_at)),
-        );
+        )
+    }
+
+    /// Decides an arriving call under the model lock: sporadic draw, capacity, rpm, budgets,
+    /// then fault/latency draws (or a place in the queue).
+    fn decide(&self, model: &SimulatedModel, request: &ProviderRequest) -> Decision {
+        let now = Instant::now();
+        let elapsed = now.saturating_duration_since(self.started_at);
+        let capacity = self.capacity_of(model, now);
+        let config = &model.config;
+        let prompt_tokens = prompt_token_estimate(&request.input);
+        let charge = prompt_tokens + u64::from(config.max_tokens);
+        let usage = TokenUsage {
+            input_tokens: prompt_tokens,
+            output_tokens: match request.domain {
+                RequestDomain::Embedding => 0,
+                _ => u64::from(config.output_tokens.unwrap_or(config.max_tokens)),
+            },
+        };
         let mut state = lock(&model.state);
         state.stats.calls += 1;
-        if state.stats.in_flight >= capacity {
+        let reject = |state: &mut ModelState, retry_after, signal| {
             state.stats.rate_limited += 1;
-            let retry_after = model
-                .config
+            Decision::Reject(Rejection {
+                retry_after,
+                signal,
+                rate_limits: observe(config, state, now, elapsed),
+            })
+        };
+        if config.sporadic_429_rate > 0.0 {
+            // Drawn only when configured, so other settings keep their RNG streams.
+            let u: f64 = state.rng.gen();
+            if u < config.sporadic_429_rate {
+                state.stats.sporadic_rate_limited += 1;
+                return reject(&mut state, None, None);
+            }
+        }
+        // In queueing mode a newcomer also waits behind earlier queued calls (FIFO).
+        let full = state.stats.in_flight >= capacity || !state.queue.is_empty();
+        if full && !config.queueing {
+            let retry_after = config
                 .retry_after_s
                 .and_then(|s| Duration::try_from_secs_f64(s).ok());
-            return Decision::Reject(retry_after);
+            return reject(&mut state, retry_after, None);
         }
-        if let Some(rpm) = model.config.rpm {
+        if let Some(rpm) = config.rpm {
             while state
                 .window
                 .front()
@@ -211,35 +295,156 @@ impl SimulatedProvider {
                 state.window.pop_front();
             }
             if state.window.len() >= rpm as usize {
-                state.stats.rate_limited += 1;
                 // The oldest call leaves the window at front + 60 s: that is the next free slot.
                 let next_free = state.window.front().map_or(Duration::ZERO, |oldest| {
                     (*oldest + RPM_WINDOW).saturating_duration_since(now)
                 });
-                return Decision::Reject(Some(next_free));
+                return reject(
+                    &mut state,
+                    Some(next_free),
+                    Some(RateLimitSignal::RequestWindow),
+                );
             }
+        }
+        if let Some(refusal) = state.budgets.check(elapsed, charge) {
+            match refusal {
+                BudgetRefusal::Window => state.stats.window_rate_limited += 1,
+                BudgetRefusal::RequestBucket(_) => state.stats.bucket_rate_limited += 1,
+                BudgetRefusal::TokenBucket(_) => state.stats.token_rate_limited += 1,
+            }
+            return reject(&mut state, refusal.retry_after(), Some(refusal.signal()));
+        }
+        state.budgets.charge(charge);
+        if state.budgets.has_tokens() {
+            state.stats.tokens_charged += charge;
+        }
+        if config.rpm.is_some() {
             state.window.push_back(now);
         }
-        state.stats.in_flight += 1;
-        state.stats.max_in_flight = state.stats.max_in_flight.max(state.stats.in_flight);
-        let draw: f64 = state.rng.gen();
-        let latency = model.sampler.sample(&mut state.rng);
-        drop(state);
-
-        let config = &model.config;
-        if draw < config.error_rate {
-            Decision::Serve(Served::ServerError(latency))
-        } else if draw < config.error_rate + config.timeout_rate {
-            Decision::Serve(Served::Timeout(injected_timeout_wait(
-                config,
-                request_timeout,
-            )))
-        } else {
-            match request_timeout {
-                Some(limit) if latency > limit => Decision::Serve(Served::Timeout(limit)),
-                _ => Decision::Serve(Served::Answer(latency)),
-            }
+        let report = Report {
+            usage,
+            rate_limits: observe(config, &state, now, elapsed),
+        };
+        if full {
+            let ticket = state.next_ticket;
+            state.next_ticket += 1;
+            state.queue.push_back(ticket);
+            state.stats.queued += 1;
+            return Decision::Queue(ticket, report);
         }
+        Decision::Serve(serve(model, &mut state, request.timeout), report)
+    }
+
+    /// Waits until `ticket` is the oldest queued call and a slot is free, then takes the slot.
+    async fn wait_in_queue(
+        &self,
+        model: &SimulatedModel,
+        ticket: u64,
+        request_timeout: Option<Duration>,
+    ) -> Served {
+        let mut place = QueuePlace {
+            model,
+            ticket,
+            served: false,
+        };
+        loop {
+            let notified = model.slot_freed.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so a slot freed in between is not missed.
+            notified.as_mut().enable();
+            {
+                let capacity = self.capacity_of(model, Instant::now());
+                let mut state = lock(&model.state);
+                if state.queue.front() == Some(&ticket) && state.stats.in_flight < capacity {
+                    state.queue.pop_front();
+                    place.served = true;
+                    let served = serve(model, &mut state, request_timeout);
+                    drop(state);
+                    // The next in line may fit too (a capacity step-up frees several slots).
+                    model.slot_freed.notify_waiters();
+                    return served;
+                }
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Takes a slot and draws the call's fate (under the model lock).
+fn serve(
+    model: &SimulatedModel,
+    state: &mut ModelState,
+    request_timeout: Option<Duration>,
+) -> Served {
+    state.stats.in_flight += 1;
+    state.stats.max_in_flight = state.stats.max_in_flight.max(state.stats.in_flight);
+    let draw: f64 = state.rng.gen();
+    let latency = model.sampler.sample(&mut state.rng);
+    let config = &model.config;
+    if draw < config.error_rate {
+        Served::ServerError(latency)
+    } else if draw < config.error_rate + config.timeout_rate {
+        Served::Timeout(injected_timeout_wait(config, request_timeout))
+    } else {
+        match request_timeout {
+            Some(limit) if latency > limit => Served::Timeout(limit),
+            _ => Served::Answer(latency),
+        }
+    }
+}
+
+/// What rate-limit headers would report now (request budget: bucket, else fixed window, else
+/// the rpm window; token budget), when the model sends them.
+fn observe(
+    config: &SimulatedModelConfig,
+    state: &ModelState,
+    now: Instant,
+    elapsed: Duration,
+) -> Option<RateLimitObservation> {
+    if !config.rate_limit_headers {
+        return None;
+    }
+    let (requests, tokens) = state.budgets.observe(elapsed);
+    let requests = requests.or_else(|| {
+        config.rpm.map(|rpm| WindowObservation {
+            limit: Some(u64::from(rpm)),
+            remaining: Some(u64::from(rpm).saturating_sub(state.window.len() as u64)),
+            reset_after: Some(state.window.front().map_or(Duration::ZERO, |oldest| {
+                (*oldest + RPM_WINDOW).saturating_duration_since(now)
+            })),
+        })
+    });
+    let observation = RateLimitObservation {
+        requests: requests.unwrap_or_default(),
+        tokens: tokens.unwrap_or_default(),
+        ..RateLimitObservation::default()
+    };
+    (!observation.is_empty()).then_some(observation)
+}
+
+/// ⌈chars / 4⌉: the usual prompt-token estimate.
+pub fn prompt_token_estimate(input: &str) -> u64 {
+    (input.chars().count() as u64).div_ceil(4)
+}
+
+/// A queued call's place; leaving the queue (a dropped future) lets the next in line move up.
+struct QueuePlace<'a> {
+    model: &'a SimulatedModel,
+    ticket: u64,
+    served: bool,
+}
+
+impl Drop for QueuePlace<'_> {
+    fn drop(&mut self) {
+        if self.served {
+            return;
+        }
+        {
+            let mut state = lock(&self.model.state);
+            state.queue.retain(|t| *t != self.ticket);
+            state.stats.cancelled += 1;
+        }
+        self.model.slot_freed.notify_waiters();
     }
 }
 
@@ -253,12 +458,19 @@ impl ModelProvider for SimulatedProvider {
         let Some(model) = self.models.get(&request.model_id) else {
             return Err(ProviderError::client(404, "unknown model"));
         };
-        let served = match self.decide(model, request.timeout) {
-            Decision::Reject(retry_after) => {
+        let (served, report) = match self.decide(model, &request) {
+            Decision::Reject(r) => {
                 sleep(RATE_LIMIT_LATENCY).await;
-                return Err(ProviderError::rate_limited(retry_after));
+                let mut err = ProviderError::rate_limited(r.retry_after);
+                err.rate_limit_signal = r.signal;
+                err.rate_limits = r.rate_limits;
+                return Err(err);
             }
-            Decision::Serve(served) => served,
+            Decision::Serve(served, report) => (served, report),
+            Decision::Queue(ticket, report) => (
+                self.wait_in_queue(model, ticket, request.timeout).await,
+                report,
+            ),
         };
         // Created before the first await: a dropped call future always gives its slot back.
         let guard = InFlightGuard {
@@ -269,12 +481,17 @@ impl ModelProvider for SimulatedProvider {
             Served::Answer(latency) => {
                 sleep(latency).await;
                 guard.finish(Finish::Succeeded);
-                Ok(respond(&request))
+                let mut response = respond(&request);
+                response.usage = Some(report.usage);
+                response.rate_limits = report.rate_limits;
+                Ok(response)
             }
             Served::ServerError(latency) => {
                 sleep(latency).await;
                 guard.finish(Finish::ServerError);
-                Err(ProviderError::server_error(500))
+                let mut err = ProviderError::server_error(500);
+                err.rate_limits = report.rate_limits;
+                Err(err)
             }
             Served::Timeout(wait) => {
                 sleep(wait).await;
@@ -315,13 +532,18 @@ impl InFlightGuard<'_> {
 
 impl Drop for InFlightGuard<'_> {
     fn drop(&mut self) {
-        let mut state = lock(&self.model.state);
-        state.stats.in_flight = state.stats.in_flight.saturating_sub(1);
-        match self.finish {
-            Some(Finish::Succeeded) => state.stats.succeeded += 1,
-            Some(Finish::ServerError) => state.stats.server_errors += 1,
-            Some(Finish::Timeout) => state.stats.timeouts += 1,
-            None => state.stats.cancelled += 1,
+        {
+            let mut state = lock(&self.model.state);
+            state.stats.in_flight = state.stats.in_flight.saturating_sub(1);
+            match self.finish {
+                Some(Finish::Succeeded) => state.stats.succeeded += 1,
+                Some(Finish::ServerError) => state.stats.server_errors += 1,
+                Some(Finish::Timeout) => state.stats.timeouts += 1,
+                None => state.stats.cancelled += 1,
+            }
+        }
+        if self.model.config.queueing {
+            self.model.slot_freed.notify_waiters();
         }
     }
 }

@@ -48,12 +48,54 @@ pub struct CapacityStep {
     pub capacity: u32,
 }
 
+/// A request token bucket: `burst` calls at once, refilled at `per_second`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestBucketConfig {
+    /// Refill rate in calls per second (> 0).
+    pub per_second: f64,
+    /// Bucket size (≥ 1).
+    pub burst: u32,
+}
+
+/// A fixed window: `limit` calls per `window_s` seconds, windows tiling time from the first call.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FixedWindowConfig {
+    /// Calls per window (≥ 1).
+    pub limit: u32,
+    /// Window length in seconds (> 0).
+    pub window_s: f64,
+}
+
+/// A tokens-per-minute bucket; a call costs ⌈prompt chars / 4⌉ + `max_tokens`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenBucketConfig {
+    /// Refill rate in tokens per minute (≥ 1).
+    pub tokens_per_minute: u64,
+    /// Bucket size in tokens (≥ 1).
+    pub burst: u64,
+}
+
+/// Completion tokens a simulated call requests (and is charged for) unless configured.
+pub const DEFAULT_SIMULATED_MAX_TOKENS: u32 = 16;
+
+fn default_max_tokens() -> u32 {
+    DEFAULT_SIMULATED_MAX_TOKENS
+}
+
 /// One simulated model endpoint.
 ///
 /// JSON (a contract for the CLI; unknown fields are rejected, omitted optional fields default):
 /// `{"model_id": "m1", "capacity": 32, "latency_ms": {"dist": "fixed", "value": 100},
 ///   "retry_after_s": 1.0, "rpm": null, "error_rate": 0.0, "timeout_rate": 0.0,
-///   "capacity_schedule": [{"at_s": 30.0, "capacity": 16}]}`
+///   "capacity_schedule": [{"at_s": 30.0, "capacity": 16}],
+///   "request_bucket": {"per_second": 200, "burst": 20},
+///   "fixed_window": {"limit": 1000, "window_s": 6},
+///   "token_bucket": {"tokens_per_minute": 360000, "burst": 400},
+///   "max_tokens": 16, "output_tokens": null, "sporadic_429_rate": 0.0,
+///   "rate_limit_headers": false, "queueing": false}`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SimulatedModelConfig {
@@ -78,6 +120,35 @@ pub struct SimulatedModelConfig {
     /// Capacity changes over time, sorted by `at_s`.
     #[serde(default)]
     pub capacity_schedule: Vec<CapacityStep>,
+    /// A request token bucket; past it a 429 with Retry-After = time until one call is back and
+    /// `rate_limit_signal = RequestWindow`.
+    #[serde(default)]
+    pub request_bucket: Option<RequestBucketConfig>,
+    /// A fixed request window (LiteLLM-style); past it a 429 with no Retry-After and
+    /// `rate_limit_signal = RequestWindow`.
+    #[serde(default)]
+    pub fixed_window: Option<FixedWindowConfig>,
+    /// A tokens-per-minute bucket; past it a 429 with Retry-After = time until the call's tokens
+    /// are back and `rate_limit_signal = TokenWindow`.
+    #[serde(default)]
+    pub token_bucket: Option<TokenBucketConfig>,
+    /// Completion tokens each call requests: charged to the token bucket with the prompt
+    /// estimate (the provider request carries no `max_tokens`).
+    #[serde(default = "default_max_tokens")]
+    pub max_tokens: u32,
+    /// Completion tokens a served chat call reports in `usage` (`None`: `max_tokens`).
+    #[serde(default)]
+    pub output_tokens: Option<u32>,
+    /// Probability in [0, 1] that a call gets a 429 with no Retry-After, unrelated to load.
+    #[serde(default)]
+    pub sporadic_429_rate: f64,
+    /// Report the request and token budgets on every answer (`rate_limits`, the OpenAI headers'
+    /// content), 429s included.
+    #[serde(default)]
+    pub rate_limit_headers: bool,
+    /// vLLM-like: a call arriving at capacity waits (FIFO) instead of getting a 429.
+    #[serde(default)]
+    pub queueing: bool,
 }
 
 impl SimulatedModelConfig {
@@ -92,7 +163,54 @@ impl SimulatedModelConfig {
             error_rate: 0.0,
             timeout_rate: 0.0,
             capacity_schedule: Vec::new(),
+            request_bucket: None,
+            fixed_window: None,
+            token_bucket: None,
+            max_tokens: DEFAULT_SIMULATED_MAX_TOKENS,
+            output_tokens: None,
+            sporadic_429_rate: 0.0,
+            rate_limit_headers: false,
+            queueing: false,
         }
+    }
+
+    /// Sets a request token bucket.
+    pub fn with_request_bucket(mut self, per_second: f64, burst: u32) -> Self {
+        self.request_bucket = Some(RequestBucketConfig { per_second, burst });
+        self
+    }
+
+    /// Sets a fixed window of `limit` calls per `window_s` seconds.
+    pub fn with_fixed_window(mut self, limit: u32, window_s: f64) -> Self {
+        self.fixed_window = Some(FixedWindowConfig { limit, window_s });
+        self
+    }
+
+    /// Sets a tokens-per-minute bucket.
+    pub fn with_token_bucket(mut self, tokens_per_minute: u64, burst: u64) -> Self {
+        self.token_bucket = Some(TokenBucketConfig {
+            tokens_per_minute,
+            burst,
+        });
+        self
+    }
+
+    /// Sets the sporadic 429 probability.
+    pub fn with_sporadic_429_rate(mut self, rate: f64) -> Self {
+        self.sporadic_429_rate = rate;
+        self
+    }
+
+    /// Reports budgets on every answer.
+    pub fn with_rate_limit_headers(mut self) -> Self {
+        self.rate_limit_headers = true;
+        self
+    }
+
+    /// Queues past capacity instead of answering 429.
+    pub fn with_queueing(mut self) -> Self {
+        self.queueing = true;
+        self
     }
 
     /// Sets the Retry-After of capacity 429s.
@@ -164,6 +282,54 @@ impl SimulatedModelConfig {
                 "error_rate + timeout_rate must be ≤ 1",
             ));
         }
+        if let Some(b) = &self.request_bucket {
+            if !(b.per_second.is_finite() && b.per_second > 0.0) {
+                return Err(SimulatedConfigError::new(
+                    "request_bucket.per_second",
+                    format!("must be a finite number > 0 (got {})", b.per_second),
+                ));
+            }
+            if b.burst == 0 {
+                return Err(SimulatedConfigError::new(
+                    "request_bucket.burst",
+                    "must be ≥ 1",
+                ));
+            }
+        }
+        if let Some(w) = &self.fixed_window {
+            if w.limit == 0 {
+                return Err(SimulatedConfigError::new(
+                    "fixed_window.limit",
+                    "must be ≥ 1",
+                ));
+            }
+            if !(w.window_s.is_finite() && w.window_s > 0.0)
+                || Duration::try_from_secs_f64(w.window_s).is_err()
+            {
+                return Err(SimulatedConfigError::new(
+                    "fixed_window.window_s",
+                    format!(
+                        "must be a finite number of seconds > 0 (got {})",
+                        w.window_s
+                    ),
+                ));
+            }
+        }
+        if let Some(t) = &self.token_bucket {
+            if t.tokens_per_minute == 0 {
+                return Err(SimulatedConfigError::new(
+                    "token_bucket.tokens_per_minute",
+                    "must be ≥ 1",
+                ));
+            }
+            if t.burst == 0 {
+                return Err(SimulatedConfigError::new(
+                    "token_bucket.burst",
+                    "must be ≥ 1",
+                ));
+            }
+        }
+        check_rate("sporadic_429_rate", self.sporadic_429_rate)?;
         let mut previous: Option<f64> = None;
         for (i, step) in self.capacity_schedule.iter().enumerate() {
             if !(step.at_s.is_finite() && step.at_s >= 0.0) {
@@ -210,7 +376,10 @@ impl SimulatedModelConfig {
     ///
     /// Concurrency bound: `calls × mean latency / min(capacity, cap)`, where capacity is the
     /// largest the schedule ever allows (so the bound stays a lower bound). With an rpm limit
-    /// the rate bound `⌊(calls − 1) / rpm⌋ × 60 s + mean latency` also applies; the larger wins.
+    /// the rate bound `⌊(calls − 1) / rpm⌋ × 60 s + mean latency` also applies, with a request
+    /// bucket `(calls − burst) / rate + mean`, with a fixed window
+    /// `⌊(calls − 1) / limit⌋ × window + mean`; the largest wins (token buckets depend on the
+    /// prompts, so they are left out).
     pub fn lower_bound_seconds(&self, calls: u64, cap: Option<u32>) -> f64 {
         if calls == 0 {
             return 0.0;
@@ -226,7 +395,16 @@ impl SimulatedModelConfig {
         let rate_bound = self.rpm.map_or(0.0, |rpm| {
             ((calls - 1) / u64::from(rpm)) as f64 * 60.0 + mean
         });
-        concurrency_bound.max(rate_bound)
+        let bucket_bound = self.request_bucket.map_or(0.0, |b| {
+            (calls as f64 - f64::from(b.burst)).max(0.0) / b.per_second + mean
+        });
+        let window_bound = self.fixed_window.map_or(0.0, |w| {
+            ((calls - 1) / u64::from(w.limit)) as f64 * w.window_s + mean
+        });
+        concurrency_bound
+            .max(rate_bound)
+            .max(bucket_bound)
+            .max(window_bound)
     }
 }
 

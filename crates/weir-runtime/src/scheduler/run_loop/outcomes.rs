@@ -228,8 +228,11 @@ impl RunLoop {
             .map_err(|e| internal(format!("mark complete: {e}")))?;
         self.retries.forget(&r.task_id);
         self.report.tasks_completed += 1;
-        let now = Instant::now();
-        for alias in &self.columns[r.column].models {
+        // Local columns call no model: skip the clock read on the hot path.
+        let models = &self.columns[r.column].models;
+        let now = (!models.is_empty()).then(Instant::now);
+        for alias in models {
+            let Some(now) = now else { break };
             if let Some(breaker) = &mut self.verdicts.breaker {
                 breaker.record_success(alias, now);
             }

@@ -13,8 +13,6 @@ use tokio::time::sleep;
 // path, so boxing the result would only churn every script.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
-// Test scripts hold a handful of outcomes: their size does not matter.
-#[allow(clippy::large_enum_variant)]
 pub enum ScriptedOutcome {
     /// Return this result.
     Respond(Result<ProviderResponse, ProviderError>),

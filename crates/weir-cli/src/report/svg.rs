@@ -167,17 +167,7 @@ impl LineChart {
             );
         }
         // Grid, ticks and tick labels.
-        for y in &y_ticks {
-            let py = sy(*y);
-            let _ = write!(
-                s,
-                r#"<line class="grid" x1="{LEFT}" y1="{py:.1}" x2="{:.1}" y2="{py:.1}"/><text class="tick" x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
-                LEFT + pw,
-                LEFT - 6.0,
-                py + 4.0,
-                fmt_tick(*y)
-            );
-        }
+        y_grid(&mut s, &y_ticks, &sy, pw);
         for x in &x_ticks {
             let px = sx(*x);
             let _ = write!(
@@ -332,6 +322,21 @@ pub fn stacked_bar(title: &str, unit: &str, segments: &[Segment]) -> String {
     s
 }
 
+/// Horizontal grid lines with their y tick labels (shared by every chart with a y axis).
+fn y_grid(s: &mut String, y_ticks: &[f64], sy: &impl Fn(f64) -> f64, pw: f64) {
+    for y in y_ticks {
+        let py = sy(*y);
+        let _ = write!(
+            s,
+            r#"<line class="grid" x1="{LEFT}" y1="{py:.1}" x2="{:.1}" y2="{py:.1}"/><text class="tick" x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
+            LEFT + pw,
+            LEFT - 6.0,
+            py + 4.0,
+            fmt_tick(*y)
+        );
+    }
+}
+
 /// A stacked area chart: `points` are `(x, values)` with one value per `layers` entry, drawn
 /// bottom-up as steps (each point holds until the next one).
 pub fn stacked_area(
@@ -377,17 +382,7 @@ pub fn stacked_area(
         );
         lx += w;
     }
-    for y in &y_ticks {
-        let py = sy(*y);
-        let _ = write!(
-            s,
-            r#"<line class="grid" x1="{LEFT}" y1="{py:.1}" x2="{:.1}" y2="{py:.1}"/><text class="tick" x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
-            LEFT + pw,
-            LEFT - 6.0,
-            py + 4.0,
-            fmt_tick(*y)
-        );
-    }
+    y_grid(&mut s, &y_ticks, &sy, pw);
     for x in &x_ticks {
         let px = sx(*x);
         let _ = write!(

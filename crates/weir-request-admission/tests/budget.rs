@@ -305,3 +305,27 @@ async fn a_reservation_dropped_after_use_stays_charged() {
     let snap = l.snapshot(&key(), now).unwrap();
     assert_eq!((snap.kept_after_use, snap.refunded), (1, 0));
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_unknown_max_tokens_is_estimated_from_the_replies_seen() {
+    let l = ledger(BudgetLimits::none().with_tokens_per_minute(60_000));
+    // No evidence yet: the configured default output estimate.
+    let first = l.estimate_for(&key(), 40, None);
+    assert_eq!(
+        first.output_tokens,
+        BudgetConfig::default().default_output_tokens
+    );
+    let mut r = l.reserve(&key(), first);
+    r.ready().await;
+    r.mark_used();
+    r.settle(
+        Some(TokenUsage {
+            input_tokens: 10,
+            output_tokens: 21,
+        }),
+        None,
+    );
+    // After one reply of 21 output tokens, that is the estimate; a known max_tokens wins.
+    assert_eq!(l.estimate_for(&key(), 40, None).output_tokens, 21);
+    assert_eq!(l.estimate_for(&key(), 40, Some(5)).output_tokens, 5);
+}

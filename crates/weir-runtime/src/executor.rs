@@ -348,7 +348,7 @@ impl ModelRequestExecutor {
         let max_tokens = (request.domain == RequestDomain::Embedding).then_some(0);
         let demand = self
             .budgets
-            .estimate(request.input.chars().count(), max_tokens);
+            .estimate_for(&key, request.input.chars().count(), max_tokens);
         let mut reservation = self.budgets.reserve(&key, demand);
         let budget_wait = reservation.wait();
         if let Some(a) = allowance {

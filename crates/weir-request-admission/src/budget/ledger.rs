@@ -21,6 +21,11 @@ pub(crate) struct Scope {
     /// The latest slot handed out: later reservations never get an earlier one (FIFO even when
     /// a small reservation would fit a burst a big one ahead of it is waiting for).
     pub last_slot: Option<Instant>,
+    /// Output tokens the settled responses reported, and how many reported them: the
+    /// estimate for a request whose `max_tokens` is unknown once there is evidence.
+    pub output_tokens_seen: u64,
+    /// Settled responses that reported usage.
+    pub usage_samples: u64,
 }
 
 impl Scope {
@@ -32,6 +37,8 @@ impl Scope {
             refunded: 0,
             kept: 0,
             last_slot: None,
+            output_tokens_seen: 0,
+            usage_samples: 0,
         }
     }
 
@@ -219,6 +226,24 @@ impl BudgetLedger {
     /// The demand estimate of a prompt of `prompt_chars` characters (see [`BudgetDemand::estimate`]).
     pub fn estimate(&self, prompt_chars: usize, max_tokens: Option<u64>) -> BudgetDemand {
         BudgetDemand::estimate(prompt_chars, max_tokens, &self.config)
+    }
+
+    /// Like [`estimate`](Self::estimate), but when `max_tokens` is unknown and `scope` has
+    /// settled responses with usage, the output estimate is their mean output tokens (rounded
+    /// up) instead of `default_output_tokens`: reserving 256 tokens for replies of 20 paced a
+    /// token-bound run at a tenth of its budget.
+    pub fn estimate_for(
+        &self,
+        scope: &ProviderModelKey,
+        prompt_chars: usize,
+        max_tokens: Option<u64>,
+    ) -> BudgetDemand {
+        let learned = max_tokens.is_none().then(|| {
+            let arc = self.scope(scope);
+            let s = lock(&arc);
+            (s.usage_samples > 0).then(|| s.output_tokens_seen.div_ceil(s.usage_samples))
+        });
+        BudgetDemand::estimate(prompt_chars, max_tokens.or(learned.flatten()), &self.config)
     }
 
     /// Reserves `demand` on `scope` now; see [`reserve_at`](Self::reserve_at).
@@ -458,6 +483,8 @@ impl BudgetReservation {
             w.outstanding -= n;
         }
         if let Some(u) = usage {
+            s.output_tokens_seen = s.output_tokens_seen.saturating_add(u.output_tokens);
+            s.usage_samples += 1;
             let actual = [1, u.total(), u.input_tokens, u.output_tokens];
             // The request unit (index 0) stays charged: the request was sent.
             for ((w, reserved), used) in s.windows.iter_mut().zip(self.units).zip(actual).skip(1) {

@@ -215,6 +215,9 @@ impl ErrorBody {
             "(rpd)",
             "call rate limit",
             "request rate limit",
+            // LiteLLM's proxy: "max requests per window exceeded", "rpm limit: 300".
+            "requests per window",
+            "rpm limit",
         ]
         .iter()
         .any(|p| message.contains(p))
@@ -226,6 +229,7 @@ impl ErrorBody {
             "tokens per day",
             "(tpd)",
             "token rate limit",
+            "tpm limit",
         ]
         .iter()
         .any(|p| message.contains(p))
@@ -434,6 +438,14 @@ mod tests {
         let b = ErrorBody::parse(litellm);
         assert_eq!(b.error_type.as_deref(), Some("throttling_error"));
         assert_eq!(b.signal, None);
+        // LiteLLM's window limits say which window they are.
+        for (body, want) in [
+            (&br#"{"error":{"message":"Rate limit reached: max requests per window exceeded","type":"throttling_error","code":"429"}}"#[..], RateLimitSignal::RequestWindow),
+            (&br#"{"error":{"message":"Crossed limit. current rpm: 301, rpm limit: 300","type":"throttling_error","code":"429"}}"#[..], RateLimitSignal::RequestWindow),
+            (&br#"{"error":{"message":"current tpm: 9000, tpm limit: 8000","type":"throttling_error","code":"429"}}"#[..], RateLimitSignal::TokenWindow),
+        ] {
+            assert_eq!(ErrorBody::parse(body).signal, Some(want));
+        }
         let numeric = br#"{"error":{"code":429,"type":"None","status":"RESOURCE_EXHAUSTED"}}"#;
         assert_eq!(
             ErrorBody::parse(numeric).error_type.as_deref(),

@@ -1,8 +1,9 @@
 //! `CellCounter`: a scheduler-stream sink that counts completed cells for the progress line.
 //!
-//! It accepts two event kinds only (so it costs nothing on the others): `row_group_admitted`
-//! tells how many rows each row group has, and `task_completed` adds one cell for a cell task
-//! or the row group's rows for a full-column task.
+//! It accepts two event kinds only, both of which the report's collector already takes (so
+//! the runtime builds no extra event for it): `row_group_admitted` tells how many rows each row
+//! group has, and a `task_lease_released` whose result is `completed` adds one cell for a cell
+//! task or the row group's rows for a full-column task.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,7 +29,7 @@ impl EventSink<SchedulerAdmissionEvent> for CellCounter {
     fn accepts(&self, kind: SchedulerEventKind) -> bool {
         matches!(
             kind,
-            SchedulerEventKind::RowGroupAdmitted | SchedulerEventKind::TaskCompleted
+            SchedulerEventKind::RowGroupAdmitted | SchedulerEventKind::TaskLeaseReleased
         )
     }
 
@@ -43,7 +44,9 @@ impl EventSink<SchedulerAdmissionEvent> for CellCounter {
                         .insert(rg, rows);
                 }
             }
-            SchedulerEventKind::TaskCompleted => {
+            SchedulerEventKind::TaskLeaseReleased
+                if event.reason_or_result.as_deref() == Some("completed") =>
+            {
                 let c = event.captured_correlation.as_ref();
                 let cells = match c.and_then(|c| c.task_type.as_deref()) {
                     Some("cell") | None => 1,

@@ -101,6 +101,32 @@ fn fmt_tick(v: f64) -> String {
     }
 }
 
+/// The plot area of a chart with axes: ticks, the data extent they cover, and the plot size.
+struct Frame {
+    x_ticks: Vec<f64>,
+    y_ticks: Vec<f64>,
+    pw: f64,
+    ph: f64,
+    x_hi: f64,
+    y_hi: f64,
+}
+
+impl Frame {
+    /// Ticks for data reaching `x_end` and `y_top` (5 % headroom above).
+    fn new(x_end: f64, y_top: f64) -> Self {
+        let x_ticks = nice_ticks(x_end, 8);
+        let y_ticks = nice_ticks(y_top * 1.05, 5);
+        Self {
+            x_hi: x_ticks.last().copied().unwrap_or(1.0).max(1e-9),
+            y_hi: y_ticks.last().copied().unwrap_or(1.0).max(1e-9),
+            x_ticks,
+            y_ticks,
+            pw: W - LEFT - RIGHT,
+            ph: H - TOP - BOTTOM,
+        }
+    }
+}
+
 impl LineChart {
     /// Renders the chart as an `<svg>` element.
     pub fn render(&self) -> String {
@@ -119,12 +145,14 @@ impl LineChart {
             .iter()
             .flat_map(|l| l.points.iter().map(|p| p.1))
             .fold(0.0, f64::max);
-        let x_ticks = nice_ticks(x_end, 8);
-        let y_ticks = nice_ticks(y_top * 1.05, 5);
-        let x_hi = x_ticks.last().copied().unwrap_or(1.0).max(1e-9);
-        let y_hi = y_ticks.last().copied().unwrap_or(1.0).max(1e-9);
-        let pw = W - LEFT - RIGHT;
-        let ph = H - TOP - BOTTOM;
+        let Frame {
+            x_ticks,
+            y_ticks,
+            pw,
+            ph,
+            x_hi,
+            y_hi,
+        } = Frame::new(x_end, y_top);
         let sx = |x: f64| LEFT + (x / x_hi).clamp(0.0, 1.0) * pw;
         let sy = |y: f64| TOP + ph - (y / y_hi).clamp(0.0, 1.0) * ph;
         let mut s = String::new();
@@ -351,12 +379,14 @@ pub fn stacked_area(
         .iter()
         .map(|(_, v)| v.iter().map(|x| x.max(0.0)).sum::<f64>())
         .fold(0.0, f64::max);
-    let x_ticks = nice_ticks(x_end, 8);
-    let y_ticks = nice_ticks(y_top * 1.05, 5);
-    let x_hi = x_ticks.last().copied().unwrap_or(1.0).max(1e-9);
-    let y_hi = y_ticks.last().copied().unwrap_or(1.0).max(1e-9);
-    let pw = W - LEFT - RIGHT;
-    let ph = H - TOP - BOTTOM;
+    let Frame {
+        x_ticks,
+        y_ticks,
+        pw,
+        ph,
+        x_hi,
+        y_hi,
+    } = Frame::new(x_end, y_top);
     let sx = |x: f64| LEFT + (x / x_hi).clamp(0.0, 1.0) * pw;
     let sy = |y: f64| TOP + ph - (y / y_hi).clamp(0.0, 1.0) * ph;
     let mut s = String::new();

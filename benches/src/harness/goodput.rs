@@ -271,6 +271,9 @@ pub struct CellRun {
     pub leftovers: (u64, u64, u64),
     /// The server's counters.
     pub server: LoopbackStats,
+    /// The request/token budgets at the end (configured, learned, burst, waits, gate): what
+    /// the ledger believed about the endpoint's limits.
+    pub budgets: Value,
 }
 
 fn engine_config() -> EngineConfig {
@@ -455,6 +458,7 @@ async fn run_cell(cell: &Cell, scale: &Scale, seed: u64) -> Result<CellRun, Stri
         wall_over_floor: floor_seconds.filter(|f| *f > 0.0).map(|f| wall_seconds / f),
         leftovers: result.request_leftovers(),
         server: st,
+        budgets: serde_json::to_value(&result.budget_snapshots).unwrap_or(Value::Null),
     })
 }
 
@@ -779,8 +783,24 @@ pub fn write_tables(
     std::fs::write(out.join("goodput.md"), md).map_err(|e| e.to_string())
 }
 
-/// Runs the whole matrix: `iterations` rounds, each round every cell once (interleaved, so slow
-/// machine phases spread over cells). Returns the artifact and the gates.
+/// `WEIR_GOODPUT_CELLS=id,id,…` keeps only those cells (a development aid for re-measuring a
+/// few cells; the committed matrices run them all). Unset or empty: every cell.
+fn selected_cells(all: Vec<Cell>) -> Vec<Cell> {
+    let wanted = std::env::var("WEIR_GOODPUT_CELLS").unwrap_or_default();
+    let ids: Vec<&str> = wanted
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if ids.is_empty() {
+        return all;
+    }
+    all.into_iter().filter(|c| ids.contains(&c.id)).collect()
+}
+
+/// Runs the whole matrix (or the [`selected_cells`]): `iterations` rounds, each round every
+/// cell once (interleaved, so slow machine phases spread over cells). Returns the artifact and
+/// the gates.
 pub fn run_matrix(
     smoke: bool,
     calls: Option<u64>,
@@ -790,7 +810,7 @@ pub fn run_matrix(
     header: &Value,
 ) -> Result<(Value, Vec<Gate>), String> {
     let scale = Scale::new(smoke, calls);
-    let cells = cells(&scale);
+    let cells = selected_cells(cells(&scale));
     let mut runs: Vec<Vec<CellRun>> = vec![Vec::new(); cells.len()];
     for i in 0..iterations.max(1) {
         for (c, cell) in cells.iter().enumerate() {

@@ -11,9 +11,19 @@ fn key() -> ProviderModelKey {
 }
 
 fn ledger(limits: BudgetLimits) -> BudgetLedger {
-    let l = BudgetLedger::new(BudgetConfig::default()).unwrap();
+    let l = exact();
     l.register(&key(), limits).unwrap();
     l
+}
+
+/// A ledger that paces learned limits exactly (no `learned_rate_margin`), so header tests
+/// can state exact slots.
+fn exact() -> BudgetLedger {
+    BudgetLedger::new(BudgetConfig {
+        learned_rate_margin: 0.0,
+        ..BudgetConfig::default()
+    })
+    .unwrap()
 }
 
 const MS: Duration = Duration::from_millis(1);
@@ -172,20 +182,101 @@ async fn headers_only_tighten_the_configured_limit() {
 
 #[tokio::test(start_paused = true)]
 async fn a_learned_limit_paces_an_unconfigured_scope() {
-    let l = BudgetLedger::new(BudgetConfig::default()).unwrap();
+    let l = exact();
     let now = Instant::now();
     let mut r = l.reserve(&key(), BudgetDemand::default());
     r.mark_used();
+    // A bucket of 120 per minute reporting 119 left, full again in one interval (500 ms): the
+    // depth it reports (120) is capped at one second's worth (2).
     r.settle(None, Some(&obs_requests(Some(120), Some(119), Some(500))));
     let a = l.reserve(&key(), BudgetDemand::default());
     let b = l.reserve(&key(), BudgetDemand::default());
-    assert_eq!(b.ready_at() - a.ready_at(), 500 * MS);
+    let c = l.reserve(&key(), BudgetDemand::default());
     assert!(a.ready_at() - now <= 500 * MS);
+    assert_eq!(b.ready_at(), a.ready_at(), "a burst of two");
+    assert_eq!(c.ready_at() - b.ready_at(), 500 * MS, "then one per 500 ms");
+    let w = l.snapshot(&key(), now).unwrap().windows[0].clone();
+    assert_eq!((w.burst_units, w.gate_remaining), (Some(2), None));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_bucket_header_sets_the_level_and_depth_not_a_gate() {
+    // 12,000 per minute (one per 5 ms), bucket depth 20: the testkit's and OpenAI's shape.
+    let l = exact();
+    let now = Instant::now();
+    let mut r = l.reserve(&key(), BudgetDemand::default());
+    r.mark_used();
+    let mut sent = l.reserve(&key(), BudgetDemand::default());
+    sent.mark_used(); // on the wire: the provider counted it in `remaining`
+    let waiting = l.reserve(&key(), BudgetDemand::default()); // not sent: not counted
+                                                              // 4 left, full again in 16 × 5 ms.
+    r.settle(None, Some(&obs_requests(Some(12_000), Some(4), Some(80))));
+    let snap = l.snapshot(&key(), now).unwrap().windows[0].clone();
+    assert_eq!(snap.burst_units, Some(20), "depth = 4 + 80 ms / 5 ms");
+    assert_eq!(
+        snap.gate_remaining, None,
+        "a bucket refills: no gate until the reset"
+    );
+    // Level 4 − 1 unsent = 3: three more now, then one per 5 ms (not nothing for 80 ms).
+    let next: Vec<_> = (0..5)
+        .map(|_| l.reserve(&key(), BudgetDemand::default()))
+        .collect();
+    let offsets: Vec<_> = next.iter().map(|x| x.ready_at() - now).collect();
+    assert_eq!(
+        offsets,
+        vec![
+            Duration::ZERO,
+            Duration::ZERO,
+            Duration::ZERO,
+            5 * MS,
+            10 * MS
+        ]
+    );
+    drop((sent, waiting, next));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_learned_limit_is_paced_a_margin_under_it() {
+    let l = BudgetLedger::new(BudgetConfig::default()).unwrap();
+    let mut r = l.reserve(&key(), BudgetDemand::default());
+    r.mark_used();
+    r.settle(None, Some(&obs_requests(Some(6_000), None, None)));
+    let a = l.reserve(&key(), BudgetDemand::default());
+    let b = l.reserve(&key(), BudgetDemand::default());
+    // 6,000 per minute is 10 ms apart; 2 % under it is 10 ms / 0.98.
+    assert_eq!(
+        b.ready_at() - a.ready_at(),
+        Duration::from_nanos(10_204_082)
+    );
+    // A configured limit is paced as given.
+    let c = ledger(BudgetLimits::none().with_requests_per_minute(6_000));
+    let (x, y) = (
+        c.reserve(&key(), BudgetDemand::default()),
+        c.reserve(&key(), BudgetDemand::default()),
+    );
+    assert_eq!(y.ready_at() - x.ready_at(), 10 * MS);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reset_longer_than_a_bucket_refill_reads_as_a_window() {
+    // 600 per minute, 500 of 600 left, reset in 30 s: refilling 100 takes 10 s, so this is a
+    // window's end, not a bucket — a gate of 500 until then.
+    let l = exact();
+    let now = Instant::now();
+    let mut r = l.reserve(&key(), BudgetDemand::default());
+    r.mark_used();
+    r.settle(
+        None,
+        Some(&obs_requests(Some(600), Some(500), Some(30_000))),
+    );
+    let snap = l.snapshot(&key(), now).unwrap().windows[0].clone();
+    assert_eq!(snap.gate_remaining, Some(500));
+    assert_eq!(snap.burst_units, Some(1), "no depth learned from a window");
 }
 
 #[tokio::test(start_paused = true)]
 async fn remaining_and_reset_bound_what_is_admitted_until_the_reset() {
-    let l = BudgetLedger::new(BudgetConfig::default()).unwrap();
+    let l = exact();
     let now = Instant::now();
     let mut r = l.reserve(&key(), BudgetDemand::default());
     r.mark_used();
@@ -238,7 +329,7 @@ async fn a_window_429_blocks_new_and_already_scheduled_reservations() {
 
 #[test]
 fn aliases_merge_to_the_tightest_and_bad_limits_name_their_field() {
-    let l = BudgetLedger::new(BudgetConfig::default()).unwrap();
+    let l = exact();
     l.register(
         &key(),
         BudgetLimits::none()
@@ -328,4 +419,89 @@ async fn an_unknown_max_tokens_is_estimated_from_the_replies_seen() {
     // After one reply of 21 output tokens, that is the estimate; a known max_tokens wins.
     assert_eq!(l.estimate_for(&key(), 40, None).output_tokens, 21);
     assert_eq!(l.estimate_for(&key(), 40, Some(5)).output_tokens, 5);
+}
+
+/// A provider bucket that charges more tokens per request than the replies' usage says (OpenAI
+/// charges `max_tokens` at admission, with a default the request did not state): its first
+/// token 429s say what a request needs (`remaining + retry_after × rate`), and the estimates
+/// (and the bookings already made) take the difference, so it is not overrun. 6,000 tokens/s (360k per minute), depth 400; each request is charged 20 while
+/// its usage says 12; 100 ms latency; 3,000 requests, one started every 1 ms.
+#[tokio::test(start_paused = true)]
+async fn a_provider_charging_more_than_usage_is_learned_from_its_429s() {
+    /// The provider's bucket: level, last refill, sent, refused.
+    struct Provider {
+        level: f64,
+        last: Instant,
+        sent: u32,
+        refused: u32,
+    }
+    const RATE: f64 = 6_000.0;
+    const DEPTH: f64 = 400.0;
+    let l = Arc::new(BudgetLedger::new(BudgetConfig::default()).unwrap());
+    let p = Arc::new(Mutex::new(Provider {
+        level: DEPTH,
+        last: Instant::now(),
+        sent: 0,
+        refused: 0,
+    }));
+    let mut tasks = Vec::new();
+    for _ in 0..3_000 {
+        let (l, p) = (l.clone(), p.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut r = l.reserve_for(&key(), 16, None);
+            r.ready().await;
+            r.mark_used();
+            let (remaining, refused) = {
+                let mut p = p.lock().unwrap();
+                let now = Instant::now();
+                p.level = (p.level + (now - p.last).as_secs_f64() * RATE).min(DEPTH);
+                p.last = now;
+                p.sent += 1;
+                let refused = p.level < 20.0;
+                if refused {
+                    p.refused += 1;
+                } else {
+                    p.level -= 20.0;
+                }
+                (p.level, refused)
+            };
+            let floor = remaining.floor() as u64;
+            let obs = RateLimitObservation {
+                tokens: WindowObservation {
+                    limit: Some(360_000),
+                    remaining: Some(floor),
+                    reset_after: Some(Duration::from_secs_f64((DEPTH - remaining) / RATE)),
+                },
+                ..RateLimitObservation::default()
+            };
+            if refused {
+                // The 429 comes back at once, with the time until 20 tokens are there.
+                let retry_after = Duration::from_secs_f64((20.0 - remaining) / RATE);
+                r.settle_refused(Some(&obs), retry_after);
+                return;
+            }
+            tokio::time::sleep(100 * MS).await;
+            let usage = TokenUsage {
+                input_tokens: 4,
+                output_tokens: 8,
+            };
+            r.settle(Some(usage), Some(&obs));
+        }));
+        tokio::time::sleep(MS).await;
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let w = l.snapshot(&key(), Instant::now()).unwrap().windows[1].clone();
+    let p = p.lock().unwrap();
+    println!(
+        "sent {}, refused {}, header pushbacks {}",
+        p.sent, p.refused, w.header_pushbacks
+    );
+    assert!(
+        f64::from(p.refused) <= 0.02 * f64::from(p.sent),
+        "{} of {} refused",
+        p.refused,
+        p.sent
+    );
 }

@@ -346,10 +346,9 @@ impl ModelRequestExecutor {
         let key = resource.provider_model();
         // Budgets first: waiting for a budget slot must not hold a concurrency lease.
         let max_tokens = (request.domain == RequestDomain::Embedding).then_some(0);
-        let demand = self
-            .budgets
-            .estimate_for(&key, request.input.chars().count(), max_tokens);
-        let mut reservation = self.budgets.reserve(&key, demand);
+        let mut reservation =
+            self.budgets
+                .reserve_for(&key, request.input.chars().count(), max_tokens);
         let budget_wait = reservation.wait();
         if let Some(a) = allowance {
             if budget_wait > a {
@@ -443,8 +442,14 @@ impl ModelRequestExecutor {
         match &result {
             Ok(r) => reservation.settle(r.usage, r.rate_limits.as_ref()),
             Err(e) => {
-                // No usage on an error: the reservation stays charged as estimated.
-                reservation.settle(None, e.rate_limits.as_ref());
+                // No usage on an error: the reservation stays charged as estimated; a token
+                // window's 429 also says what the request needed.
+                match (e.rate_limit_signal, e.retry_after) {
+                    (Some(RateLimitSignal::TokenWindow), Some(wait)) => {
+                        reservation.settle_refused(e.rate_limits.as_ref(), wait)
+                    }
+                    _ => reservation.settle(None, e.rate_limits.as_ref()),
+                }
                 if let Some((kinds, block)) = self.window_block(e) {
                     let now = tokio::time::Instant::now();
                     for kind in kinds {

@@ -7,6 +7,7 @@ use super::window::{Gate, Window};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 use weir_contracts::{ProviderModelKey, RateLimitObservation, TokenUsage, WindowObservation};
 
@@ -26,12 +27,32 @@ pub(crate) struct Scope {
     pub output_tokens_seen: u64,
     /// Settled responses that reported usage.
     pub usage_samples: u64,
+    /// Tokens per request the provider charges beyond the usage-based estimate, as its
+    /// token-window 429s show (`remaining + retry_after × rate` is what the refused request
+    /// needed): a provider that charges `max_tokens` at admission (OpenAI) with a default the
+    /// request did not state. Only grows.
+    pub charge_extra: u64,
+    /// Reservations let through before the scope's first response (see
+    /// [`FIRST_CONTACT_REQUESTS`]).
+    pub first_contact_passed: u32,
+    /// Set when the first reservation ends: first contact is over.
+    pub first_contact_over: bool,
+    /// Changes to the windows' state other than bookings (refunds, charges, header caps): an
+    /// unused reservation booked before one of them is no longer the clean tail that can be
+    /// rewound (the change was computed with its units booked).
+    pub adjustments: u64,
 }
 
 impl Scope {
     fn new(limits: BudgetLimits, config: &BudgetConfig) -> Self {
         Self {
-            windows: BudgetKind::ALL.map(|k| Window::new(limits.get(k), config.burst_seconds)),
+            windows: BudgetKind::ALL.map(|k| {
+                Window::new(
+                    limits.get(k),
+                    config.burst_seconds,
+                    config.learned_rate_margin,
+                )
+            }),
             reservations: 0,
             settled: 0,
             refunded: 0,
@@ -39,12 +60,16 @@ impl Scope {
             last_slot: None,
             output_tokens_seen: 0,
             usage_samples: 0,
+            charge_extra: 0,
+            adjustments: 0,
+            first_contact_passed: 0,
+            first_contact_over: false,
         }
     }
 
-    /// Pacing changes so far, over all windows.
-    fn epoch(&self) -> u64 {
-        self.windows.iter().map(|w| w.changes).sum()
+    /// Tightening pacing changes so far, per window (see `Window::changes`).
+    fn epochs(&self) -> [u64; 4] {
+        [0, 1, 2, 3].map(|i| self.windows[i].changes)
     }
 
     /// Finds the slot for `units` at `now` and books it in every window.
@@ -77,15 +102,59 @@ impl Scope {
         self.reservations - self.settled - self.refunded - self.kept
     }
 
-    /// Applies what a response said; `cum_after` positions the reservation it came with, so
-    /// units reserved after it (which its `remaining` did not count) are subtracted.
+    /// The output tokens to reserve when `max_tokens` is unknown: the mean output of the
+    /// settled responses that reported usage (rounded up), plus what token-window 429s showed
+    /// the provider charges beyond the reservation (`charge_extra`).
+    fn learned_output(&self) -> Option<u64> {
+        (self.usage_samples > 0).then(|| {
+            self.output_tokens_seen
+                .div_ceil(self.usage_samples)
+                .saturating_add(self.charge_extra)
+        })
+    }
+
+    /// True while the scope knows no limit and no reservation has ended yet.
+    fn in_first_contact(&self) -> bool {
+        !self.first_contact_over && self.windows.iter().all(|w| w.effective().is_none())
+    }
+
+    /// Ends first contact (a reservation ended); returns true when this call ended it.
+    fn end_first_contact(&mut self) -> bool {
+        !std::mem::replace(&mut self.first_contact_over, true)
+    }
+
+    /// Takes `units` off the not-yet-sent counters: the request was sent, or never will be.
+    fn sent_or_dropped(&mut self, units: &[u64; 4]) {
+        for (w, n) in self.windows.iter_mut().zip(units) {
+            w.unsent = w.unsent.saturating_sub(*n);
+        }
+    }
+
+    /// Applies what a response said. Its `remaining` is the provider's level when the request
+    /// arrived (≈ `anchor.sent_at`): it did not count the units booked after that request
+    /// (sent since, or still waiting), which the scope's `tat` already holds; so the bucket is
+    /// full again no earlier than `sent_at + (burst + after − remaining)·T`
+    /// (`Window::cap_level`). Only windows that did not tighten since the request was booked
+    /// are capped: after a tightening the bookings re-book and `tat` no longer holds them all.
+    /// Without an anchor (an observation with no reservation) everything outstanding counts
+    /// as after it, anchored now.
+    ///
+    /// `remaining N` with `reset R` reads two ways. A **bucket** (OpenAI, Anthropic: "the time
+    /// until the budget is full again") refills continuously, so `R ≈ (depth − N)·T` with
+    /// `T = 60 s / limit`: the level is capped and the depth `N + R/T` is learned — and no gate,
+    /// since the bucket refills within `R`. A **window** (a reset unrelated to how much is
+    /// used, e.g. a fixed window's end) also gets a gate: at most `N − after` more until
+    /// `now + R`. The reading is a bucket when the limit is known and `R` is no longer than
+    /// refilling `limit − N` units would take (+25 %, +20 ms of rounding); otherwise a window,
+    /// which is the conservative reading.
     fn observe(
         &mut self,
         obs: &RateLimitObservation,
-        cum_after: Option<&[u64; 4]>,
+        anchor: Option<&Anchor>,
         now: Instant,
         max_block: Duration,
     ) {
+        self.adjustments += 1;
         let parts: [&WindowObservation; 4] = [
             &obs.requests,
             &obs.tokens,
@@ -97,32 +166,101 @@ impl Scope {
                 continue;
             }
             let w = &mut self.windows[i];
-            if let Some(limit) = part.limit.filter(|l| *l > 0) {
-                w.learn_limit(limit.min(BudgetLimits::MAX_PER_MINUTE), now);
+            let at = anchor.and_then(|a| a.sent_at).map_or(now, |t| t.min(now));
+            let booked_since = |w: &Window| match anchor {
+                Some(a) => w.cum_reserved.saturating_sub(a.cum_after[i]),
+                None => w.outstanding,
+            };
+            let limit = part
+                .limit
+                .filter(|l| *l > 0)
+                .map(|l| l.min(BudgetLimits::MAX_PER_MINUTE));
+            if let Some(limit) = limit {
+                w.learn_limit(limit, now);
             }
-            if let Some(remaining) = part.remaining {
-                let after = match cum_after {
-                    Some(c) => w.cum_reserved.saturating_sub(c[i]),
-                    None => w.outstanding,
-                };
-                let left = remaining.saturating_sub(after);
-                w.cap_level(left, now);
-                if let Some(reset) = part.reset_after.filter(|r| !r.is_zero()) {
-                    let gate = Gate {
-                        until: now + reset.min(max_block),
-                        remaining: left,
-                    };
-                    w.install_gate(gate, now);
+            let Some(remaining) = part.remaining else {
+                continue;
+            };
+            let reset = part.reset_after;
+            let bucket = match (limit.or(w.effective()), reset) {
+                (Some(limit), Some(reset)) if reads_as_bucket(limit, remaining, reset) => {
+                    let interval = 60_000_000_000u128.div_ceil(u128::from(limit));
+                    Some(u128::from(remaining) + (reset.as_nanos() + interval / 2) / interval)
                 }
+                _ => None,
+            };
+            if let Some(depth) = bucket {
+                w.learn_burst(u64::try_from(depth).unwrap_or(u64::MAX), now);
+            }
+            // Compared only now: learning the limit above may have tightened this window. Since
+            // a tightening, the bookings made before it re-book (adding themselves again) and
+            // `tat` holds only what was booked since; then what the header did not count is
+            // what is on the wire.
+            let after = if anchor.is_none_or(|a| a.epochs[i] == w.changes) {
+                booked_since(w)
+            } else {
+                w.outstanding.saturating_sub(w.unsent)
+            };
+            w.cap_level(remaining, after, at);
+            if let (None, Some(reset)) = (bucket, reset.filter(|r| !r.is_zero())) {
+                let gate = Gate {
+                    until: now + reset.min(max_block),
+                    remaining: remaining.saturating_sub(after),
+                };
+                w.install_gate(gate, now);
             }
         }
     }
 }
 
-fn lock(scope: &Mutex<Scope>) -> MutexGuard<'_, Scope> {
-    // Plain counters: a panic elsewhere leaves them usable.
-    scope.lock().unwrap_or_else(PoisonError::into_inner)
+/// Where a settled reservation sat: the response's `remaining` is read relative to it.
+#[derive(Debug, Clone, Copy)]
+struct Anchor {
+    cum_after: [u64; 4],
+    epochs: [u64; 4],
+    sent_at: Option<Instant>,
 }
+
+/// True when `reset` is no longer than a bucket of `limit` per minute takes to refill what
+/// `remaining` says is used (`limit − remaining` units), with 25 % + 20 ms for rounding.
+fn reads_as_bucket(limit: u64, remaining: u64, reset: Duration) -> bool {
+    if remaining > limit {
+        return false;
+    }
+    let refill_ns = u128::from(limit - remaining) * 60_000_000_000 / u128::from(limit);
+    reset.as_nanos() <= refill_ns + refill_ns / 4 + 20_000_000
+}
+
+/// A scope's state and the wake-up of reservations held at first contact.
+#[derive(Debug)]
+pub(crate) struct ScopeCell {
+    state: Mutex<Scope>,
+    /// Notified once, when the first reservation of the scope ends (see
+    /// [`FIRST_CONTACT_REQUESTS`]).
+    opened: Notify,
+}
+
+impl ScopeCell {
+    fn new(scope: Scope) -> Self {
+        Self {
+            state: Mutex::new(scope),
+            opened: Notify::new(),
+        }
+    }
+}
+
+fn lock(scope: &ScopeCell) -> MutexGuard<'_, Scope> {
+    // Plain counters: a panic elsewhere leaves them usable.
+    scope.state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Reservations a scope with no known limit lets through before its first response: the
+/// request-admission slow start's opening concurrency. The others wait (without a concurrency
+/// lease) for the first reservation to end, so that the limits its headers teach pace them:
+/// admitted unpaced, they would queue for leases ahead of every paced request, and the slots
+/// handed out meanwhile would pass unused and then go out together. Costs nothing beyond the
+/// slow start's own first round trip.
+pub(crate) const FIRST_CONTACT_REQUESTS: u32 = 8;
 
 /// Request and token budgets per limit scope (provider + model), beside the adaptive
 /// concurrency limit. Cheap to share (`Arc`); every method takes only the scope's own lock and
@@ -131,7 +269,7 @@ fn lock(scope: &Mutex<Scope>) -> MutexGuard<'_, Scope> {
 pub struct BudgetLedger {
     config: BudgetConfig,
     max_block: Duration,
-    scopes: RwLock<HashMap<ProviderModelKey, Arc<Mutex<Scope>>>>,
+    scopes: RwLock<HashMap<ProviderModelKey, Arc<ScopeCell>>>,
 }
 
 impl Default for BudgetLedger {
@@ -164,7 +302,7 @@ impl BudgetLedger {
         &self.config
     }
 
-    fn scope(&self, key: &ProviderModelKey) -> Arc<Mutex<Scope>> {
+    fn scope(&self, key: &ProviderModelKey) -> Arc<ScopeCell> {
         if let Some(s) = self
             .scopes
             .read()
@@ -177,7 +315,12 @@ impl BudgetLedger {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .entry(key.clone())
-            .or_insert_with(|| Arc::new(Mutex::new(Scope::new(BudgetLimits::none(), &self.config))))
+            .or_insert_with(|| {
+                Arc::new(ScopeCell::new(Scope::new(
+                    BudgetLimits::none(),
+                    &self.config,
+                )))
+            })
             .clone()
     }
 
@@ -238,12 +381,28 @@ impl BudgetLedger {
         prompt_chars: usize,
         max_tokens: Option<u64>,
     ) -> BudgetDemand {
-        let learned = max_tokens.is_none().then(|| {
-            let arc = self.scope(scope);
-            let s = lock(&arc);
-            (s.usage_samples > 0).then(|| s.output_tokens_seen.div_ceil(s.usage_samples))
-        });
+        let learned = max_tokens
+            .is_none()
+            .then(|| lock(&self.scope(scope)).learned_output());
         BudgetDemand::estimate(prompt_chars, max_tokens.or(learned.flatten()), &self.config)
+    }
+
+    /// Reserves a prompt of `prompt_chars` characters with [`estimate_for`](Self::estimate_for)'s
+    /// demand. When `max_tokens` is unknown, a re-booking after a pacing change takes the
+    /// scope's output estimate by then: a thousand requests reserved at first contact with the
+    /// default 256 output tokens each, for replies of 10, would otherwise hold a token budget
+    /// for minutes (and requests the provider charges more than estimated are re-booked at
+    /// what it charges).
+    pub fn reserve_for(
+        &self,
+        scope: &ProviderModelKey,
+        prompt_chars: usize,
+        max_tokens: Option<u64>,
+    ) -> BudgetReservation {
+        let demand = self.estimate_for(scope, prompt_chars, max_tokens);
+        let mut r = self.reserve(scope, demand);
+        r.reestimate = max_tokens.is_none();
+        r
     }
 
     /// Reserves `demand` on `scope` now; see [`reserve_at`](Self::reserve_at).
@@ -262,11 +421,11 @@ impl BudgetLedger {
     ) -> BudgetReservation {
         let units = demand.units();
         let arc = self.scope(scope);
-        let (slot, cum_after, epoch) = {
+        let (slot, cum_after, epochs, adjustments) = {
             let mut s = lock(&arc);
             let (slot, cum_after) = s.book(&units, now);
             s.reservations += 1;
-            (slot, cum_after, s.epoch())
+            (slot, cum_after, s.epochs(), s.adjustments)
         };
         BudgetReservation {
             scope: arc,
@@ -274,7 +433,11 @@ impl BudgetLedger {
             cum_after,
             slot,
             reserved_at: now,
-            epoch,
+            epochs,
+            adjustments,
+            sent_at: None,
+            first_contact: false,
+            reestimate: false,
             used: false,
             done: false,
             max_block: self.max_block,
@@ -314,7 +477,7 @@ impl BudgetLedger {
     /// Snapshots of every scope, ordered by scope.
     pub fn snapshots(&self) -> Vec<BudgetScopeSnapshot> {
         let now = Instant::now();
-        let scopes: Vec<(ProviderModelKey, Arc<Mutex<Scope>>)> = self
+        let scopes: Vec<(ProviderModelKey, Arc<ScopeCell>)> = self
             .scopes
             .read()
             .unwrap_or_else(PoisonError::into_inner)
@@ -351,6 +514,7 @@ fn snapshot_of(scope: &ProviderModelKey, s: &Scope, now: Instant) -> BudgetScope
                 max_wait_seconds: w.max_wait_ns as f64 / 1e9,
                 gate_remaining: gate.map(|g| g.remaining),
                 gate_seconds_left: gate.map(|g| (g.until - now).as_secs_f64()),
+                header_pushbacks: w.pushbacks,
             }
         })
         .collect();
@@ -371,12 +535,22 @@ fn snapshot_of(scope: &ProviderModelKey, s: &Scope, now: Instant) -> BudgetScope
 /// request). Either way exactly once: the methods consume it and `Drop` checks `done`.
 #[derive(Debug)]
 pub struct BudgetReservation {
-    scope: Arc<Mutex<Scope>>,
+    scope: Arc<ScopeCell>,
     units: [u64; 4],
     cum_after: [u64; 4],
     slot: Instant,
     reserved_at: Instant,
-    epoch: u64,
+    /// When [`mark_used`](Self::mark_used) was called (≈ when the provider saw it).
+    sent_at: Option<Instant>,
+    /// Passed [`ready`](Self::ready) as one of the scope's first-contact requests.
+    first_contact: bool,
+    /// Reserved by [`BudgetLedger::reserve_for`] without `max_tokens`: a re-booking takes the
+    /// scope's output estimate at that time.
+    reestimate: bool,
+    /// Each window's `changes` when this was booked (a tightening since: re-book).
+    epochs: [u64; 4],
+    /// The scope's `adjustments` when this was booked (see `is_tail`).
+    adjustments: u64,
     used: bool,
     done: bool,
     max_block: Duration,
@@ -398,59 +572,102 @@ impl BudgetReservation {
         self.units[kind.index()]
     }
 
-    /// Sleeps (a tokio timer, no polling) until the budget admits this request; a window
-    /// blocked by a 429 after this reservation was made moves the slot to the block's end.
-    /// Cancel-safe: dropping the future leaves the reservation unused (its drop refunds it).
+    /// Sleeps (a tokio timer, no polling) until the budget admits this request. While the scope
+    /// knows no limit and has had no response, only the first 8 pass (the slow start's opening
+    /// concurrency); the rest
+    /// wait for the first reservation to end. A pacing change meanwhile re-books
+    /// ([`revalidate`](Self::revalidate)), and a window blocked by a 429 moves the slot to
+    /// the block's end. Cancel-safe: dropping the future leaves the reservation unused (its
+    /// drop refunds it).
     pub async fn ready(&mut self) {
         loop {
+            let scope = self.scope.clone();
+            let opened = scope.opened.notified();
+            tokio::pin!(opened);
+            opened.as_mut().enable();
+            let held = !self.first_contact && {
+                let mut s = lock(&self.scope);
+                if !s.in_first_contact() {
+                    false
+                } else if s.first_contact_passed < FIRST_CONTACT_REQUESTS {
+                    s.first_contact_passed += 1;
+                    self.first_contact = true;
+                    false
+                } else {
+                    true
+                }
+            };
+            if held {
+                opened.await;
+                continue;
+            }
+            self.revalidate();
             if self.slot > Instant::now() {
                 tokio::time::sleep_until(self.slot).await;
+                continue;
             }
-            let now = Instant::now();
-            let blocked = {
-                let s = lock(&self.scope);
-                s.windows
-                    .iter()
-                    .zip(self.units)
-                    .filter(|(_, n)| *n > 0)
-                    .filter_map(|(w, _)| w.blocked_until(now))
-                    .max()
-            };
-            match blocked {
-                Some(until) if until > self.slot => self.slot = until,
-                _ => return,
-            }
+            return;
         }
     }
 
-    /// Re-books the reservation when the scope's pacing changed since it was made (a limit was
-    /// learned or changed, or a window was blocked): a request that reserved while nothing was
-    /// known, then waited elsewhere (for a concurrency lease), must not go out unpaced. Returns
-    /// true when it re-booked; then [`ready`](Self::ready) again before sending.
+    /// Re-checks the reservation just before sending: it re-books when the scope's pacing
+    /// tightened since it was made (a limit was learned where none was known, or lowered), and
+    /// moves its slot to the end of a window block (a 429) that began after it was made. A
+    /// request that reserved while nothing was known, then waited elsewhere (for a concurrency
+    /// lease), must not go out unpaced or into a blocked window. Returns true when the slot
+    /// moved; then [`ready`](Self::ready) again before sending.
     pub fn revalidate(&mut self) -> bool {
         if self.used || self.done {
             return false;
         }
         let now = Instant::now();
         let mut s = lock(&self.scope);
-        if s.epoch() == self.epoch {
-            return false;
+        if s.epochs() == self.epochs {
+            let blocked = s
+                .windows
+                .iter()
+                .zip(self.units)
+                .filter(|(_, n)| *n > 0)
+                .filter_map(|(w, _)| w.blocked_until(now))
+                .max();
+            return match blocked {
+                Some(until) if until > self.slot => {
+                    self.slot = until;
+                    true
+                }
+                _ => false,
+            };
         }
         let tail = self.is_tail(&s, now);
+        s.sent_or_dropped(&self.units);
         for (w, n) in s.windows.iter_mut().zip(self.units) {
             w.outstanding -= n;
             w.cancel(n, tail);
         }
+        if self.reestimate {
+            if let Some(output) = s.learned_output() {
+                // `max_tokens` unknown: re-book at what the replies turned out to cost.
+                let input = self.units[BudgetKind::InputTokens.index()];
+                self.units = BudgetDemand::new(input, output).units();
+            }
+        }
         let (slot, cum_after) = s.book(&self.units, now);
         self.slot = slot;
         self.cum_after = cum_after;
-        self.epoch = s.epoch();
+        self.epochs = s.epochs();
+        self.adjustments = s.adjustments;
         true
     }
 
+    /// True when rewinding this unused reservation restores the state exactly as if it had
+    /// never been booked: it is the latest booking, its slot has not passed, and nothing else
+    /// changed the windows since (a refund or charge applied after its slot, a header cap or a
+    /// limit change were all computed with its units in place).
     fn is_tail(&self, s: &Scope, now: Instant) -> bool {
         s.last_slot == Some(self.slot)
             && self.slot >= now
+            && s.adjustments == self.adjustments
+            && s.epochs() == self.epochs
             && s.windows
                 .iter()
                 .zip(self.cum_after)
@@ -459,6 +676,10 @@ impl BudgetReservation {
 
     /// Marks the request as sent: from now on a drop keeps the reservation charged.
     pub fn mark_used(&mut self) {
+        if !self.used && !self.done {
+            self.sent_at = Some(Instant::now());
+            lock(&self.scope).sent_or_dropped(&self.units);
+        }
         self.used = true;
     }
 
@@ -479,10 +700,14 @@ impl BudgetReservation {
     ) {
         self.done = true;
         let mut s = lock(&self.scope);
+        if !self.used {
+            s.sent_or_dropped(&self.units);
+        }
         for (w, n) in s.windows.iter_mut().zip(self.units) {
             w.outstanding -= n;
         }
         if let Some(u) = usage {
+            s.adjustments += 1;
             s.output_tokens_seen = s.output_tokens_seen.saturating_add(u.output_tokens);
             s.usage_samples += 1;
             let actual = [1, u.total(), u.input_tokens, u.output_tokens];
@@ -496,9 +721,73 @@ impl BudgetReservation {
             }
         }
         if let Some(obs) = observation {
-            s.observe(obs, Some(&self.cum_after), now, self.max_block);
+            let anchor = Anchor {
+                cum_after: self.cum_after,
+                epochs: self.epochs,
+                sent_at: self.sent_at,
+            };
+            s.observe(obs, Some(&anchor), now, self.max_block);
         }
         s.settled += 1;
+        let opened = s.end_first_contact();
+        drop(s);
+        if opened {
+            self.scope.opened.notify_waiters();
+        }
+    }
+
+    /// Settles a token-window 429 now: like [`settle`](Self::settle) without usage, and the
+    /// refusal teaches what the request needed. A bucket that refuses a request with
+    /// `remaining R` left and `retry_after` until it would fit says the request costs
+    /// `R + retry_after × rate`; when that is more than this reservation's tokens, the provider
+    /// charges more than weir estimates (typically `max_tokens` it defaults), so later
+    /// estimates without `max_tokens` add the difference (and, the first time, the bookings
+    /// already queued re-book at it).
+    pub fn settle_refused(self, observation: Option<&RateLimitObservation>, retry_after: Duration) {
+        let needed = observation.and_then(|o| {
+            let w = &o.tokens;
+            let (limit, remaining) = (w.limit.filter(|l| *l > 0)?, w.remaining?);
+            let interval = 60_000_000_000u128.div_ceil(u128::from(limit));
+            u64::try_from(u128::from(remaining) + retry_after.as_nanos().div_ceil(interval)).ok()
+        });
+        let units_tokens = self.units[BudgetKind::Tokens.index()];
+        let (scope, input, output) = (
+            self.scope.clone(),
+            self.units[BudgetKind::InputTokens.index()],
+            self.units[BudgetKind::OutputTokens.index()],
+        );
+        self.settle(None, observation);
+        let Some(needed) = needed else { return };
+        let mut s = lock(&scope);
+        // What weir estimates without the extra: the prompt plus the replies' mean output.
+        let mean_output = if s.usage_samples > 0 {
+            s.output_tokens_seen.div_ceil(s.usage_samples)
+        } else {
+            output
+        };
+        let usage_based = input.saturating_add(mean_output);
+        // Bounded: a refusal is a noisy reading (rounding, the burst), so never more than the
+        // estimate again, and never past the window's burst.
+        let burst = s.windows[BudgetKind::Tokens.index()].burst();
+        let extra = needed
+            .saturating_sub(usage_based)
+            .min(usage_based.max(1))
+            .min(burst);
+        // A reading overstates the need by its rounding (whole milliseconds of retry-after are
+        // up to `rate × 1 ms` tokens), so a lower reading replaces a higher one; a higher one
+        // only when this request already carried the current extra (then it was too low).
+        let carried = units_tokens >= usage_based.saturating_add(s.charge_extra);
+        // The first reading re-books what is queued (at its old size the queue would overrun
+        // the provider by the difference; the old units stay spent, which costs one queue's
+        // worth of the difference once); later readings only refine the estimate.
+        if extra > s.charge_extra && (s.charge_extra == 0 || carried) {
+            if s.charge_extra == 0 {
+                s.windows[BudgetKind::Tokens.index()].tighten();
+            }
+            s.charge_extra = extra;
+        } else if extra < s.charge_extra && extra > 0 {
+            s.charge_extra = extra;
+        }
     }
 
     /// Gives everything back now (the request was not sent).
@@ -516,17 +805,18 @@ impl BudgetReservation {
     /// latest and its slot has not passed (see `Window::cancel`).
     fn refund_unused(&self, now: Instant) {
         let mut s = lock(&self.scope);
-        let tail = s.last_slot == Some(self.slot)
-            && self.slot >= now
-            && s.windows
-                .iter()
-                .zip(self.cum_after)
-                .all(|(w, c)| w.cum_reserved == c);
+        let tail = self.is_tail(&s, now);
+        s.sent_or_dropped(&self.units);
         for (w, n) in s.windows.iter_mut().zip(self.units) {
             w.outstanding -= n;
             w.cancel(n, tail);
         }
         s.refunded += 1;
+        let opened = s.end_first_contact();
+        drop(s);
+        if opened {
+            self.scope.opened.notify_waiters();
+        }
     }
 }
 
@@ -542,6 +832,11 @@ impl Drop for BudgetReservation {
                 w.outstanding -= n;
             }
             s.kept += 1;
+            let opened = s.end_first_contact();
+            drop(s);
+            if opened {
+                self.scope.opened.notify_waiters();
+            }
         } else {
             self.refund_unused(Instant::now());
         }

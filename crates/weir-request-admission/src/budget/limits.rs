@@ -209,6 +209,12 @@ pub struct BudgetConfig {
     pub chars_per_token: f64,
     /// Longest block a header reset, Retry-After or window 429 may impose (default 900 s).
     pub max_block_seconds: f64,
+    /// Fraction below a *learned* limit that pacing aims at (default 0.02: 2 % under). Paced
+    /// exactly at a provider bucket's rate, its level stays at zero and any request that
+    /// arrives a little earlier relative to the one before it is refused (one in five was,
+    /// on loopback); a small margin lets the bucket keep a few units of slack. Configured
+    /// limits are paced as given.
+    pub learned_rate_margin: f64,
 }
 
 impl Default for BudgetConfig {
@@ -218,6 +224,7 @@ impl Default for BudgetConfig {
             default_output_tokens: 256,
             chars_per_token: 4.0,
             max_block_seconds: 900.0,
+            learned_rate_margin: 0.02,
         }
     }
 }
@@ -254,6 +261,14 @@ impl BudgetConfig {
             return bad(
                 "max_block_seconds",
                 format!("must be in (0, 86400] (got {})", self.max_block_seconds),
+            );
+        }
+        if !(self.learned_rate_margin.is_finite()
+            && (0.0..=0.5).contains(&self.learned_rate_margin))
+        {
+            return bad(
+                "learned_rate_margin",
+                format!("must be in [0, 0.5] (got {})", self.learned_rate_margin),
             );
         }
         Ok(())

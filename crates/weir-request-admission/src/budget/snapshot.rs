@@ -35,6 +35,11 @@ pub struct BudgetWindowSnapshot {
     pub gate_remaining: Option<u64>,
     /// Seconds until that gate ends.
     pub gate_seconds_left: Option<f64>,
+    /// Times a response header said the provider had less left than weir's pacing assumed
+    /// and pushed the pacing back (the provider charged more than reserved, or another client
+    /// shares the key).
+    #[serde(default)]
+    pub header_pushbacks: u64,
 }
 
 /// One limit scope (provider + model) at one instant.

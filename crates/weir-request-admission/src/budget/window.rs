@@ -27,24 +27,37 @@ pub(crate) struct Gate {
 pub(crate) struct Window {
     pub configured: Option<u64>,
     pub learned: Option<u64>,
+    /// The provider bucket's capacity as its headers report it (`remaining + reset / T`, see
+    /// [`Window::learn_burst`]); used only while the learned limit is the effective one.
+    pub learned_burst: Option<u64>,
     /// Emission interval in ns (0: no effective limit, nothing paced).
     interval_ns: u64,
     burst: u64,
     burst_seconds: f64,
+    /// `BudgetConfig::learned_rate_margin`.
+    learned_margin: f64,
     tat: Option<Instant>,
     floor: Option<Instant>,
     last_slot: Option<Instant>,
     pub gate: Option<Gate>,
     blocked_until: Option<Instant>,
-    /// Pacing changes so far (limit changes and blocks): a reservation made before one re-books.
+    /// Tightening pacing changes so far (a limit learned where none was, a lower limit, a
+    /// shallower burst): a reservation booked before one re-books. Looser changes keep the
+    /// slots already handed out (they are conservative), and blocks are re-checked by the
+    /// reservations themselves (`blocked_until`), so neither re-books: every re-book leaves
+    /// the old booking's units spent.
     pub changes: u64,
     /// Units reserved so far (monotone; positions reservations for header bookkeeping).
     pub cum_reserved: u64,
     pub outstanding: u64,
+    /// Outstanding units not sent yet (no `mark_used`); `outstanding − unsent` is on the wire.
+    pub unsent: u64,
     pub admitted: u64,
     pub refunded: u64,
     pub charged: u64,
     pub waits: u64,
+    /// Header readings that pushed `tat` back (`cap_level`).
+    pub pushbacks: u64,
     pub wait_ns_total: u128,
     pub max_wait_ns: u64,
 }
@@ -58,13 +71,15 @@ fn dur(n: u128) -> Duration {
 }
 
 impl Window {
-    pub fn new(configured: Option<u64>, burst_seconds: f64) -> Self {
+    pub fn new(configured: Option<u64>, burst_seconds: f64, learned_margin: f64) -> Self {
         let mut w = Self {
             configured: None,
             learned: None,
+            learned_burst: None,
             interval_ns: 0,
             burst: 1,
             burst_seconds,
+            learned_margin,
             tat: None,
             floor: None,
             last_slot: None,
@@ -73,10 +88,12 @@ impl Window {
             changes: 0,
             cum_reserved: 0,
             outstanding: 0,
+            unsent: 0,
             admitted: 0,
             refunded: 0,
             charged: 0,
             waits: 0,
+            pushbacks: 0,
             wait_ns_total: 0,
             max_wait_ns: 0,
         };
@@ -99,8 +116,8 @@ impl Window {
 
     /// Re-derives interval and burst from the effective limit. The change takes effect after
     /// the last slot already handed out (those keep the spacing they were given), keeping the
-    /// bucket's *level* there (capped at the new burst), so a changed limit never hands out
-    /// units that were not there.
+    /// bucket's *level* there (capped at the new burst; lowered by the depth lost when the
+    /// burst shrinks), so a changed limit never hands out units that were not there.
     fn retune(&mut self, now: Option<Instant>) {
         let old_interval = self.interval_ns;
         let old_burst = self.burst;
@@ -113,9 +130,15 @@ impl Window {
         };
         match self.effective() {
             Some(limit) if limit > 0 => {
-                self.interval_ns =
-                    u64::try_from(MINUTE_NS.div_ceil(u128::from(limit))).unwrap_or(u64::MAX);
-                self.burst = ((limit as f64 * self.burst_seconds / 60.0).floor() as u64).max(1);
+                // A learned limit is the provider's own rate: aim a little under it.
+                let exact = MINUTE_NS.div_ceil(u128::from(limit));
+                let interval = if self.learned == Some(limit) && self.configured != Some(limit) {
+                    (exact as f64 / (1.0 - self.learned_margin)).ceil() as u128
+                } else {
+                    exact
+                };
+                self.interval_ns = u64::try_from(interval).unwrap_or(u64::MAX);
+                self.burst = self.burst_for(limit);
             }
             _ => {
                 self.interval_ns = 0;
@@ -123,11 +146,20 @@ impl Window {
             }
         }
         if let Some(at) = at {
-            self.changes += 1;
+            let tightened = (old_interval == 0 && self.interval_ns > 0)
+                || (old_interval > 0 && self.interval_ns > old_interval)
+                || self.burst < old_burst;
+            if tightened {
+                self.changes += 1;
+            }
             if self.interval_ns == 0 {
                 self.tat = None;
             } else {
                 if level.is_finite() {
+                    // A shallower bucket keeps its deficit below full, not its level: the
+                    // units between the two depths were never there to spend (a deeper one
+                    // keeps the level, so no units appear either).
+                    let level = level - old_burst.saturating_sub(self.burst) as f64;
                     let debt = (self.burst as f64 - level.min(self.burst as f64)).max(0.0);
                     let debt_ns = (debt * self.interval_ns as f64).ceil();
                     self.tat = Some(at + dur(debt_ns as u128));
@@ -149,6 +181,45 @@ impl Window {
         if self.effective() != before {
             self.retune(Some(now));
         }
+    }
+
+    /// The largest burst a header may teach: one second's worth of the limit (at least one
+    /// unit). Providers quantize per-minute limits into shorter windows (OpenAI: "60,000 RPM may
+    /// be enforced as 1,000 per second"), so a bucket reported as a whole minute deep is not
+    /// spent in one go.
+    fn burst_cap(limit: u64) -> u64 {
+        (limit / 60).max(1)
+    }
+
+    /// A bucket-shaped header said the provider's bucket holds `burst` units when full. Only
+    /// grows (a later, smaller reading is a rounding of the same bucket) and only applies while
+    /// the learned limit is the effective one: a tighter configured budget keeps its own burst.
+    pub fn learn_burst(&mut self, burst: u64, now: Instant) {
+        if burst <= self.learned_burst.unwrap_or(0) {
+            return;
+        }
+        self.learned_burst = Some(burst);
+        if let Some(limit) = self.effective().filter(|l| *l > 0) {
+            if self.burst_for(limit) != self.burst {
+                self.retune(Some(now));
+            }
+        }
+    }
+
+    /// The burst at effective limit `limit`: `burst_seconds` worth (at least one unit), or the
+    /// learned bucket depth (capped) when the learned limit is the effective one and deeper.
+    fn burst_for(&self, limit: u64) -> u64 {
+        let base = ((limit as f64 * self.burst_seconds / 60.0).floor() as u64).max(1);
+        match self.learned_burst {
+            Some(b) if self.learned == Some(limit) => base.max(b.min(Self::burst_cap(limit))),
+            _ => base,
+        }
+    }
+
+    /// Counts a tightening that is not a limit change (requests turned out to cost more than
+    /// reserved): bookings made before it re-book.
+    pub fn tighten(&mut self) {
+        self.changes += 1;
     }
 
     /// Sets the configured limit (a tighter alias registered later) and re-derives the pacing.
@@ -192,6 +263,8 @@ impl Window {
         if n == 0 {
             return self.cum_reserved;
         }
+        self.unsent += n;
+
         if self.interval_ns > 0 {
             let base = self.tat.map_or(s, |t| t.max(s));
             self.tat = Some(base + dur(u128::from(n) * u128::from(self.interval_ns)));
@@ -239,8 +312,9 @@ impl Window {
     /// Takes back the pre-debit of an unused reservation of `n` units — only when it is the
     /// latest one and its slot has not passed (`tail`): then the state is exactly as if it had
     /// never been made (up to its slot). Otherwise the units stay spent: rewinding past later
-    /// slots, or past refill that a full bucket would have lost, could admit more than the
-    /// provider's bucket holds.
+    /// slots, or giving them back later (a refund), could admit more than the provider's bucket
+    /// holds — the bucket would have had them earlier, and a full bucket loses refill (the
+    /// proptest found all three).
     pub fn cancel(&mut self, n: u64, tail: bool) {
         if n == 0 {
             return;
@@ -273,14 +347,29 @@ impl Window {
         self.admitted = self.admitted.saturating_add(n);
     }
 
-    /// A header said "`remaining` left now": the bucket holds at most that many.
-    pub fn cap_level(&mut self, remaining: u64, now: Instant) {
-        if self.interval_ns == 0 || remaining >= self.burst {
+    /// A header said "`remaining` left at `at`" (when the request it answers was sent), not
+    /// counting the `after` units booked after that request (which `tat` holds): the bucket is
+    /// full again no earlier than `at + (burst + after − remaining)·T`. Applied only when that
+    /// is more than half a burst (at least one unit) past `tat`: a header is off by a few units
+    /// either way (the request's time on the wire, rounding), and taking the max of noisy
+    /// readings would ratchet the pacing below the rate. A real drift (the provider charging
+    /// more per request than reserved, another client on the same key) grows past the
+    /// tolerance and is taken in one step.
+    pub fn cap_level(&mut self, remaining: u64, after: u64, at: Instant) {
+        let debt = self.burst.saturating_add(after);
+        if self.interval_ns == 0 || remaining >= debt {
             return;
         }
-        let debt = u128::from(self.burst - remaining) * u128::from(self.interval_ns);
-        let floor_tat = now + dur(debt);
-        self.tat = Some(self.tat.map_or(floor_tat, |t| t.max(floor_tat)));
+        let interval = u128::from(self.interval_ns);
+        let floor_tat = at + dur(u128::from(debt - remaining) * interval);
+        let tolerance = dur(u128::from((self.burst / 2).max(1)) * interval);
+        match self.tat {
+            Some(t) if floor_tat <= t + tolerance => {}
+            _ => {
+                self.pushbacks += 1;
+                self.tat = Some(floor_tat);
+            }
+        }
     }
 
     /// Installs "at most `remaining` more until `until`". A newer observation that lasts at
@@ -315,8 +404,8 @@ impl Window {
             until,
             remaining: 0,
         });
-        // Reservations already scheduled before the block re-check it when their slot comes.
-        self.changes += 1;
+        // Reservations already scheduled before the block re-check it when their slot comes
+        // (`BudgetReservation::ready`) and before they are sent (`revalidate`).
         self.blocked_until = Some(self.blocked_until.map_or(until, |b| b.max(until)));
     }
 

@@ -357,8 +357,16 @@ mod tests {
         o.serve(0, 1, true);
         assert_eq!(o.tag(0), Some(3 * TAG_SCALE / 4));
         o.serve(0, 1, false);
-        assert_eq!(o.tag(0), Some(3 * TAG_SCALE / 4 + TAG_SCALE), "left with its finish tag");
-        assert_eq!(o.virtual_time(), 3 * TAG_SCALE / 4 + TAG_SCALE, "busy period over");
+        assert_eq!(
+            o.tag(0),
+            Some(3 * TAG_SCALE / 4 + TAG_SCALE),
+            "left with its finish tag"
+        );
+        assert_eq!(
+            o.virtual_time(),
+            3 * TAG_SCALE / 4 + TAG_SCALE,
+            "busy period over"
+        );
     }
 
     #[test]
@@ -418,7 +426,11 @@ mod tests {
         o.withdraw(2);
         o.serve(0, 1, false); // group 0 leaves at 2·SCALE: the busy period ends
         assert_eq!(o.backlogged(), 0);
-        assert_eq!(o.virtual_time(), 2 * TAG_SCALE, "vt rose to the largest idle tag");
+        assert_eq!(
+            o.virtual_time(),
+            2 * TAG_SCALE,
+            "vt rose to the largest idle tag"
+        );
         for s in 0..3 {
             o.activate(s, 1);
             assert_eq!(o.tag(s), Some(2 * TAG_SCALE));

@@ -182,8 +182,7 @@ mod tests {
                 t.remove(slot);
                 model.retain(|_, s| *s != slot);
             } else {
-                let key =
-                    FairKey::new(u128::from((x >> 40) % 16), (x % 3) as u32 + 1, step as u32);
+                let key = FairKey::new(u128::from((x >> 40) % 16), (x % 3) as u32 + 1, step as u32);
                 model.retain(|_, s| *s != slot);
                 t.set(slot, key);
                 model.insert(key, slot);

@@ -151,7 +151,11 @@ impl Model {
     }
 
     fn live(&self) -> Vec<u32> {
-        let mut v: Vec<u32> = self.groups.values().flat_map(|g| g.items.iter().copied()).collect();
+        let mut v: Vec<u32> = self
+            .groups
+            .values()
+            .flat_map(|g| g.items.iter().copied())
+            .collect();
         v.sort_unstable();
         v
     }

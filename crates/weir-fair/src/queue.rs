@@ -92,10 +92,17 @@ impl<K: Hash + Eq + Clone, T> FairQueue<K, T> {
     /// The first group head, in fair order, that `is_eligible` accepts (offered each backlogged
     /// head at most once). Changes nothing.
     pub fn select(&self, mut is_eligible: impl FnMut(&T) -> bool) -> Option<(GroupSlot, &T)> {
-        self.order.iter().find_map(|slot| {
+        let mut offer = |slot: u32| {
             let head = self.head(GroupSlot(slot))?;
             is_eligible(head).then_some((GroupSlot(slot), head))
-        })
+        };
+        // Fast path: the fair-order minimum is one load; the in-order walk (which allocates its
+        // frontier) is only for a rejected minimum.
+        let first = self.order.first()?;
+        if let Some(sel) = offer(first) {
+            return Some(sel);
+        }
+        self.order.iter().skip(1).find_map(offer)
     }
 
     /// The head of `slot`'s lane.

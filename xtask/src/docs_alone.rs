@@ -15,6 +15,7 @@ use std::process::{Command, ExitCode};
 /// The library crates whose docs promise they can be used alone.
 const CRATES: &[&str] = &[
     "weir-contracts",
+    "weir-fair",
     "weir-telemetry",
     "weir-task-admission",
     "weir-request-admission",

@@ -9,9 +9,9 @@ use crate::lease::{
 use crate::pressure::RequestPressureSnapshotProvider;
 use crate::shard::{Shard, Shared, Start};
 use async_trait::async_trait;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::future::Future;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::Hasher;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -20,6 +20,7 @@ use weir_contracts::{
     ContractError, ControllerGeneration, ProviderModelKey, ProviderModelStaticCap, ReleaseReason,
     ReleaseResult, RequestAdmissionDenyReason, RequestReleaseOutcome,
 };
+use weir_fair::hash::{FxHashMap, FxHasher};
 use weir_telemetry::RequestEventStream;
 
 /// The request-admission boundary the runtime's `ModelRequestExecutor` talks to.
@@ -60,30 +61,8 @@ pub trait RequestAdmissionController: Send + Sync {
     fn pressure(&self) -> RequestPressureSnapshotProvider;
 }
 
-/// FxHash-style hasher for the shard map (keys are short trusted names).
-#[derive(Default)]
-pub(crate) struct FxHasher(u64);
-
-impl Hasher for FxHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        const K: u64 = 0x517c_c1b7_2722_0a95;
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
-        }
-        for b in chunks.remainder() {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(*b)).wrapping_mul(K);
-        }
-    }
-}
-
-/// Hash of an endpoint's names, computed from borrowed `&str`s (no key is built per lookup).
+/// Hash of an endpoint's names, computed from borrowed `&str`s (no key is built per lookup),
+/// with the admission crates' one fast hasher (keys are short trusted names).
 fn names_hash(provider_name: &str, model_id: &str) -> u64 {
     let mut h = FxHasher::default();
     h.write(provider_name.as_bytes());
@@ -92,33 +71,13 @@ fn names_hash(provider_name: &str, model_id: &str) -> u64 {
     h.finish()
 }
 
-/// Identity hasher for keys that already are hashes.
-#[derive(Default)]
-pub(crate) struct PrehashedHasher(u64);
-
-impl Hasher for PrehashedHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 << 8) | u64::from(*b);
-        }
-    }
-
-    fn write_u64(&mut self, v: u64) {
-        self.0 = v;
-    }
-}
-
 /// Endpoints whose names share a hash.
 type Bucket = Vec<(ProviderModelKey, Arc<Shard>)>;
 
 /// Endpoint → shard, looked up by borrowed names (hash buckets of `(key, shard)`).
 #[derive(Default)]
 pub(crate) struct ShardMap {
-    buckets: HashMap<u64, Bucket, BuildHasherDefault<PrehashedHasher>>,
+    buckets: FxHashMap<u64, Bucket>,
     len: usize,
 }
 

@@ -1,15 +1,16 @@
 //! `RequestFairQueue`: weighted start-time fair ordering of one provider/model's waiters.
 //!
-//! Groups (`RequestGroupSpec` keys) are FIFO deques. A group that becomes backlogged gets start
-//! tag `max(virtual_time, last_finish)` (so an idle group cannot bank credit and jump ahead);
-//! selection takes the eligible group head with the smallest `(start_tag, enqueue_seq)` —
-//! weighted order, oldest first on ties; committing advances the group's tag by `1/weight`.
-//! Tags are fixed-point `u128` (scale 2^64), so every `u32` weight gets a non-zero step.
+//! Groups (`RequestGroupSpec` keys) are FIFO lanes of `weir-fair`'s [`FairQueue`], the SFQ core
+//! shared with task admission: a group that becomes backlogged gets start tag
+//! `max(virtual_time, the tag it left with)` (so an idle group cannot bank credit and jump
+//! ahead); selection takes the eligible group head with the smallest start tag, then the heavier
+//! group, then the group whose head joined the contention first (`weir-fair`'s one tie-break
+//! rule); committing advances the group's tag by `TAG_SCALE / weight` (exact `u128` tags, a
+//! non-zero step for every `u32` weight). What stays here is this queue's own rule: a selection
+//! commits only while the queue is unchanged since it was made.
 
-use std::collections::VecDeque;
 use weir_contracts::{RequestDomain, RequestResourceKey};
-
-const TAG_SCALE: u128 = 1 << 64;
+use weir_fair::{FairQueue, GroupSlot};
 
 /// One queued waiter as the queue sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,21 +19,8 @@ pub(crate) struct QueuedWaiter {
     pub id: u64,
     /// Slot of the waiter's pending record in the shard.
     pub slot: u32,
-    /// Enqueue order (ties).
-    pub seq: u64,
     /// Domain of the waiter's resource (eligibility).
     pub domain: RequestDomain,
-}
-
-#[derive(Debug)]
-struct GroupQueue {
-    key: RequestResourceKey,
-    weight: u32,
-    waiters: VecDeque<QueuedWaiter>,
-    /// Start tag of the head while backlogged.
-    start_tag: u128,
-    /// Finish tag of the last committed waiter.
-    last_finish: u128,
 }
 
 /// A selection made by [`RequestFairQueue::select_next`]; commit it before the queue changes.
@@ -40,7 +28,7 @@ struct GroupQueue {
 pub(crate) struct RequestQueueSelection {
     /// The selected waiter.
     pub waiter: QueuedWaiter,
-    group: usize,
+    group: GroupSlot,
     sequence_version: u64,
 }
 
@@ -54,25 +42,23 @@ pub(crate) struct RequestQueueView {
 /// Weighted fair waiter queue of one provider/model aggregate.
 #[derive(Debug, Default)]
 pub(crate) struct RequestFairQueue {
-    groups: Vec<GroupQueue>,
-    virtual_time: u128,
-    next_seq: u64,
+    fair: FairQueue<RequestResourceKey, QueuedWaiter>,
+    /// Bumped by every change: a selection made before a change is stale.
     sequence_version: u64,
-    len: usize,
 }
 
 impl RequestFairQueue {
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.fair.is_empty()
     }
 
     pub fn view(&self) -> RequestQueueView {
         RequestQueueView {
-            queued_total: self.len,
+            queued_total: self.fair.len(),
         }
     }
 
-    /// Appends a waiter to its group; returns its enqueue sequence.
+    /// Appends a waiter to its group (`weight` applies when the group becomes backlogged).
     pub fn enqueue(
         &mut self,
         group_key: &RequestResourceKey,
@@ -80,37 +66,10 @@ impl RequestFairQueue {
         id: u64,
         slot: u32,
         domain: RequestDomain,
-    ) -> u64 {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        let gi = match self.groups.iter().position(|g| &g.key == group_key) {
-            Some(i) => i,
-            None => {
-                self.groups.push(GroupQueue {
-                    key: group_key.clone(),
-                    weight: weight.max(1),
-                    waiters: VecDeque::new(),
-                    start_tag: 0,
-                    last_finish: 0,
-                });
-                self.groups.len() - 1
-            }
-        };
-        let vt = self.virtual_time;
-        let g = &mut self.groups[gi];
-        if g.waiters.is_empty() {
-            g.weight = weight.max(1);
-            g.start_tag = vt.max(g.last_finish);
-        }
-        g.waiters.push_back(QueuedWaiter {
-            id,
-            slot,
-            seq,
-            domain,
-        });
-        self.len += 1;
+    ) {
+        self.fair
+            .push(group_key, weight, QueuedWaiter { id, slot, domain });
         self.sequence_version += 1;
-        seq
     }
 
     /// The eligible group head that fair order serves next.
@@ -118,23 +77,9 @@ impl RequestFairQueue {
         &self,
         mut is_eligible: impl FnMut(&QueuedWaiter) -> bool,
     ) -> Option<RequestQueueSelection> {
-        let mut best: Option<(u128, u64, usize, QueuedWaiter)> = None;
-        for (gi, g) in self.groups.iter().enumerate() {
-            let Some(head) = g.waiters.front() else {
-                continue;
-            };
-            if best
-                .as_ref()
-                .is_some_and(|(tag, seq, _, _)| (g.start_tag, head.seq) >= (*tag, *seq))
-            {
-                continue;
-            }
-            if is_eligible(head) {
-                best = Some((g.start_tag, head.seq, gi, *head));
-            }
-        }
-        best.map(|(_, _, group, waiter)| RequestQueueSelection {
-            waiter,
+        let (group, waiter) = self.fair.select(|w| is_eligible(w))?;
+        Some(RequestQueueSelection {
+            waiter: *waiter,
             group,
             sequence_version: self.sequence_version,
         })
@@ -145,41 +90,27 @@ impl RequestFairQueue {
         if selection.sequence_version != self.sequence_version {
             return None;
         }
-        let g = self.groups.get_mut(selection.group)?;
-        if g.waiters.front().map(|w| w.id) != Some(selection.waiter.id) {
+        if self.fair.head(selection.group).map(|w| w.id) != Some(selection.waiter.id) {
             return None;
         }
-        let w = g.waiters.pop_front()?;
-        self.virtual_time = self.virtual_time.max(g.start_tag);
-        g.last_finish = g.start_tag + TAG_SCALE / u128::from(g.weight);
-        g.start_tag = g.last_finish;
-        self.len -= 1;
+        let w = self.fair.pop(selection.group)?;
         self.sequence_version += 1;
         Some(w)
     }
 
     /// Removes a waiter wherever it is (timeout, cancellation); true if it was queued.
     pub fn remove(&mut self, id: u64) -> bool {
-        for g in &mut self.groups {
-            if let Some(pos) = g.waiters.iter().position(|w| w.id == id) {
-                g.waiters.remove(pos);
-                self.len -= 1;
-                self.sequence_version += 1;
-                return true;
-            }
+        let removed = self.fair.remove_first(|w| w.id == id).is_some();
+        if removed {
+            self.sequence_version += 1;
         }
-        false
+        removed
     }
 
     /// Removes every waiter (shutdown), in fair order of groups then FIFO.
     pub fn drain(&mut self) -> Vec<QueuedWaiter> {
-        let mut out = Vec::with_capacity(self.len);
-        for g in &mut self.groups {
-            out.extend(g.waiters.drain(..));
-        }
-        self.len = 0;
         self.sequence_version += 1;
-        out
+        self.fair.drain()
     }
 }
 

@@ -1,6 +1,6 @@
 //! `TaskAdmissionView`: the controller's hard ledger and policy debt, lent read-only to policies.
 
-use crate::hash::{FastMap, PtrIndex};
+use crate::hash::PtrIndex;
 use crate::queue_view::key_cmp;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,6 +8,7 @@ use weir_contracts::{
     ReleaseReason, SchedulerResourceKey, SchedulerResourceRequest, TaskAdmissionSnapshot,
     TaskGroupKey, TaskGroupSpec,
 };
+use weir_fair::hash::FxHashMap;
 
 /// One limited resource and its leased units.
 #[derive(Debug, Clone)]
@@ -67,7 +68,7 @@ impl GroupLedger {
 pub(crate) struct LedgerState {
     pub(crate) resources: Vec<ResourceSlot>,
     pub(crate) groups: Vec<Option<GroupLedger>>,
-    pub(crate) group_index: FastMap<TaskGroupKey, u32>,
+    pub(crate) group_index: FxHashMap<TaskGroupKey, u32>,
     /// Address of a ledger's `Arc<TaskGroupSpec>` → slot: a hash-free fast path for callers
     /// that reuse one `Arc` per group (validated by pointer equality, else the key map is used).
     pub(crate) spec_ptr_index: PtrIndex,

@@ -85,7 +85,6 @@ mod queue_view;
 mod shapes;
 mod strict_fair;
 mod task;
-mod tournament;
 
 pub use admission_view::{GroupLedgerView, TaskAdmissionView};
 pub use bounded_borrow::{strict_share, BoundedBorrowTaskAdmissionPolicy};
@@ -100,7 +99,7 @@ pub use policy::{
     fair_pressure_resources, peer_stats, AdmissionCandidate, DebtChange, LeaseContext, PeerStats,
     PolicyDetail, PolicyStateDelta, TaskAdmissionPolicy, TaskAdmissionPolicyDecision,
 };
-pub use queue::{FairTaskQueue, QueueSelection, SelectionToken, VIRTUAL_TIME_SCALE};
+pub use queue::{FairTaskQueue, QueueSelection, SelectionToken};
 pub use queue_view::{HeadSignature, QueueGroupView, QueueView, QueueViewSnapshot};
 pub use strict_fair::StrictFairTaskAdmissionPolicy;
 pub use task::SchedulableTask;

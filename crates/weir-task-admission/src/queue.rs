@@ -1,40 +1,28 @@
 //! `FairTaskQueue`: ready-work membership and weighted start-time fair ordering across task groups.
 //!
 //! Ordering: start-time fair queueing (SFQ) over groups with exact integer virtual time, FIFO
-//! inside a group. A group with queued work has a start tag `S`; the queue serves the group with
-//! the smallest `(S, −weight, activation_seq)` (so among equal start tags the heavier group goes
-//! first; weights 2:1 give `a b a a b a a b …`); `F = S + SCALE / weight` is the head's finish tag.
-//! Committing a group's head sets `vt = max(vt, S)` and the group's next start tag to `F`. A
-//! group that becomes active takes `S = max(vt, F)` where `F` is the finish tag it left with
-//! (standard SFQ). Idle groups keep their lane and tag for reuse, up to a bound past which the
-//! ones whose tag no longer matters (`F ≤ vt`) are freed; when the queue empties, `vt` rises to
-//! every idle tag, so all groups start again on equal footing.
+//! inside a group, by `weir-fair`'s [`FairOrder`] (the one SFQ core shared with request
+//! admission). A group with queued work has a start tag `S`; the queue serves the group with
+//! the smallest `(S, −weight, activation_seq)` — `weir-fair`'s one tie-break rule (so among
+//! equal start tags the heavier group goes first; weights 2:1 give `a b a a b a a b …`);
+//! `F = S + SCALE / weight` is the head's finish tag. Committing a group's head sets
+//! `vt = max(vt, S)` and the group's next start tag to `F`. A group that becomes active takes
+//! `S = max(vt, F)` where `F` is the finish tag it left with (standard SFQ). Idle groups keep
+//! their lane and tag for reuse, up to a bound past which the ones whose tag no longer matters
+//! (`F ≤ vt`) are freed; when the queue empties, `vt` rises to every idle tag, so all groups
+//! start again on equal footing.
 //!
 //! Staleness is per group: a [`SelectionToken`] names the selected entry's unique sequence
 //! number, and `commit` succeeds exactly when that entry is still its group's head. Enqueues,
 //! commits and discards elsewhere do not invalidate it.
 
-use crate::hash::{FastHasher, FastMap, IdMap};
 use crate::queue_view::{GroupFacts, HeadFacts, QueueFacts, QueueView};
 use crate::task::SchedulableTask;
-use crate::tournament::{Tournament, TournamentKey};
 use std::collections::VecDeque;
-use std::hash::BuildHasher;
-use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 use weir_contracts::{TaskGroupSpec, TaskId};
-
-/// Idle lanes kept before a sweep frees those whose tag no longer matters.
-const IDLE_LANE_BOUND: usize = 4096;
-
-/// Virtual-time scale: `2^16 · 3^6 · 5^4 · 7^2 · 11 · 13 · 17 · 19 · 23` (≈ 1.55e18).
-///
-/// A pick of a weight-`w` group advances its tag by `SCALE / w`, which is exact for every weight
-/// that divides `SCALE`: every weight in 1..=28, every power of two up to 65536, 100, 1000 and
-/// most capacity-like numbers. Other weights are floored; ordering
-/// stays deterministic because all arithmetic is integer. Tags are `u128`, so even weight-1
-/// picks overflow only after ~2e20 commits in one busy period.
-pub const VIRTUAL_TIME_SCALE: u128 = 65_536 * 729 * 625 * 49 * 11 * 13 * 17 * 19 * 23;
+use weir_fair::hash::{fx_hash_one, FxHashMap};
+use weir_fair::{FairOrder, Forgotten};
 
 /// Identifies one selected queue entry; `commit` accepts it only while that entry is still its
 /// group's head (the per-group staleness rule).
@@ -72,15 +60,9 @@ struct Entry<P> {
 #[derive(Debug)]
 struct Lane<P> {
     /// FIFO of entries; the front is always live (tombstones are popped when they surface).
+    /// The lane's tags live in the queue's [`FairOrder`], under the same slot.
     entries: VecDeque<Entry<P>>,
     tombstones: usize,
-    /// Start tag while active, finish tag while idle.
-    tag: u128,
-    /// Finish tag of the head while active (`tag + SCALE / weight`): the next start tag.
-    fin: u128,
-    /// Activation sequence (tie-break among equal tags and weights) while active.
-    act: u32,
-    active: bool,
 }
 
 /// Weighted fair ready queue over task groups; FIFO within a group. See the module docs.
@@ -97,25 +79,16 @@ pub struct FairTaskQueue<P> {
     /// so the dispatch hot path never hashes or compares a task id. Stale entries are swept when
     /// the table is about to grow (amortized into inserts) and dropped wholesale when the queue
     /// empties.
-    index: IdMap<(u32, u64)>,
+    index: FxHashMap<u64, (u32, u64)>,
     /// Live ids whose hash collides with a different live id in `index` (exact, rarely used).
-    overflow: FastMap<TaskId, (u32, u64)>,
+    overflow: FxHashMap<TaskId, (u32, u64)>,
     /// Stale entries in `index`.
     stale: usize,
-    /// Active groups ordered by (start tag, heavier weight first, activation seq).
-    order: Tournament,
-    /// Lanes of groups with no queued work, kept (with their finish tags) so a group that
-    /// drains and refills costs no key hashing; swept past `idle_sweep_at`.
-    idle_lanes: usize,
-    idle_sweep_at: usize,
-    /// The largest finish tag an idle lane holds (so an emptied queue can put every group back
-    /// on equal footing by raising `vt` to it).
-    max_idle_tag: u128,
-    vt: u128,
+    /// Start-time fair order of the slots (tags, virtual time, the tie-break rule). Idle groups'
+    /// lanes are kept (with their tags) so a group that drains and refills costs no key
+    /// hashing, until the order forgets them (bounded; it hands back the slots to free).
+    fair: FairOrder,
     next_entry: u64,
-    /// Next activation sequence; renumbered before it would pass `u32::MAX` (only the order of
-    /// active lanes' sequences matters), so a tournament key's tie-break fits in 64 bits.
-    next_act: u32,
 }
 
 impl<P> Default for FairTaskQueue<P> {
@@ -126,32 +99,12 @@ impl<P> Default for FairTaskQueue<P> {
 
 /// The 64-bit hash a task id is indexed under.
 fn real_id_hash(task_id: &TaskId) -> u64 {
-    BuildHasherDefault::<FastHasher>::default().hash_one(task_id)
+    fx_hash_one(task_id)
 }
 
 #[cfg(not(test))]
 fn id_hash(task_id: &TaskId) -> u64 {
     real_id_hash(task_id)
-}
-
-/// `SCALE / w` for small weights, computed at compile time: a commit then needs no 128-bit
-/// division (a libcall of ~40 cycles) in the common case.
-const SMALL_INCREMENTS: [u128; 65] = {
-    let mut t = [0u128; 65];
-    let mut w = 1;
-    while w < 65 {
-        t[w] = VIRTUAL_TIME_SCALE / w as u128;
-        w += 1;
-    }
-    t[0] = VIRTUAL_TIME_SCALE;
-    t
-};
-
-fn increment(weight: u32) -> u128 {
-    match SMALL_INCREMENTS.get(weight as usize) {
-        Some(&inc) => inc,
-        None => VIRTUAL_TIME_SCALE / u128::from(weight),
-    }
 }
 
 impl<P> FairTaskQueue<P> {
@@ -161,16 +114,11 @@ impl<P> FairTaskQueue<P> {
             facts: QueueFacts::new(),
             lanes: Vec::new(),
             free_slots: Vec::new(),
-            index: IdMap::default(),
-            overflow: FastMap::default(),
+            index: FxHashMap::default(),
+            overflow: FxHashMap::default(),
             stale: 0,
-            order: Tournament::default(),
-            idle_lanes: 0,
-            idle_sweep_at: IDLE_LANE_BOUND,
-            max_idle_tag: 0,
-            vt: 0,
+            fair: FairOrder::new(),
             next_entry: 1,
-            next_act: 0,
         }
     }
 
@@ -229,7 +177,8 @@ impl<P> FairTaskQueue<P> {
             self.facts.count_shape(slot, sig, true);
             let id = task.task_id.clone();
             self.index_insert(hash, &id, (slot, seq));
-            let became_active = {
+            let became_active = !self.fair.is_backlogged(slot);
+            {
                 let (g, lane) = self.slot_mut(slot);
                 g.queued += 1;
                 lane.entries.push_back(Entry {
@@ -237,8 +186,7 @@ impl<P> FairTaskQueue<P> {
                     sig,
                     task: Some(task),
                 });
-                !lane.active
-            };
+            }
             if became_active {
                 self.activate(slot);
             }
@@ -259,11 +207,11 @@ impl<P> FairTaskQueue<P> {
     {
         let view = self.view();
         // Fast path: the fair-order minimum is one load; the in-order walk is for rejections.
-        let first = self.order.first()?;
+        let first = self.fair.first()?;
         if let Some(sel) = self.offer(first, view, &mut is_eligible) {
             return Some(sel);
         }
-        self.order
+        self.fair
             .iter()
             .skip(1)
             .find_map(|slot| self.offer(slot, view, &mut is_eligible))
@@ -301,12 +249,12 @@ impl<P> FairTaskQueue<P> {
             return None;
         }
         let slot = token.slot;
-        let (weight, tag, fin, entry) = {
+        let (weight, entry) = {
             let (g, lane) = self.slot_mut(slot);
             let entry = lane.entries.pop_front();
             g.queued = g.queued.saturating_sub(1);
             Self::pop_tombstones(lane);
-            (g.spec.weight, lane.tag, lane.fin, entry)
+            (g.spec.weight, entry)
         };
         // Usually the new head has the same request shape and spec (a FIFO of alike tasks): the
         // head facts then already describe it and need no recount.
@@ -323,24 +271,16 @@ impl<P> FairTaskQueue<P> {
         self.facts.total = self.facts.total.saturating_sub(1);
         self.facts.count_shape(slot, entry.sig, false);
         self.facts.release_sig(entry.sig);
-        self.vt = self.vt.max(tag);
-        let finish = fin;
         if self.queued(slot) > 0 {
-            let act = self.take_act();
-            let inc = increment(weight);
-            if let Some(Some(lane)) = self.lanes.get_mut(slot as usize) {
-                lane.tag = finish;
-                lane.fin = finish.saturating_add(inc);
-                lane.act = act;
-            }
-            self.order
-                .set(slot, TournamentKey::new(finish, weight, act));
+            // Still backlogged: nothing is forgotten.
+            self.fair.serve(slot, weight, true);
             if !head_unchanged {
                 self.set_head(slot);
             }
         } else {
-            self.order.remove(slot);
-            self.go_idle(slot, finish);
+            self.go_idle(slot);
+            let forgotten = self.fair.serve(slot, weight, false);
+            self.free_groups(forgotten);
         }
         self.after_removal();
         Some(task)
@@ -362,7 +302,7 @@ impl<P> FairTaskQueue<P> {
         if was_head {
             self.clear_head(slot);
         }
-        let (sig, task, now_empty, tag) = {
+        let (sig, task, now_empty) = {
             let (g, lane) = self.slot_mut(slot);
             let i = lane
                 .entries
@@ -381,16 +321,17 @@ impl<P> FairTaskQueue<P> {
                 lane.entries.retain(|e| e.task.is_some());
                 lane.tombstones = 0;
             }
-            (sig, task, g.queued == 0, lane.tag)
+            (sig, task, g.queued == 0)
         };
         let task = task?;
         self.facts.total = self.facts.total.saturating_sub(1);
         self.facts.count_shape(slot, sig, false);
         self.facts.release_sig(sig);
         if now_empty {
-            self.order.remove(slot);
+            self.go_idle(slot);
             // The group was not served: it keeps its start tag as the tag it returns with.
-            self.go_idle(slot, tag);
+            let forgotten = self.fair.withdraw(slot);
+            self.free_groups(forgotten);
         } else if was_head {
             self.set_head(slot);
         }
@@ -558,10 +499,6 @@ impl<P> FairTaskQueue<P> {
         let lane = Lane {
             entries: VecDeque::new(),
             tombstones: 0,
-            tag: self.vt,
-            fin: self.vt,
-            act: 0,
-            active: false,
         };
         let slot = match self.free_slots.pop() {
             Some(s) => {
@@ -579,99 +516,32 @@ impl<P> FairTaskQueue<P> {
         self.facts
             .spec_ptr_index
             .insert(Arc::as_ptr(spec) as usize as u64, slot);
-        // A new lane is idle until its first task activates it.
-        self.idle_lanes += 1;
+        // A new lane is idle (at the current virtual time) until its first task activates it.
+        self.fair.track(slot);
         slot
     }
 
-    /// A fresh activation sequence, larger than every active lane's.
-    #[inline]
-    fn take_act(&mut self) -> u32 {
-        if self.next_act == u32::MAX {
-            self.renumber_acts();
-        }
-        let act = self.next_act;
-        self.next_act += 1;
-        act
-    }
-
-    /// Renumbers active lanes' activation sequences `0..n` in their current order (keys keep
-    /// their relative order, so the tournament's winner cannot change). Runs once per ~4e9
-    /// activations.
-    fn renumber_acts(&mut self) {
-        let mut active: Vec<(u32, u32)> = self
-            .lanes
-            .iter()
-            .enumerate()
-            .filter_map(|(i, l)| l.as_ref().filter(|l| l.active).map(|l| (l.act, i as u32)))
-            .collect();
-        active.sort_unstable();
-        for (n, &(_, slot)) in active.iter().enumerate() {
-            let n = n as u32;
-            if let (Some(Some(lane)), Some(key)) =
-                (self.lanes.get_mut(slot as usize), self.order.key(slot))
-            {
-                lane.act = n;
-                self.order.set(slot, key.with_act(n));
-            }
-        }
-        self.next_act = active.len() as u32;
-    }
-
     fn activate(&mut self, slot: u32) {
-        let act = self.take_act();
-        let vt = self.vt;
-        let (g, lane) = self.slot_mut(slot);
-        let weight = g.spec.weight;
-        let tag = lane.tag.max(vt);
-        let inc = increment(weight);
-        lane.tag = tag;
-        lane.fin = tag.saturating_add(inc);
-        lane.act = act;
-        lane.active = true;
-        self.idle_lanes = self.idle_lanes.saturating_sub(1);
-        self.order.set(slot, TournamentKey::new(tag, weight, act));
+        let weight = self.slot_mut(slot).0.spec.weight;
+        self.fair.activate(slot, weight);
         self.set_head(slot);
     }
 
-    fn go_idle(&mut self, slot: u32, tag: u128) {
-        {
-            let (g, lane) = self.slot_mut(slot);
-            lane.tag = tag;
-            lane.active = false;
-            g.head = None;
-            if lane.entries.capacity() > 64 {
-                // An idle lane keeps its tag, not a drained backlog's buffer.
-                lane.entries = VecDeque::new();
-            }
-        }
-        self.max_idle_tag = self.max_idle_tag.max(tag);
-        self.idle_lanes += 1;
-        if self.idle_lanes > self.idle_sweep_at {
-            self.sweep_idle_lanes();
+    /// The lane-side half of a group going idle (the fair order's half is `serve`/`withdraw`).
+    fn go_idle(&mut self, slot: u32) {
+        let (g, lane) = self.slot_mut(slot);
+        g.head = None;
+        if lane.entries.capacity() > 64 {
+            // An idle lane keeps its tag, not a drained backlog's buffer.
+            lane.entries = VecDeque::new();
         }
     }
 
-    /// Frees idle lanes whose tag no longer matters (`≤ vt`: they would re-activate at `vt`
-    /// anyway). The next sweep waits until idle lanes double, so sweeps stay amortized O(1)
-    /// even when most idle tags still matter.
-    fn sweep_idle_lanes(&mut self) {
-        let vt = self.vt;
-        let stale: Vec<u32> = self
-            .lanes
-            .iter()
-            .enumerate()
-            .filter_map(|(i, l)| {
-                l.as_ref()
-                    .filter(|l| !l.active && l.entries.is_empty() && l.tag <= vt)
-                    .map(|_| i as u32)
-            })
-            .collect();
-        for slot in stale {
+    /// Frees the groups the fair order forgot (idle, tag no longer mattering).
+    fn free_groups(&mut self, forgotten: Forgotten) {
+        for slot in forgotten {
             self.free_group(slot);
-            self.idle_lanes = self.idle_lanes.saturating_sub(1);
         }
-        self.idle_sweep_at = IDLE_LANE_BOUND.max(2 * self.idle_lanes);
     }
 
     fn free_group(&mut self, slot: u32) {
@@ -685,8 +555,8 @@ impl<P> FairTaskQueue<P> {
         self.free_slots.push(slot);
     }
 
-    /// Bumps the version; when the queue is empty, drops the index and puts every group back
-    /// on equal footing (standard SFQ: an idle system forgets its tags).
+    /// Bumps the version; when the queue is empty, drops the index (the fair order has put
+    /// every group back on equal footing: standard SFQ, an idle system forgets its tags).
     fn after_removal(&mut self) {
         self.facts.version += 1;
         if self.facts.total == 0 {
@@ -694,8 +564,6 @@ impl<P> FairTaskQueue<P> {
             self.index.clear();
             self.overflow.clear();
             self.stale = 0;
-            // Every idle tag is now ≤ vt, so every group re-activates at the same tag.
-            self.vt = self.vt.max(self.max_idle_tag);
         }
     }
 
@@ -845,48 +713,5 @@ mod tests {
             }
             HASH_BUCKETS.with(|b| b.set(None));
         }
-    }
-
-    /// Renumbering activation sequences (forced by starting the counter just below `u32::MAX`)
-    /// keeps the service order exactly as it is without renumbering.
-    #[test]
-    fn activation_renumbering_preserves_the_order() {
-        let run = |start_act: u32| {
-            let specs: Vec<_> = (0..5u32)
-                .map(|g| {
-                    let key = TaskGroupKey::new(SchedulingKind::Local, vec![format!("g{g}")]);
-                    Arc::new(TaskGroupSpec::new(key, g % 3 + 1, None).expect("valid"))
-                })
-                .collect();
-            let r = Arc::new(SchedulerResourceRequest::submission());
-            let mut q: FairTaskQueue<u32> = FairTaskQueue::new();
-            q.next_act = start_act;
-            let mut order = Vec::new();
-            let mut n = 0u32;
-            for round in 0..40u32 {
-                // Groups join and drain at different times, so activations interleave.
-                let batch: Vec<_> = (0..(round % 4 + 1))
-                    .map(|k| {
-                        n += 1;
-                        let g = &specs[((round + k) % 5) as usize];
-                        SchedulableTask::new(TaskId::new(format!("t{n}")), n, g.clone(), r.clone())
-                    })
-                    .collect();
-                q.enqueue(batch);
-                for _ in 0..(round % 3 + 1) {
-                    if let Some(tok) = q.select_next(|_, _| true).map(|s| s.token()) {
-                        order.push(q.commit(tok).expect("fresh selection").payload);
-                    }
-                }
-            }
-            while let Some(tok) = q.select_next(|_, _| true).map(|s| s.token()) {
-                order.push(q.commit(tok).expect("fresh selection").payload);
-            }
-            (order, q.next_act)
-        };
-        let (plain, _) = run(0);
-        let (renumbered, next_act) = run(u32::MAX - 3);
-        assert!(next_act < 1_000, "the counter was renumbered");
-        assert_eq!(plain, renumbered);
     }
 }

@@ -5,11 +5,12 @@
 //! (distinct request shapes) with per-signature head counts and weight sums, so a policy asks
 //! "which peers' heads want resource r, and with what total weight" in O(signatures), not O(groups).
 
-use crate::hash::{FastMap, PtrIndex};
+use crate::hash::PtrIndex;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use weir_contracts::{SchedulerResourceKey, SchedulerResourceRequest, TaskGroupKey, TaskGroupSpec};
+use weir_fair::hash::FxHashMap;
 
 /// Facts about one group slot (a group with queued work, or an idle group whose tag still matters).
 #[derive(Debug, Clone)]
@@ -55,11 +56,11 @@ pub(crate) struct QueueFacts {
     /// XOR of the slots of groups with a live head: with one such group, its slot.
     pub(crate) head_slots_xor: u64,
     pub(crate) groups: Vec<Option<GroupFacts>>,
-    pub(crate) group_index: FastMap<TaskGroupKey, u32>,
+    pub(crate) group_index: FxHashMap<TaskGroupKey, u32>,
     /// Address of a group's latest `Arc<TaskGroupSpec>` → slot (hash-free fast path).
     pub(crate) spec_ptr_index: PtrIndex,
     pub(crate) sigs: Vec<Option<SigFacts>>,
-    pub(crate) sig_index: FastMap<Arc<SchedulerResourceRequest>, u32>,
+    pub(crate) sig_index: FxHashMap<Arc<SchedulerResourceRequest>, u32>,
     pub(crate) free_sigs: Vec<u32>,
     /// The shape the last `intern` returned: a batch of tasks usually shares one request `Arc`,
     /// so most interns are a pointer compare instead of hashing and comparing the request.

@@ -20,11 +20,17 @@ pub const GATE: &str = "deps";
 /// table (and not a test-support crate) fails the gate.
 pub const ALLOWED_EDGES: &[(&str, &[&str])] = &[
     ("weir-contracts", &[]),
+    // The start-time fair queue core and the shared hasher: a leaf both admission crates share
+    // instead of depending on each other.
+    ("weir-fair", &[]),
     ("weir-telemetry", &["weir-contracts"]),
-    ("weir-task-admission", &["weir-contracts", "weir-telemetry"]),
+    (
+        "weir-task-admission",
+        &["weir-contracts", "weir-telemetry", "weir-fair"],
+    ),
     (
         "weir-request-admission",
-        &["weir-contracts", "weir-telemetry"],
+        &["weir-contracts", "weir-telemetry", "weir-fair"],
     ),
     ("weir-capacity", &["weir-contracts"]),
     (
@@ -273,6 +279,51 @@ mod tests {
             [
                 "dependency edge not allowed: weir-task-admission -> weir-request-admission \
               (crates/weir-task-admission/Cargo.toml)"
+            ]
+        );
+    }
+
+    #[test]
+    fn both_admission_crates_may_share_the_fair_core() {
+        let v = check(&[
+            ("weir-fair", "crates/weir-fair", &[("rustc-hash", None)]),
+            (
+                "weir-task-admission",
+                "crates/weir-task-admission",
+                &[("weir-contracts", None), ("weir-fair", None)],
+            ),
+            (
+                "weir-request-admission",
+                "crates/weir-request-admission",
+                &[("weir-contracts", None), ("weir-fair", None)],
+            ),
+        ]);
+        assert!(v.is_empty(), "{v:#?}");
+    }
+
+    #[test]
+    fn the_fair_core_depends_on_no_weir_crate_and_serves_only_admission() {
+        let v = check(&[
+            (
+                "weir-fair",
+                "crates/weir-fair",
+                &[("weir-contracts", None), ("weir-telemetry", Some("dev"))],
+            ),
+            (
+                "weir-capacity",
+                "crates/weir-capacity",
+                &[("weir-contracts", None), ("weir-fair", None)],
+            ),
+        ]);
+        assert_eq!(
+            v,
+            [
+                "dependency edge not allowed: weir-fair -> weir-contracts \
+                 (crates/weir-fair/Cargo.toml)",
+                "dependency edge not allowed: weir-fair -> weir-telemetry [dev-dependency] \
+                 (crates/weir-fair/Cargo.toml)",
+                "dependency edge not allowed: weir-capacity -> weir-fair \
+                 (crates/weir-capacity/Cargo.toml)",
             ]
         );
     }

@@ -1,4 +1,4 @@
-//! `Tournament`: a winner tree over group slots, the fair queue's "which active group is next".
+//! `Tournament`: a winner tree over group slots, the fair order's "which backlogged group is next".
 //!
 //! Why not a `BTreeSet` or a binary heap: serving a group changes exactly one key, and a winner
 //! tree replays exactly one leaf-to-root path of sibling comparisons (branch-free selects, no
@@ -9,39 +9,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-/// A slot's ordering key: smallest start tag first, then smallest `tie` (the complement of the
-/// group's weight in the high half, so heavier groups win equal tags; activation sequence in
-/// the low half).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct TournamentKey {
-    pub(crate) tag: u128,
-    pub(crate) tie: u64,
-}
-
-impl TournamentKey {
-    /// The key of an absent slot: larger than every real key.
-    const ABSENT: Self = Self {
-        tag: u128::MAX,
-        tie: u64::MAX,
-    };
-
-    /// A key from a start tag, the group's weight and its activation sequence (which the queue
-    /// keeps below 2^32 by renumbering).
-    pub(crate) fn new(tag: u128, weight: u32, act: u32) -> Self {
-        Self {
-            tag,
-            tie: (u64::from(u32::MAX - weight) << 32) | u64::from(act),
-        }
-    }
-
-    /// The same key with activation sequence `act`.
-    pub(crate) fn with_act(self, act: u32) -> Self {
-        Self {
-            tag: self.tag,
-            tie: (self.tie & !u64::from(u32::MAX)) | u64::from(act),
-        }
-    }
-}
+use crate::tag::FairKey;
 
 /// A tree node: its subtree's winning key and slot, packed into 32 bytes (a `(key, slot)`
 /// tuple would pad to 48), so a replay touches fewer cache lines.
@@ -53,11 +21,8 @@ struct Node {
 }
 
 impl Node {
-    fn key(&self) -> TournamentKey {
-        TournamentKey {
-            tag: self.tag,
-            tie: self.tie,
-        }
+    fn key(&self) -> FairKey {
+        FairKey::from_parts(self.tag, self.tie)
     }
 }
 
@@ -96,8 +61,8 @@ impl Tournament {
     fn with_capacity(cap: usize) -> Self {
         let cap = cap.next_power_of_two().max(1);
         let absent = Node {
-            tag: TournamentKey::ABSENT.tag,
-            tie: TournamentKey::ABSENT.tie,
+            tag: FairKey::ABSENT.start(),
+            tie: FairKey::ABSENT.tie(),
             slot: 0,
         };
         let mut t = Self {
@@ -118,7 +83,7 @@ impl Tournament {
     }
 
     /// Sets `slot`'s key (growing the tree when `slot` is beyond it) and replays its path.
-    pub(crate) fn set(&mut self, slot: u32, key: TournamentKey) {
+    pub(crate) fn set(&mut self, slot: u32, key: FairKey) {
         if slot as usize >= self.cap {
             let mut bigger = Self::with_capacity(slot as usize + 1);
             let (old, new) = (self.cap, bigger.cap);
@@ -128,8 +93,8 @@ impl Tournament {
         }
         let mut i = self.cap + slot as usize;
         let mut winner = Node {
-            tag: key.tag,
-            tie: key.tie,
+            tag: key.start(),
+            tie: key.tie(),
             slot,
         };
         self.nodes[i] = winner;
@@ -143,21 +108,21 @@ impl Tournament {
     /// Marks `slot` absent.
     pub(crate) fn remove(&mut self, slot: u32) {
         if (slot as usize) < self.cap {
-            self.set(slot, TournamentKey::ABSENT);
+            self.set(slot, FairKey::ABSENT);
         }
     }
 
     /// `slot`'s key, when present.
-    pub(crate) fn key(&self, slot: u32) -> Option<TournamentKey> {
+    pub(crate) fn key(&self, slot: u32) -> Option<FairKey> {
         let key = self.nodes.get(self.cap + slot as usize)?.key();
-        ((slot as usize) < self.cap && key != TournamentKey::ABSENT).then_some(key)
+        ((slot as usize) < self.cap && key != FairKey::ABSENT).then_some(key)
     }
 
     /// The present slot with the smallest key.
     #[inline]
     pub(crate) fn first(&self) -> Option<u32> {
         let n = self.nodes[1];
-        (n.key() != TournamentKey::ABSENT).then_some(n.slot)
+        (n.key() != FairKey::ABSENT).then_some(n.slot)
     }
 
     /// Present slots in key order, expanded lazily: O(k log k) for the first k.
@@ -177,7 +142,7 @@ impl Tournament {
 #[derive(Debug)]
 pub(crate) struct TournamentIter<'a> {
     tree: &'a Tournament,
-    frontier: BinaryHeap<Reverse<(TournamentKey, usize)>>,
+    frontier: BinaryHeap<Reverse<(FairKey, usize)>>,
 }
 
 impl Iterator for TournamentIter<'_> {
@@ -192,7 +157,7 @@ impl Iterator for TournamentIter<'_> {
             }
             for child in [2 * node, 2 * node + 1] {
                 let key = self.tree.nodes[child].key();
-                if key != TournamentKey::ABSENT {
+                if key != FairKey::ABSENT {
                     self.frontier.push(Reverse((key, child)));
                 }
             }
@@ -217,8 +182,7 @@ mod tests {
                 t.remove(slot);
                 model.retain(|_, s| *s != slot);
             } else {
-                let key =
-                    TournamentKey::new(u128::from((x >> 40) % 16), (x % 3) as u32 + 1, step as u32);
+                let key = FairKey::new(u128::from((x >> 40) % 16), (x % 3) as u32 + 1, step as u32);
                 model.retain(|_, s| *s != slot);
                 t.set(slot, key);
                 model.insert(key, slot);

@@ -92,7 +92,7 @@ impl RunLoop {
                     self.events.run(SchedulerEventKind::RowGroupAdmitted, |e| {
                         e.payload = P::RowGroupAdmitted(RowGroupAdmitted {
                             row_group: rg,
-                            rows: u64::from(rows),
+                            rows,
                             in_flight: u64::from(in_flight),
                         });
                     });

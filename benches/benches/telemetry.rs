@@ -3,14 +3,14 @@
 //! Run: `cargo bench -p weir-benches --bench telemetry -- --warm-up-time 1 --measurement-time 3`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use weir_contracts::payload::RetryDeferred;
 use weir_contracts::{
     ControllerGeneration, LeaseId, RuntimeCorrelation, SchedulerAdmissionEvent, SchedulerEventKind,
-    SchedulerResourceKey, TaskExecutionId, TaskId,
+    SchedulerEventPayload, SchedulerResourceKey, TaskExecutionId, TaskId,
 };
 use weir_telemetry::{EventSink, EventStream, JsonlEventSink, JsonlWriteMode, MonotonicClock};
 
@@ -35,9 +35,9 @@ impl EventSink<SchedulerAdmissionEvent> for Noop {
     }
 }
 
-/// A realistic worker-spawned event: ids, correlation, resource key, two diagnostics.
+/// A realistic task event: ids, correlation, resource key, two diagnostics.
 fn realistic(now: f64, i: u64) -> SchedulerAdmissionEvent {
-    let mut e = SchedulerAdmissionEvent::new(SchedulerEventKind::WorkerSpawned, now);
+    let mut e = SchedulerAdmissionEvent::new(SchedulerEventKind::RetryDeferred, now);
     e.task_id = Some(TaskId::stable("answer", 3, Some(i), "cell"));
     e.task_execution_id = Some(TaskExecutionId(i));
     e.task_lease_id = Some(LeaseId::new(ControllerGeneration(1), i));
@@ -51,10 +51,11 @@ fn realistic(now: f64, i: u64) -> SchedulerAdmissionEvent {
         scheduling_group_identity_hash: Some("0123456789abcdef".into()),
         task_execution_id: Some(TaskExecutionId(i)),
     });
-    let mut d = BTreeMap::new();
-    d.insert("queued_total".to_string(), serde_json::json!(128));
-    d.insert("admitted".to_string(), serde_json::json!(8));
-    e.diagnostics = d;
+    e.payload = SchedulerEventPayload::RetryDeferred(RetryDeferred {
+        delay_seconds: 0.25,
+        retry: Some(1),
+        ..Default::default()
+    });
     e
 }
 

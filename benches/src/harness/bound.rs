@@ -66,7 +66,7 @@ pub fn lower_bound(run: &EngineRun) -> LowerBound {
         let (Some(id), Some(key)) = (e.request_attempt_id, &e.request_resource_key) else {
             continue;
         };
-        match e.event_kind {
+        match e.event_kind() {
             RequestEventKind::ModelRequestStarted => {
                 let name = format!("{}/{}", key.provider_name, key.model_id);
                 started.insert(id, (name, e.captured_at_monotonic));

@@ -151,7 +151,7 @@ fn run_engine_scenario(
             o.iterations,
             r.wall_seconds,
             m.lower_bound.bound_seconds,
-            m.values.get("ready_idle_gap_ms_max").copied().unwrap_or(0.0)
+            m.values.ready_idle_gap_ms_max
         );
         let rows = r.view.timeline_rows();
         let total = rows.len();

@@ -4,6 +4,7 @@
 //! reported in `--smoke` runs (a shared CI box must not flake on them); a reported timing gate
 //! that misses prints `WARN`, never `FAIL`.
 
+use super::metric_values::MetricValues;
 use super::metrics::IterationMetrics;
 use super::scenarios::EngineScenario;
 use super::stats::percentile;
@@ -73,11 +74,9 @@ pub fn gate(scenario: &str, name: &str, ok: bool, enforced: bool, detail: String
     }
 }
 
-fn values(iters: &[IterationMetrics], name: &str) -> Vec<f64> {
-    iters
-        .iter()
-        .filter_map(|m| m.values.get(name).copied())
-        .collect()
+/// One metric of every iteration that measured it.
+fn values(iters: &[IterationMetrics], metric: impl Fn(&MetricValues) -> Option<f64>) -> Vec<f64> {
+    iters.iter().filter_map(|m| metric(&m.values)).collect()
 }
 
 /// The gates of an engine scenario over its measured iterations.
@@ -253,7 +252,7 @@ pub fn engine_gates(
         ));
     }
     if s.gate_ready_idle {
-        let maxes = values(iters, "ready_idle_gap_ms_max");
+        let maxes = values(iters, |v| Some(v.ready_idle_gap_ms_max));
         let med = percentile(&maxes, 0.5);
         let worst = maxes.iter().copied().fold(0.0, f64::max);
         out.push(gate(
@@ -278,8 +277,8 @@ pub fn engine_gates(
             )
             .collect();
         let ok = !before.is_empty() && before.iter().all(|b| *b);
-        let d = percentile(&values(iters, "first_downstream_dispatch_seconds"), 0.5);
-        let r = percentile(&values(iters, "root_last_completed_seconds"), 0.5);
+        let d = percentile(&values(iters, |v| v.first_downstream_dispatch_seconds), 0.5);
+        let r = percentile(&values(iters, |v| v.root_last_completed_seconds), 0.5);
         out.push(gate(
             id,
             "downstream_dispatch_before_root_finishes",
@@ -308,13 +307,13 @@ pub fn engine_gates(
         }
     }
     if let Some(max) = s.wall_over_bound_max {
-        let v = values(iters, "wall_over_bound");
+        let v = values(iters, |v| v.wall_over_bound);
         let mean = if v.is_empty() {
             f64::INFINITY
         } else {
             v.iter().sum::<f64>() / v.len() as f64
         };
-        let planned = values(iters, "wall_over_planned_bound");
+        let planned = values(iters, |v| v.wall_over_planned_bound);
         let pmean = if planned.is_empty() {
             0.0
         } else {
@@ -335,8 +334,8 @@ pub fn engine_gates(
             .iter()
             .filter_map(|m| m.facts.cooldown_ends)
             .all(|(a, b)| b < a);
-        let a = percentile(&values(iters, "cooling_column_end_seconds"), 0.5);
-        let b = percentile(&values(iters, "free_column_end_seconds"), 0.5);
+        let a = percentile(&values(iters, |v| v.cooling_column_end_seconds), 0.5);
+        let b = percentile(&values(iters, |v| v.free_column_end_seconds), 0.5);
         out.push(gate(
             id,
             "free_provider_not_stalled",

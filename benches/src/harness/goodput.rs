@@ -16,7 +16,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
-use weir_contracts::{RequestAdmissionEvent, RequestEventKind};
+use weir_contracts::{RequestAdmissionEvent, RequestEventKind, RequestEventPayload};
 use weir_runtime::engine::{Engine, EngineConfig};
 use weir_runtime::generators::{Category, LlmText};
 use weir_runtime::provider::{ModelProvider, OpenAiCompatibleProvider, OpenAiProviderConfig};
@@ -478,15 +478,20 @@ impl EventSink<RequestAdmissionEvent> for LimitSink {
     }
 
     fn emit(&self, e: &RequestAdmissionEvent) {
-        if !self.accepts(e.event_kind) {
+        if !self.accepts(e.event_kind()) {
             return;
         }
-        let get = |k: &str| e.diagnostics.get(k).and_then(Value::as_f64);
-        if let (Some(p), Some(c)) = (get("previous"), get("current")) {
+        if let RequestEventPayload::RequestLimitDecreased(c)
+        | RequestEventPayload::RequestLimitIncreased(c) = &e.payload
+        {
             self.changes
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .push((e.captured_at_monotonic, p, c));
+                .push((
+                    e.captured_at_monotonic,
+                    f64::from(c.previous),
+                    f64::from(c.current),
+                ));
         }
     }
 }
@@ -894,9 +899,14 @@ mod tests {
     #[test]
     fn mean_limit_weights_by_time() {
         let sink = LimitSink::default();
-        let mut e = RequestAdmissionEvent::new(RequestEventKind::RequestLimitDecreased, 1.0);
-        e.diagnostics.insert("previous".into(), json!(32));
-        e.diagnostics.insert("current".into(), json!(16));
+        let e = RequestAdmissionEvent::with_payload(
+            RequestEventPayload::RequestLimitDecreased(weir_contracts::payload::LimitChanged {
+                previous: 32,
+                current: 16,
+                ..Default::default()
+            }),
+            1.0,
+        );
         sink.emit(&e);
         sink.emit(&RequestAdmissionEvent::new(
             RequestEventKind::RequestLeaseAcquired,

@@ -24,14 +24,17 @@
 //!   `row_completion_p95` over rows of the latest `task_completed` of the row's tasks.
 
 use super::bound::{lower_bound, LowerBound};
+use super::metric_values::{DistMs, MetricValues};
 use super::run::EngineRun;
 use super::stats::percentile;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use weir_contracts::{
-    Fnv64, ProviderModelKey, RequestEventKind, SchedulerAdmissionEvent, SchedulerEventKind, TaskId,
+    Fnv64, ProviderModelKey, RequestAdmissionEvent, RequestEventKind, SchedulerAdmissionEvent,
+    SchedulerEventKind, SchedulerEventPayload, TaskId,
 };
 use weir_runtime::workflow::Strategy;
+use weir_telemetry::CorrelatedRuntimeView;
 
 /// Heavy-root facts for the gates.
 #[derive(Debug, Clone, Serialize)]
@@ -88,8 +91,8 @@ pub struct RunFacts {
 /// Metrics, bound and facts of one iteration.
 #[derive(Debug, Clone, Serialize)]
 pub struct IterationMetrics {
-    /// Metric name → value (see the module docs).
-    pub values: BTreeMap<String, f64>,
+    /// The derived metrics (see the module docs); the artifact writes them as a flat map.
+    pub values: MetricValues,
     /// The lower bound.
     pub lower_bound: LowerBound,
     /// Gate inputs.
@@ -126,17 +129,25 @@ fn ms(x: f64) -> f64 {
     x * 1000.0
 }
 
-fn put_dist(values: &mut BTreeMap<String, f64>, name: &str, samples_s: &[f64]) {
+/// p50 / p95 / max in ms of samples in seconds (`None` when there are none).
+fn dist(samples_s: &[f64]) -> Option<DistMs> {
     if samples_s.is_empty() {
-        return;
+        return None;
     }
     let v: Vec<f64> = samples_s.iter().map(|x| ms(*x)).collect();
-    values.insert(format!("{name}_ms_p50"), percentile(&v, 0.5));
-    values.insert(format!("{name}_ms_p95"), percentile(&v, 0.95));
-    values.insert(
-        format!("{name}_ms_max"),
-        v.iter().copied().fold(f64::MIN, f64::max),
-    );
+    Some(DistMs {
+        p50: percentile(&v, 0.5),
+        p95: percentile(&v, 0.95),
+        max: v.iter().copied().fold(f64::MIN, f64::max),
+    })
+}
+
+/// Records written so far, as a `row_group_checkpointed` event says (else `None`).
+fn records_written_at(e: &SchedulerAdmissionEvent) -> Option<u64> {
+    match &e.payload {
+        SchedulerEventPayload::RowGroupCheckpointed(c) => Some(c.records_written),
+        _ => None,
+    }
 }
 
 /// Hashes of the written records: all records, and each column, FNV-1a 64 over
@@ -169,21 +180,171 @@ pub fn output_hashes(rows: &[(u64, weir_runtime::generators::Record)]) -> BTreeM
 
 /// Computes everything for one iteration.
 pub fn compute(run: &EngineRun, opts: &MetricOptions<'_>) -> IterationMetrics {
-    let mut values = BTreeMap::new();
+    let mut values = MetricValues::default();
     let view = &run.view;
     let result = &run.result;
     let sched = view.scheduler_events();
     let req = view.request_events();
-    let cap = f64::from(opts.submission_capacity.max(1));
     let end_time = sched
         .iter()
         .map(|e| e.captured_at_monotonic)
         .chain(req.iter().map(|e| e.captured_at_monotonic))
         .fold(0.0, f64::max);
     let wall = run.wall_seconds;
-    values.insert("wall_seconds".into(), wall);
+    values.wall_seconds = wall;
 
-    // ---- per-execution waits (view timelines) ----
+    let checks = execution_timelines(view, &mut values);
+
+    request_overheads(view, &mut values);
+
+    let Replay {
+        first_down_ready,
+        debt_count,
+        peak_excess,
+    } = scheduler_replay(run, opts, end_time, &mut values);
+
+    let lb = lower_bound(run);
+    request_utilization(req, &lb, end_time, &mut values);
+
+    // ---- lower bound ----
+    values.lower_bound_seconds = lb.bound_seconds;
+    values.planned_lower_bound_seconds = lb.planned_bound_seconds;
+    values.critical_path_seconds = lb.critical_path_seconds;
+    values.wall_over_bound = (lb.bound_seconds > 0.0).then(|| wall / lb.bound_seconds);
+    values.wall_over_planned_bound =
+        (lb.planned_bound_seconds > 0.0).then(|| wall / lb.planned_bound_seconds);
+
+    // ---- heavy root ----
+    let heavy_root = opts.heavy_root.map(|(root, down)| {
+        let first = |kind: SchedulerEventKind, col: &str| {
+            sched
+                .iter()
+                .filter(|e| e.event_kind() == kind && column_of(e) == Some(col))
+                .map(|e| e.captured_at_monotonic)
+                .reduce(f64::min)
+        };
+        let root_last_completed = sched
+            .iter()
+            .filter(|e| {
+                e.event_kind() == SchedulerEventKind::TaskCompleted
+                    && column_of(e) == Some(root.as_str())
+            })
+            .map(|e| e.captured_at_monotonic)
+            .reduce(f64::max);
+        HeavyRootFacts {
+            first_downstream_ready: first_down_ready,
+            first_downstream_dispatch: first(SchedulerEventKind::TaskLeaseAcquired, down),
+            root_last_completed,
+            debt_count,
+            peak_excess: if peak_excess == i64::MIN {
+                0
+            } else {
+                peak_excess
+            },
+        }
+    });
+    if let Some(h) = &heavy_root {
+        values.first_downstream_ready_seconds = h.first_downstream_ready;
+        values.first_downstream_dispatch_seconds = h.first_downstream_dispatch;
+        if let (Some(t), Some(r)) = (h.first_downstream_dispatch, h.first_downstream_ready) {
+            values.initial_idle_gap_ms = Some(ms(t - r));
+        }
+        values.root_last_completed_seconds = h.root_last_completed;
+        values.root_over_admission_debt = Some(h.debt_count as f64);
+        values.root_over_admission_peak_excess = Some(h.peak_excess as f64);
+        // Downstream ready → lease gaps only.
+        let down = &opts.heavy_root.map(|(_, d)| d.clone()).unwrap_or_default();
+        let down_ids: std::collections::HashSet<&TaskId> = sched
+            .iter()
+            .filter(|e| column_of(e) == Some(down.as_str()))
+            .filter_map(|e| e.task_id.as_ref())
+            .collect();
+        let gaps: Vec<f64> = view
+            .executions()
+            .iter()
+            .filter(|x| x.task_id.as_ref().is_some_and(|t| down_ids.contains(t)))
+            .filter_map(|x| Some(x.task_lease_acquired_at? - x.ready_enqueued_at?))
+            .collect();
+        values.downstream_ready_to_dispatch = dist(&gaps);
+    }
+    let cooldown_ends = opts.cooldown.map(|(cooling, free)| {
+        let last = |col: &str| {
+            sched
+                .iter()
+                .filter(|e| {
+                    e.event_kind() == SchedulerEventKind::TaskCompleted && column_of(e) == Some(col)
+                })
+                .map(|e| e.captured_at_monotonic)
+                .fold(0.0, f64::max)
+        };
+        (last(cooling), last(free))
+    });
+    if let Some((a, b)) = cooldown_ends {
+        values.cooling_column_end_seconds = Some(a);
+        values.free_column_end_seconds = Some(b);
+    }
+
+    // ---- records ----
+    let total = result.report.records_written;
+    let (first_record, half) = record_times(sched, total);
+    values.time_to_first_record_seconds = first_record;
+    values.time_to_50pct_records_seconds = half;
+    let row_done = row_completion_times(run);
+    values.row_completion_p95_seconds = (!row_done.is_empty()).then(|| percentile(&row_done, 0.95));
+    values.records_written = total;
+    values.rows_dropped = result.report.rows_dropped;
+
+    // ---- counts and costs ----
+    let leases = view.request_lease_count() as u64;
+    let outbound = view.outbound_attempts() as u64;
+    values.request_lease_count = leases;
+    values.outbound_attempts = outbound;
+    values.hidden_scheduler_resource_waiters = view.hidden_scheduler_resource_waiters() as u64;
+    values.events_scheduler = sched.len() as u64;
+    values.events_request = req.len() as u64;
+    values.task_executions = view.executions().len() as u64;
+    if let Some(cpu) = run.cpu_seconds {
+        values.cpu_seconds = Some(cpu);
+        let events = (sched.len() + req.len()).max(1) as f64;
+        values.cpu_us_per_event = Some(cpu * 1e6 / events);
+    }
+    values.peak_rss_mib = run.peak_rss_mib;
+
+    IterationMetrics {
+        values,
+        lower_bound: lb,
+        facts: RunFacts {
+            leaks: leaks(run),
+            hidden_waiters_view: view.hidden_scheduler_resource_waiters() as u64,
+            hidden_waiters_engine: result.hidden_scheduler_resource_waiters,
+            request_leases: leases,
+            outbound_attempts: outbound,
+            executor_attempts: result.requests.attempts,
+            monotone_violations: checks.violations,
+            monotone_violation_count: checks.violation_count,
+            incomplete_timelines: checks.incomplete,
+            incomplete_examples: checks.incomplete_examples,
+            heavy_root,
+            cooldown_ends,
+            records_written: total,
+            rows_dropped: result.report.rows_dropped,
+            records_requested: run.built.workflow.records,
+            stopped: result.report.stopped.as_ref().map(|s| format!("{s:?}")),
+        },
+        output_hashes: output_hashes(&run.rows),
+    }
+}
+
+/// Monotonicity and completeness of the view's timelines (gate inputs).
+struct TimelineChecks {
+    violations: Vec<String>,
+    violation_count: u64,
+    incomplete: u64,
+    incomplete_examples: Vec<String>,
+}
+
+/// Per-execution waits (the view's timelines) into `values`; checks every timeline.
+fn execution_timelines(view: &CorrelatedRuntimeView, values: &mut MetricValues) -> TimelineChecks {
     let (mut rq, mut adm, mut r2l) = (Vec::new(), Vec::new(), Vec::new());
     let mut incomplete = 0u64;
     let mut incomplete_examples = Vec::new();
@@ -248,11 +409,19 @@ pub fn compute(run: &EngineRun, opts: &MetricOptions<'_>) -> IterationMetrics {
             }
         }
     }
-    put_dist(&mut values, "ready_queue_wait", &rq);
-    put_dist(&mut values, "task_admission_wait", &adm);
-    put_dist(&mut values, "ready_to_lease_gap", &r2l);
+    values.ready_queue_wait = dist(&rq);
+    values.task_admission_wait = dist(&adm);
+    values.ready_to_lease_gap = dist(&r2l);
+    TimelineChecks {
+        violations,
+        violation_count,
+        incomplete,
+        incomplete_examples,
+    }
+}
 
-    // ---- request-side overheads ----
+/// Request-side waits and overheads per attempt into `values`.
+fn request_overheads(view: &CorrelatedRuntimeView, values: &mut MetricValues) {
     let (mut wait, mut acquire, mut release) = (Vec::new(), Vec::new(), Vec::new());
     for x in view.executions() {
         for a in &x.attempts {
@@ -271,11 +440,28 @@ pub fn compute(run: &EngineRun, opts: &MetricOptions<'_>) -> IterationMetrics {
             }
         }
     }
-    put_dist(&mut values, "request_wait", &wait);
-    put_dist(&mut values, "request_acquire_overhead", &acquire);
-    put_dist(&mut values, "request_release_overhead", &release);
+    values.request_wait = dist(&wait);
+    values.request_acquire_overhead = dist(&acquire);
+    values.request_release_overhead = dist(&release);
+}
 
-    // ---- scheduler replay: idle gaps, capacity integral, heavy-root debt ----
+/// What the scheduler replay finds besides metric values: the heavy-root debt.
+struct Replay {
+    first_down_ready: Option<f64>,
+    debt_count: u64,
+    peak_excess: i64,
+}
+
+/// Replays the scheduler stream in sequence order: idle gaps, policy-blocked time, the capacity
+/// integral (into `values`) and the heavy-root debt.
+fn scheduler_replay(
+    run: &EngineRun,
+    opts: &MetricOptions<'_>,
+    end_time: f64,
+    values: &mut MetricValues,
+) -> Replay {
+    let sched = run.view.scheduler_events();
+    let cap = f64::from(opts.submission_capacity.max(1));
     let stop_at = run.stopped_at_seconds.unwrap_or(f64::INFINITY);
     let mut queued_by_group: HashMap<&str, i64> = HashMap::new();
     let mut active_by_group: HashMap<&str, i64> = HashMap::new();
@@ -292,7 +478,7 @@ pub fn compute(run: &EngineRun, opts: &MetricOptions<'_>) -> IterationMetrics {
         sched
             .iter()
             .filter(|e| {
-                e.event_kind == SchedulerEventKind::DependencyReady
+                e.event_kind() == SchedulerEventKind::DependencyReady
                     && column_of(e) == Some(down.as_str())
             })
             .map(|e| e.captured_at_monotonic)
@@ -306,7 +492,7 @@ pub fn compute(run: &EngineRun, opts: &MetricOptions<'_>) -> IterationMetrics {
         }
         last_t = Some(t);
         let g = group_of(e).unwrap_or("");
-        match e.event_kind {
+        match e.event_kind() {
             SchedulerEventKind::ReadyEnqueued => {
                 queued += 1;
                 *queued_by_group.entry(g).or_default() += 1;
@@ -371,25 +557,31 @@ pub fn compute(run: &EngineRun, opts: &MetricOptions<'_>) -> IterationMetrics {
             _ => {}
         }
     }
-    values.insert(
-        "ready_idle_gap_ms_max".into(),
-        ms(gaps.iter().copied().fold(0.0, f64::max)),
-    );
-    values.insert("ready_idle_gap_ms_total".into(), ms(gaps.iter().sum()));
-    values.insert("policy_blocked_ms_total".into(), ms(blocked_total));
-    values.insert("active_capacity_integral".into(), integral);
-    if end_time > 0.0 {
-        values.insert("active_capacity_mean".into(), integral / end_time);
+    values.ready_idle_gap_ms_max = ms(gaps.iter().copied().fold(0.0, f64::max));
+    values.ready_idle_gap_ms_total = ms(gaps.iter().sum());
+    values.policy_blocked_ms_total = ms(blocked_total);
+    values.active_capacity_integral = integral;
+    values.active_capacity_mean = (end_time > 0.0).then(|| integral / end_time);
+    Replay {
+        first_down_ready,
+        debt_count,
+        peak_excess,
     }
+}
 
-    // ---- request in-flight per endpoint ----
-    let lb = lower_bound(run);
+/// Per endpoint: time-integral of in-flight model requests over `parallel × span`.
+fn request_utilization(
+    req: &[RequestAdmissionEvent],
+    lb: &LowerBound,
+    end_time: f64,
+    values: &mut MetricValues,
+) {
     let mut inflight: HashMap<ProviderModelKey, (i64, f64, f64)> = HashMap::new();
     for e in req {
         let Some(key) = &e.request_resource_key else {
             continue;
         };
-        let delta = match e.event_kind {
+        let delta = match e.event_kind() {
             RequestEventKind::ModelRequestStarted => 1,
             RequestEventKind::ModelRequestCompleted => -1,
             _ => continue,
@@ -406,123 +598,21 @@ pub fn compute(run: &EngineRun, opts: &MetricOptions<'_>) -> IterationMetrics {
         let name = format!("{}/{}", key.provider_name, key.model_id);
         if let Some(b) = lb.endpoints.get(&name) {
             if end_time > 0.0 {
-                values.insert(
-                    format!("request_utilization.{name}"),
-                    busy / (f64::from(b.parallel) * end_time),
-                );
+                let u = busy / (f64::from(b.parallel) * end_time);
+                values.request_utilization.insert(name, u);
             }
         }
     }
+}
 
-    // ---- lower bound ----
-    values.insert("lower_bound_seconds".into(), lb.bound_seconds);
-    values.insert(
-        "planned_lower_bound_seconds".into(),
-        lb.planned_bound_seconds,
-    );
-    values.insert("critical_path_seconds".into(), lb.critical_path_seconds);
-    if lb.bound_seconds > 0.0 {
-        values.insert("wall_over_bound".into(), wall / lb.bound_seconds);
-    }
-    if lb.planned_bound_seconds > 0.0 {
-        values.insert(
-            "wall_over_planned_bound".into(),
-            wall / lb.planned_bound_seconds,
-        );
-    }
-
-    // ---- heavy root ----
-    let heavy_root = opts.heavy_root.map(|(root, down)| {
-        let first = |kind: SchedulerEventKind, col: &str| {
-            sched
-                .iter()
-                .filter(|e| e.event_kind == kind && column_of(e) == Some(col))
-                .map(|e| e.captured_at_monotonic)
-                .reduce(f64::min)
-        };
-        let root_last_completed = sched
-            .iter()
-            .filter(|e| {
-                e.event_kind == SchedulerEventKind::TaskCompleted
-                    && column_of(e) == Some(root.as_str())
-            })
-            .map(|e| e.captured_at_monotonic)
-            .reduce(f64::max);
-        HeavyRootFacts {
-            first_downstream_ready: first_down_ready,
-            first_downstream_dispatch: first(SchedulerEventKind::TaskLeaseAcquired, down),
-            root_last_completed,
-            debt_count,
-            peak_excess: if peak_excess == i64::MIN {
-                0
-            } else {
-                peak_excess
-            },
-        }
-    });
-    if let Some(h) = &heavy_root {
-        if let Some(t) = h.first_downstream_ready {
-            values.insert("first_downstream_ready_seconds".into(), t);
-        }
-        if let Some(t) = h.first_downstream_dispatch {
-            values.insert("first_downstream_dispatch_seconds".into(), t);
-            if let Some(r) = h.first_downstream_ready {
-                values.insert("initial_idle_gap_ms".into(), ms(t - r));
-            }
-        }
-        if let Some(t) = h.root_last_completed {
-            values.insert("root_last_completed_seconds".into(), t);
-        }
-        values.insert("root_over_admission_debt".into(), h.debt_count as f64);
-        values.insert(
-            "root_over_admission_peak_excess".into(),
-            h.peak_excess as f64,
-        );
-        // Downstream ready → lease gaps only.
-        let down = &opts.heavy_root.map(|(_, d)| d.clone()).unwrap_or_default();
-        let down_ids: std::collections::HashSet<&TaskId> = sched
-            .iter()
-            .filter(|e| column_of(e) == Some(down.as_str()))
-            .filter_map(|e| e.task_id.as_ref())
-            .collect();
-        let gaps: Vec<f64> = view
-            .executions()
-            .iter()
-            .filter(|x| x.task_id.as_ref().is_some_and(|t| down_ids.contains(t)))
-            .filter_map(|x| Some(x.task_lease_acquired_at? - x.ready_enqueued_at?))
-            .collect();
-        put_dist(&mut values, "downstream_ready_to_dispatch", &gaps);
-    }
-    let cooldown_ends = opts.cooldown.map(|(cooling, free)| {
-        let last = |col: &str| {
-            sched
-                .iter()
-                .filter(|e| {
-                    e.event_kind == SchedulerEventKind::TaskCompleted && column_of(e) == Some(col)
-                })
-                .map(|e| e.captured_at_monotonic)
-                .fold(0.0, f64::max)
-        };
-        (last(cooling), last(free))
-    });
-    if let Some((a, b)) = cooldown_ends {
-        values.insert("cooling_column_end_seconds".into(), a);
-        values.insert("free_column_end_seconds".into(), b);
-    }
-
-    // ---- records ----
-    let total = result.report.records_written;
+/// When the first record was written, and when half of `total` were.
+fn record_times(sched: &[SchedulerAdmissionEvent], total: u64) -> (Option<f64>, Option<f64>) {
     let mut first_record = None;
     let mut half = None;
-    for e in sched
-        .iter()
-        .filter(|e| e.event_kind == SchedulerEventKind::RowGroupCheckpointed)
-    {
-        let written = e
-            .diagnostics
-            .get("records_written")
-            .and_then(serde_json::Value::as_u64)
-            .unwrap_or(0);
+    for e in sched {
+        let Some(written) = records_written_at(e) else {
+            continue;
+        };
         if written > 0 && first_record.is_none() {
             first_record = Some(e.captured_at_monotonic);
         }
@@ -530,66 +620,7 @@ pub fn compute(run: &EngineRun, opts: &MetricOptions<'_>) -> IterationMetrics {
             half = Some(e.captured_at_monotonic);
         }
     }
-    if let Some(t) = first_record {
-        values.insert("time_to_first_record_seconds".into(), t);
-    }
-    if let Some(t) = half {
-        values.insert("time_to_50pct_records_seconds".into(), t);
-    }
-    let row_done = row_completion_times(run);
-    if !row_done.is_empty() {
-        values.insert(
-            "row_completion_p95_seconds".into(),
-            percentile(&row_done, 0.95),
-        );
-    }
-    values.insert("records_written".into(), total as f64);
-    values.insert("rows_dropped".into(), result.report.rows_dropped as f64);
-
-    // ---- counts and costs ----
-    let leases = view.request_lease_count() as u64;
-    let outbound = view.outbound_attempts() as u64;
-    values.insert("request_lease_count".into(), leases as f64);
-    values.insert("outbound_attempts".into(), outbound as f64);
-    values.insert(
-        "hidden_scheduler_resource_waiters".into(),
-        view.hidden_scheduler_resource_waiters() as f64,
-    );
-    values.insert("events_scheduler".into(), sched.len() as f64);
-    values.insert("events_request".into(), req.len() as f64);
-    values.insert("task_executions".into(), view.executions().len() as f64);
-    if let Some(cpu) = run.cpu_seconds {
-        values.insert("cpu_seconds".into(), cpu);
-        let events = (sched.len() + req.len()).max(1) as f64;
-        values.insert("cpu_us_per_event".into(), cpu * 1e6 / events);
-    }
-    if let Some(rss) = run.peak_rss_mib {
-        values.insert("peak_rss_mib".into(), rss);
-    }
-
-    IterationMetrics {
-        values,
-        lower_bound: lb,
-        facts: RunFacts {
-            leaks: leaks(run),
-            hidden_waiters_view: view.hidden_scheduler_resource_waiters() as u64,
-            hidden_waiters_engine: result.hidden_scheduler_resource_waiters,
-            request_leases: leases,
-            outbound_attempts: outbound,
-            executor_attempts: result.requests.attempts,
-            monotone_violations: violations,
-            monotone_violation_count: violation_count,
-            incomplete_timelines: incomplete,
-            incomplete_examples,
-            heavy_root,
-            cooldown_ends,
-            records_written: total,
-            rows_dropped: result.report.rows_dropped,
-            records_requested: run.built.workflow.records,
-            stopped: result.report.stopped.as_ref().map(|s| format!("{s:?}")),
-        },
-        output_hashes: output_hashes(&run.rows),
-    }
+    (first_record, half)
 }
 
 /// Task-stage state sampled at `points` evenly spaced times: `[t, active task leases, queued]`.
@@ -611,7 +642,7 @@ pub fn utilization_timeline(
     for k in 1..=points {
         let t = end * k as f64 / points as f64;
         while next < events.len() && events[next].captured_at_monotonic <= t {
-            match events[next].event_kind {
+            match events[next].event_kind() {
                 SchedulerEventKind::ReadyEnqueued => queued += 1,
                 SchedulerEventKind::TaskLeaseAcquired => {
                     queued -= 1;
@@ -631,16 +662,7 @@ pub fn utilization_timeline(
 pub fn completion_timeline(view: &weir_telemetry::CorrelatedRuntimeView) -> Vec<[f64; 2]> {
     view.scheduler_events()
         .iter()
-        .filter(|e| e.event_kind == SchedulerEventKind::RowGroupCheckpointed)
-        .map(|e| {
-            [
-                e.captured_at_monotonic,
-                e.diagnostics
-                    .get("records_written")
-                    .and_then(serde_json::Value::as_f64)
-                    .unwrap_or(0.0),
-            ]
-        })
+        .filter_map(|e| Some([e.captured_at_monotonic, records_written_at(e)? as f64]))
         .collect()
 }
 
@@ -706,7 +728,7 @@ fn leaks(run: &EngineRun) -> Vec<String> {
 fn row_completion_times(run: &EngineRun) -> Vec<f64> {
     let mut done: HashMap<&str, f64> = HashMap::new();
     for e in run.view.scheduler_events() {
-        if e.event_kind == SchedulerEventKind::TaskCompleted {
+        if e.event_kind() == SchedulerEventKind::TaskCompleted {
             if let Some(id) = &e.task_id {
                 let slot = done.entry(id.as_str()).or_insert(0.0);
                 *slot = slot.max(e.captured_at_monotonic);

@@ -10,6 +10,7 @@ pub mod compare;
 pub mod driver;
 pub mod gates;
 pub mod goodput;
+pub mod metric_values;
 pub mod metrics;
 pub mod queue_mix;
 pub mod run;

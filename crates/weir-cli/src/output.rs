@@ -92,7 +92,7 @@ impl EventSink<SchedulerAdmissionEvent> for FilteredSink {
     }
 
     fn emit(&self, event: &SchedulerAdmissionEvent) {
-        if EventsMode::notable_scheduler(event.event_kind) {
+        if EventsMode::notable_scheduler(event.event_kind()) {
             EventSink::<SchedulerAdmissionEvent>::emit(&*self.inner, event);
         }
     }
@@ -104,7 +104,7 @@ impl EventSink<RequestAdmissionEvent> for FilteredSink {
     }
 
     fn emit(&self, event: &RequestAdmissionEvent) {
-        if EventsMode::notable_request(event.event_kind) {
+        if EventsMode::notable_request(event.event_kind()) {
             EventSink::<RequestAdmissionEvent>::emit(&*self.inner, event);
         }
     }

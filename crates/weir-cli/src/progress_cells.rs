@@ -2,13 +2,15 @@
 //!
 //! It accepts two event kinds only, both of which the report's collector already takes (so
 //! the runtime builds no extra event for it): `row_group_admitted` tells how many rows each row
-//! group has, and a `task_lease_released` whose result is `completed` adds one cell for a cell
+//! group has, and a `task_lease_released` whose outcome is `success` adds one cell for a cell
 //! task or the row group's rows for a full-column task.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
-use weir_contracts::{SchedulerAdmissionEvent, SchedulerEventKind};
+use weir_contracts::{
+    SchedulerAdmissionEvent, SchedulerEventKind, SchedulerEventPayload, TaskTerminalOutcome,
+};
 use weir_telemetry::EventSink;
 
 /// Counts completed cells of a run.
@@ -34,18 +36,15 @@ impl EventSink<SchedulerAdmissionEvent> for CellCounter {
     }
 
     fn emit(&self, event: &SchedulerAdmissionEvent) {
-        match event.event_kind {
-            SchedulerEventKind::RowGroupAdmitted => {
-                let field = |k: &str| event.diagnostics.get(k).and_then(|v| v.as_u64());
-                if let (Some(rg), Some(rows)) = (field("row_group"), field("rows")) {
-                    self.rows_by_row_group
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .insert(rg, rows);
-                }
+        match &event.payload {
+            SchedulerEventPayload::RowGroupAdmitted(a) => {
+                self.rows_by_row_group
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(a.row_group, a.rows);
             }
-            SchedulerEventKind::TaskLeaseReleased
-                if event.reason_or_result.as_deref() == Some("completed") =>
+            SchedulerEventPayload::TaskLeaseReleased(r)
+                if r.outcome == Some(TaskTerminalOutcome::Success) =>
             {
                 let c = event.captured_correlation.as_ref();
                 let cells = match c.and_then(|c| c.task_type.as_deref()) {

@@ -11,15 +11,68 @@ use weir_cli::output::{summary_from, EventsMode, RunOutputs};
 use weir_cli::report::{render_html, ReportData, TimelineCollector};
 use weir_cli::spec::WorkflowSpec;
 use weir_cli::summary::Summary;
+use weir_contracts::payload::{RowGroupAdmitted, RowGroupCheckpointed};
 use weir_contracts::{
     CapacitySource, RequestAdmissionEvent, RequestDomain, RequestEventKind as R,
-    RequestResourceKey, RuntimeCorrelation, SchedulerAdmissionEvent, SchedulerEventKind as S,
-    TaskExecutionId, TaskId,
+    RequestPressureSnapshot, RequestResourceKey, RuntimeCorrelation, SchedulerAdmissionEvent,
+    SchedulerEventKind as S, SchedulerEventPayload as SP, TaskExecutionId, TaskId,
 };
 use weir_telemetry::EventSink;
 
 fn sched(kind: S, t: f64) -> SchedulerAdmissionEvent {
     SchedulerAdmissionEvent::new(kind, t)
+}
+
+fn admitted(t: f64, row_group: u64, in_flight: u64) -> SchedulerAdmissionEvent {
+    SchedulerAdmissionEvent::with_payload(
+        SP::RowGroupAdmitted(RowGroupAdmitted {
+            row_group,
+            rows: 25,
+            in_flight,
+        }),
+        t,
+    )
+}
+
+fn checkpointed(
+    t: f64,
+    row_group: u64,
+    surviving_rows: u64,
+    dropped_rows: u64,
+) -> SchedulerAdmissionEvent {
+    SchedulerAdmissionEvent::with_payload(
+        SP::RowGroupCheckpointed(RowGroupCheckpointed {
+            row_group,
+            surviving_rows,
+            dropped_rows,
+            records_written: 0,
+        }),
+        t,
+    )
+}
+
+fn pressure(
+    key: &RequestResourceKey,
+    in_flight: u32,
+    limit: u32,
+    cooldown: f64,
+) -> RequestPressureSnapshot {
+    RequestPressureSnapshot {
+        captured_at: 0.0,
+        sequence: 0,
+        resource: key.clone(),
+        effective_max: 128,
+        current_limit: limit,
+        in_flight_count: in_flight,
+        active_lease_count: in_flight,
+        waiters: 0,
+        blocked_until_monotonic: None,
+        cooldown_remaining_seconds: cooldown,
+        rate_limit_ceiling: 0,
+        consecutive_rate_limits: 0,
+        last_outcome: None,
+        leak_diagnostics: BTreeMap::new(),
+    }
 }
 
 fn task_event(kind: S, t: f64, task: &str, exec: u64, rg: u64) -> SchedulerAdmissionEvent {
@@ -43,10 +96,7 @@ fn req(
     e.request_resource_key = Some(key.clone());
     e.task_execution_id = Some(TaskExecutionId(exec));
     if let Some((in_flight, limit, cooldown)) = snap {
-        e.pressure_snapshot = Some(json!({
-            "in_flight_count": in_flight, "current_limit": limit, "effective_max": 128,
-            "cooldown_remaining_seconds": cooldown
-        }));
+        e.pressure_snapshot = Some(pressure(key, in_flight, limit, cooldown));
     }
     e
 }
@@ -59,15 +109,10 @@ fn feed(collector: &TimelineCollector) -> (RequestResourceKey, RequestResourceKe
     let mut row_group_events = Vec::new();
     for rg in 0..4u64 {
         let t0 = rg as f64 * 2.5;
-        let mut e = sched(S::RowGroupAdmitted, t0);
-        e.diagnostics.insert("row_group".into(), json!(rg));
-        row_group_events.push(e);
-        let mut e = sched(S::RowGroupCheckpointed, t0 + 4.0);
-        e.diagnostics.insert("row_group".into(), json!(rg));
-        e.diagnostics.insert("row_group_size".into(), json!(25));
-        e.diagnostics.insert("surviving_rows".into(), json!(24));
-        e.diagnostics.insert("dropped_rows".into(), json!(1));
-        row_group_events.push(e);
+        // In flight after this admission: admitted so far minus those already written.
+        let written = (0..rg).filter(|k| *k as f64 * 2.5 + 4.0 <= t0).count() as u64;
+        row_group_events.push(admitted(t0, rg, rg + 1 - written));
+        row_group_events.push(checkpointed(t0 + 4.0, rg, 24, 1));
     }
     row_group_events.sort_by(|x, y| x.captured_at_monotonic.total_cmp(&y.captured_at_monotonic));
     for e in &row_group_events {
@@ -136,12 +181,7 @@ fn feed(collector: &TimelineCollector) -> (RequestResourceKey, RequestResourceKe
     // One fully traced task: 1 s dependency wait, 0.5 s ready queue, 0.25 s task admission,
     // 0.25 s other, 1 s cooldown, 2 s provider, 0.5 s other.
     let k = &a;
-    let mut admitted = sched(S::RowGroupAdmitted, 0.0);
-    admitted.diagnostics.insert("row_group".into(), json!(9));
-    admitted
-        .diagnostics
-        .insert("active_row_groups".into(), json!(1));
-    collector.emit(&admitted);
+    collector.emit(&admitted(0.0, 9, 1));
     for (kind, t) in [
         (S::DependencyReady, 1.0),
         (S::Selected, 1.5),
@@ -320,9 +360,7 @@ fn collector_memory_is_bounded_by_downsampling() {
         ));
         if i % 1000 == 0 {
             collector.emit(&req(R::RequestRateLimited, t, &key, i, None));
-            let mut e = sched(S::RowGroupCheckpointed, t);
-            e.diagnostics.insert("surviving_rows".into(), json!(10));
-            collector.emit(&e);
+            collector.emit(&checkpointed(t, 0, 10, 0));
         }
     }
     let s = collector.series();
@@ -504,9 +542,7 @@ fn run_outputs_write_every_file_in_row_order() {
     assert_eq!((scheduler.len(), request.len()), (2, 2));
     let key = RequestResourceKey::new("sim", "writer1", RequestDomain::Chat).unwrap();
     for s in &scheduler {
-        let mut e = sched(S::RowGroupCheckpointed, 0.5);
-        e.diagnostics.insert("surviving_rows".into(), json!(2));
-        s.emit(&e);
+        s.emit(&checkpointed(0.5, 0, 2, 0));
     }
     for r in &request {
         r.emit(&req(R::ModelRequestStarted, 0.1, &key, 1, None));

@@ -1,14 +1,19 @@
 //! Event vocabulary and DTOs of the two admission streams (scheduler and request).
+//!
+//! An event's kind is its payload's variant ([`crate::payload`]); the wire form is the plan's
+//! flat object, `event_kind` first and the payload's fields as `diagnostics` last.
 
 use crate::correlation::RuntimeCorrelation;
 use crate::ids::{LeaseId, RequestAttemptId, TaskExecutionId, TaskId};
 use crate::json::finite_f64;
 use crate::outcome::str_enum;
+use crate::payload::{RequestEventPayload, SchedulerEventPayload};
 use crate::request::RequestResourceKey;
+use crate::snapshots::{RequestPressureSnapshot, TaskAdmissionSnapshot};
 use crate::task::SchedulerResourceKey;
-use serde::{Deserialize, Serialize};
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::fmt;
 
 str_enum!(
@@ -116,12 +121,9 @@ str_enum!(
 );
 
 /// One scheduler admission event, with correlation captured when it was built.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SchedulerAdmissionEvent {
-    /// Kind.
-    pub event_kind: SchedulerEventKind,
     /// Monotonic seconds since the run's clock origin.
-    #[serde(with = "finite_f64")]
     pub captured_at_monotonic: f64,
     /// Per-stream sequence number, assigned in emission order.
     pub sequence: u64,
@@ -137,19 +139,18 @@ pub struct SchedulerAdmissionEvent {
     pub scheduler_resource_key: Option<SchedulerResourceKey>,
     /// Denial reason or release result, when applicable.
     pub reason_or_result: Option<String>,
-    /// Optional scheduler snapshot.
-    pub snapshot: Option<Value>,
-    /// Sanitized diagnostics.
-    pub diagnostics: BTreeMap<String, Value>,
+    /// Task-admission snapshot (`scheduler_health_snapshot`); boxed, as it is rare and large.
+    pub snapshot: Option<Box<TaskAdmissionSnapshot>>,
+    /// The kind and its typed data (the wire form's `event_kind` and `diagnostics`).
+    pub payload: SchedulerEventPayload,
 }
 
 impl SchedulerAdmissionEvent {
-    /// An event of `kind` at `captured_at_monotonic` with every optional field empty.
+    /// An event carrying `payload` at `captured_at_monotonic`, every optional field empty.
     ///
     /// The sequence is assigned by the emitting stream.
-    pub fn new(event_kind: SchedulerEventKind, captured_at_monotonic: f64) -> Self {
+    pub fn with_payload(payload: SchedulerEventPayload, captured_at_monotonic: f64) -> Self {
         Self {
-            event_kind,
             captured_at_monotonic,
             sequence: 0,
             captured_correlation: None,
@@ -159,18 +160,29 @@ impl SchedulerAdmissionEvent {
             scheduler_resource_key: None,
             reason_or_result: None,
             snapshot: None,
-            diagnostics: BTreeMap::new(),
+            payload,
         }
+    }
+
+    /// An event of `kind` whose payload fields are all at their defaults (for kinds without
+    /// data, and for tests); producers of data-carrying kinds use [`Self::with_payload`].
+    pub fn new(kind: SchedulerEventKind, captured_at_monotonic: f64) -> Self {
+        Self::with_payload(
+            SchedulerEventPayload::default_for(kind),
+            captured_at_monotonic,
+        )
+    }
+
+    /// The event's kind (its payload's variant).
+    pub fn event_kind(&self) -> SchedulerEventKind {
+        self.payload.kind()
     }
 }
 
 /// One request admission event, with correlation captured when it was built.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RequestAdmissionEvent {
-    /// Kind.
-    pub event_kind: RequestEventKind,
     /// Monotonic seconds since the run's clock origin.
-    #[serde(with = "finite_f64")]
     pub captured_at_monotonic: f64,
     /// Per-stream sequence number, assigned in emission order.
     pub sequence: u64,
@@ -188,19 +200,18 @@ pub struct RequestAdmissionEvent {
     pub request_group_key: Option<RequestResourceKey>,
     /// Denial reason or release outcome, when applicable.
     pub reason_or_outcome: Option<String>,
-    /// Optional pressure snapshot.
-    pub pressure_snapshot: Option<Value>,
-    /// Sanitized diagnostics.
-    pub diagnostics: BTreeMap<String, Value>,
+    /// Pressure snapshot of the resource, when the event carries one.
+    pub pressure_snapshot: Option<RequestPressureSnapshot>,
+    /// The kind and its typed data (the wire form's `event_kind` and `diagnostics`).
+    pub payload: RequestEventPayload,
 }
 
 impl RequestAdmissionEvent {
-    /// An event of `kind` at `captured_at_monotonic` with every optional field empty.
+    /// An event carrying `payload` at `captured_at_monotonic`, every optional field empty.
     ///
     /// The sequence is assigned by the emitting stream.
-    pub fn new(event_kind: RequestEventKind, captured_at_monotonic: f64) -> Self {
+    pub fn with_payload(payload: RequestEventPayload, captured_at_monotonic: f64) -> Self {
         Self {
-            event_kind,
             captured_at_monotonic,
             sequence: 0,
             captured_correlation: None,
@@ -211,7 +222,190 @@ impl RequestAdmissionEvent {
             request_group_key: None,
             reason_or_outcome: None,
             pressure_snapshot: None,
-            diagnostics: BTreeMap::new(),
+            payload,
         }
+    }
+
+    /// An event of `kind` whose payload fields are all at their defaults (for kinds without
+    /// data, and for tests); producers of data-carrying kinds use [`Self::with_payload`].
+    pub fn new(kind: RequestEventKind, captured_at_monotonic: f64) -> Self {
+        Self::with_payload(
+            RequestEventPayload::default_for(kind),
+            captured_at_monotonic,
+        )
+    }
+
+    /// The event's kind (its payload's variant).
+    pub fn event_kind(&self) -> RequestEventKind {
+        self.payload.kind()
+    }
+}
+
+// ---- wire form ----
+//
+// Serialized through borrowed mirror structs so the key order is the plan's (`event_kind`
+// first, `diagnostics` last) and nothing is copied; read back through owned mirrors whose
+// `diagnostics` object is decoded by the variant `event_kind` names.
+
+/// A payload written as its variant's fields only.
+struct Body<'a, P>(&'a P);
+
+impl Serialize for Body<'_, SchedulerEventPayload> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize_body(s)
+    }
+}
+
+impl Serialize for Body<'_, RequestEventPayload> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize_body(s)
+    }
+}
+
+#[derive(Serialize)]
+struct SchedulerWireRef<'a> {
+    event_kind: SchedulerEventKind,
+    #[serde(with = "finite_f64")]
+    captured_at_monotonic: f64,
+    sequence: u64,
+    captured_correlation: &'a Option<RuntimeCorrelation>,
+    task_id: &'a Option<TaskId>,
+    task_execution_id: &'a Option<TaskExecutionId>,
+    task_lease_id: &'a Option<LeaseId>,
+    scheduler_resource_key: &'a Option<SchedulerResourceKey>,
+    reason_or_result: &'a Option<String>,
+    snapshot: &'a Option<Box<TaskAdmissionSnapshot>>,
+    diagnostics: Body<'a, SchedulerEventPayload>,
+}
+
+#[derive(Deserialize)]
+struct SchedulerWire {
+    event_kind: SchedulerEventKind,
+    #[serde(with = "finite_f64")]
+    captured_at_monotonic: f64,
+    sequence: u64,
+    captured_correlation: Option<RuntimeCorrelation>,
+    task_id: Option<TaskId>,
+    task_execution_id: Option<TaskExecutionId>,
+    task_lease_id: Option<LeaseId>,
+    scheduler_resource_key: Option<SchedulerResourceKey>,
+    reason_or_result: Option<String>,
+    snapshot: Option<Box<TaskAdmissionSnapshot>>,
+    #[serde(default)]
+    diagnostics: Value,
+}
+
+impl Serialize for SchedulerAdmissionEvent {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        SchedulerWireRef {
+            event_kind: self.event_kind(),
+            captured_at_monotonic: self.captured_at_monotonic,
+            sequence: self.sequence,
+            captured_correlation: &self.captured_correlation,
+            task_id: &self.task_id,
+            task_execution_id: &self.task_execution_id,
+            task_lease_id: &self.task_lease_id,
+            scheduler_resource_key: &self.scheduler_resource_key,
+            reason_or_result: &self.reason_or_result,
+            snapshot: &self.snapshot,
+            diagnostics: Body(&self.payload),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for SchedulerAdmissionEvent {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = SchedulerWire::deserialize(d)?;
+        let payload = SchedulerEventPayload::from_body(w.event_kind, w.diagnostics)
+            .map_err(|e| D::Error::custom(format!("{} diagnostics: {e}", w.event_kind)))?;
+        Ok(Self {
+            captured_at_monotonic: w.captured_at_monotonic,
+            sequence: w.sequence,
+            captured_correlation: w.captured_correlation,
+            task_id: w.task_id,
+            task_execution_id: w.task_execution_id,
+            task_lease_id: w.task_lease_id,
+            scheduler_resource_key: w.scheduler_resource_key,
+            reason_or_result: w.reason_or_result,
+            snapshot: w.snapshot,
+            payload,
+        })
+    }
+}
+
+#[derive(Serialize)]
+struct RequestWireRef<'a> {
+    event_kind: RequestEventKind,
+    #[serde(with = "finite_f64")]
+    captured_at_monotonic: f64,
+    sequence: u64,
+    captured_correlation: &'a Option<RuntimeCorrelation>,
+    task_execution_id: &'a Option<TaskExecutionId>,
+    request_attempt_id: &'a Option<RequestAttemptId>,
+    request_lease_id: &'a Option<LeaseId>,
+    request_resource_key: &'a Option<RequestResourceKey>,
+    request_group_key: &'a Option<RequestResourceKey>,
+    reason_or_outcome: &'a Option<String>,
+    pressure_snapshot: &'a Option<RequestPressureSnapshot>,
+    diagnostics: Body<'a, RequestEventPayload>,
+}
+
+#[derive(Deserialize)]
+struct RequestWire {
+    event_kind: RequestEventKind,
+    #[serde(with = "finite_f64")]
+    captured_at_monotonic: f64,
+    sequence: u64,
+    captured_correlation: Option<RuntimeCorrelation>,
+    task_execution_id: Option<TaskExecutionId>,
+    request_attempt_id: Option<RequestAttemptId>,
+    request_lease_id: Option<LeaseId>,
+    request_resource_key: Option<RequestResourceKey>,
+    request_group_key: Option<RequestResourceKey>,
+    reason_or_outcome: Option<String>,
+    pressure_snapshot: Option<RequestPressureSnapshot>,
+    #[serde(default)]
+    diagnostics: Value,
+}
+
+impl Serialize for RequestAdmissionEvent {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        RequestWireRef {
+            event_kind: self.event_kind(),
+            captured_at_monotonic: self.captured_at_monotonic,
+            sequence: self.sequence,
+            captured_correlation: &self.captured_correlation,
+            task_execution_id: &self.task_execution_id,
+            request_attempt_id: &self.request_attempt_id,
+            request_lease_id: &self.request_lease_id,
+            request_resource_key: &self.request_resource_key,
+            request_group_key: &self.request_group_key,
+            reason_or_outcome: &self.reason_or_outcome,
+            pressure_snapshot: &self.pressure_snapshot,
+            diagnostics: Body(&self.payload),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for RequestAdmissionEvent {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = RequestWire::deserialize(d)?;
+        let payload = RequestEventPayload::from_body(w.event_kind, w.diagnostics)
+            .map_err(|e| D::Error::custom(format!("{} diagnostics: {e}", w.event_kind)))?;
+        Ok(Self {
+            captured_at_monotonic: w.captured_at_monotonic,
+            sequence: w.sequence,
+            captured_correlation: w.captured_correlation,
+            task_execution_id: w.task_execution_id,
+            request_attempt_id: w.request_attempt_id,
+            request_lease_id: w.request_lease_id,
+            request_resource_key: w.request_resource_key,
+            request_group_key: w.request_group_key,
+            reason_or_outcome: w.reason_or_outcome,
+            pressure_snapshot: w.pressure_snapshot,
+            payload,
+        })
     }
 }

@@ -46,6 +46,7 @@ pub mod ids;
 pub mod json;
 pub mod metadata;
 pub mod outcome;
+pub mod payload;
 pub mod rate_limit;
 pub mod request;
 pub mod snapshots;
@@ -70,6 +71,7 @@ pub use outcome::{
     RateLimitSignal, ReleaseDiagnostics, ReleaseReason, ReleaseResult, RequestAdmissionDenyReason,
     RequestReleaseOutcome, RequestReleaseOutcomeKind, TaskAdmissionDenyReason,
 };
+pub use payload::{RequestEventPayload, SchedulerEventPayload, TaskTerminalOutcome};
 pub use rate_limit::{RateLimitObservation, TokenUsage, WindowObservation};
 pub use request::{
     ProviderModelKey, RequestDomain, RequestEventContext, RequestGroupSpec, RequestResourceKey,

@@ -25,6 +25,11 @@ macro_rules! str_enum {
                     $($name::$variant => $text),+
                 }
             }
+
+            /// The value whose plan string is `name`, if any.
+            pub fn from_name(name: &str) -> Option<Self> {
+                Self::ALL.iter().copied().find(|v| v.as_str() == name)
+            }
         }
 
         impl fmt::Display for $name {

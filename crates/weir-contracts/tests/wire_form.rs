@@ -336,12 +336,15 @@ fn events_round_trip() {
     e.task_lease_id = Some(LeaseId::new(ControllerGeneration(1), 2));
     e.scheduler_resource_key = Some(SchedulerResourceKey::submission());
     e.captured_correlation = Some(RuntimeCorrelation::for_run("r"));
-    e.snapshot = Some(json!({"queued_total": 3}));
-    e.diagnostics.insert("x".into(), json!(1));
+    e.snapshot = Some(Box::new(TaskAdmissionSnapshot {
+        active_lease_count: 3,
+        ..Default::default()
+    }));
     let text = roundtrip(&e);
     assert!(text.starts_with(
         r#"{"event_kind":"task_lease_acquired","captured_at_monotonic":1.25,"sequence":3"#
     ));
+    assert!(text.ends_with(r#""diagnostics":{}}"#), "{text}");
 
     let mut r = RequestAdmissionEvent::new(RequestEventKind::RequestLeaseAcquired, 2.0);
     r.request_resource_key = Some(rkey(RequestDomain::Chat));
@@ -349,7 +352,285 @@ fn events_round_trip() {
     r.request_lease_id = Some(LeaseId::new(ControllerGeneration(2), 1));
     r.request_attempt_id = Some(RequestAttemptId(4));
     r.reason_or_outcome = Some("success".into());
+    r.pressure_snapshot = Some(RequestPressureSnapshot {
+        captured_at: 2.0,
+        sequence: 9,
+        resource: rkey(RequestDomain::Chat),
+        effective_max: 8,
+        current_limit: 4,
+        in_flight_count: 1,
+        active_lease_count: 1,
+        waiters: 0,
+        blocked_until_monotonic: None,
+        cooldown_remaining_seconds: 0.0,
+        rate_limit_ceiling: 0,
+        consecutive_rate_limits: 0,
+        last_outcome: Some(RequestReleaseOutcomeKind::Success),
+        leak_diagnostics: BTreeMap::new(),
+    });
     roundtrip(&r);
+}
+
+/// One payload with data per scheduler kind, and the `diagnostics` object it is written as.
+fn scheduler_samples() -> Vec<(SchedulerEventPayload, serde_json::Value)> {
+    use weir_contracts::payload::*;
+    use SchedulerEventPayload as P;
+    let mut by_reason = BTreeMap::new();
+    by_reason.insert(TaskAdmissionDenyReason::GroupCap, 2);
+    let blocked = AdmissionBlocked {
+        queued: 5,
+        blocked_tasks_by_reason: by_reason,
+    };
+    let mut out = vec![
+        (
+            P::SchedulerJobStarted(SchedulerJobStarted {
+                records: 100,
+                row_groups: 4,
+                first_row_group: 1,
+            }),
+            json!({"records": 100, "row_groups": 4, "first_row_group": 1}),
+        ),
+        (
+            P::SchedulerJobCompleted(SchedulerJobCompleted {
+                records_written: 99,
+                rows_dropped: 1,
+            }),
+            json!({"records_written": 99, "rows_dropped": 1}),
+        ),
+        (
+            P::SchedulerHealthSnapshot(SchedulerHealthSnapshot {
+                queued: 3,
+                running_workers: 2,
+                deferred_tasks: 1,
+            }),
+            json!({"queued": 3, "running_workers": 2, "deferred_tasks": 1}),
+        ),
+        (
+            P::RowGroupAdmitted(RowGroupAdmitted {
+                row_group: 3,
+                rows: 100,
+                in_flight: 2,
+            }),
+            json!({"row_group": 3, "rows": 100, "in_flight": 2}),
+        ),
+        (
+            P::RowGroupAdmissionBlocked(RowGroupAdmissionBlocked {
+                in_flight: Some(3),
+                target: Some(3),
+                completed_unwritten: None,
+            }),
+            json!({"in_flight": 3, "target": 3}),
+        ),
+        (
+            P::RowGroupAdmissionTargetChanged(RowGroupAdmissionTargetChanged { target: 2 }),
+            json!({"target": 2}),
+        ),
+        (
+            P::RowGroupCheckpointed(RowGroupCheckpointed {
+                row_group: 3,
+                surviving_rows: 24,
+                dropped_rows: 1,
+                records_written: 72,
+            }),
+            json!({"row_group": 3, "surviving_rows": 24, "dropped_rows": 1, "records_written": 72}),
+        ),
+        (
+            P::AdmissionBlocked(blocked.clone()),
+            json!({"queued": 5, "blocked_tasks_by_reason": {"group_cap": 2}}),
+        ),
+        (
+            P::GroupCapped(blocked),
+            json!({"queued": 5, "blocked_tasks_by_reason": {"group_cap": 2}}),
+        ),
+        (
+            P::WorkerSpawned(WorkerSpawned { inline: true }),
+            json!({"inline": true}),
+        ),
+        (
+            P::RetryDeferred(RetryDeferred {
+                delay_seconds: 0.5,
+                salvage: true,
+                wait: Some(2),
+                retry: None,
+                requests_spent: None,
+            }),
+            json!({"delay_seconds": 0.5, "salvage": true, "wait": 2}),
+        ),
+        (
+            P::NonRetryableDropped(NonRetryableDropped {
+                rows_dropped: 1,
+                provider_status: Some(400),
+                consecutive_failures: None,
+            }),
+            json!({"rows_dropped": 1, "provider_status": 400}),
+        ),
+        (
+            P::TaskLeaseReleased(TaskLeaseReleased {
+                outcome: Some(TaskTerminalOutcome::Success),
+            }),
+            json!({"outcome": "success"}),
+        ),
+    ];
+    let with_data: Vec<SchedulerEventKind> = out.iter().map(|(p, _)| p.kind()).collect();
+    for kind in SchedulerEventKind::ALL {
+        if !with_data.contains(kind) {
+            out.push((SchedulerEventPayload::default_for(*kind), json!({})));
+        }
+    }
+    out
+}
+
+/// One payload with data per request kind, and the `diagnostics` object it is written as.
+fn request_samples() -> Vec<(RequestEventPayload, serde_json::Value)> {
+    use weir_contracts::payload::*;
+    use RequestEventPayload as P;
+    let change = LimitChanged {
+        previous: 8,
+        current: 6,
+        policy: Some("goodput".into()),
+        cause: Some(LimitChangeCause::LatencySaturation),
+    };
+    let change_json =
+        json!({"previous": 8, "current": 6, "policy": "goodput", "cause": "latency_saturation"});
+    let denied = RequestDenied {
+        last_denial: Some(RequestAdmissionDenyReason::NoCapacity),
+    };
+    let denied_json = json!({"last_denial": "no_capacity"});
+    let mut out = vec![
+        (
+            P::RequestResourceRegistered(RequestResourceRegistered {
+                alias: "writer".into(),
+                provider_model: "sim/m1".into(),
+                max_parallel_requests: 8,
+            }),
+            json!({"alias": "writer", "provider_model": "sim/m1", "max_parallel_requests": 8}),
+        ),
+        (
+            P::RequestEffectiveCapChanged(RequestEffectiveCapChanged {
+                previous: 8,
+                current: 4,
+            }),
+            json!({"previous": 8, "current": 4}),
+        ),
+        (
+            P::RequestWaitCompleted(RequestWaitCompleted { wait_seconds: 0.25 }),
+            json!({"wait_seconds": 0.25}),
+        ),
+        (P::RequestWaitTimeout(denied.clone()), denied_json.clone()),
+        (P::RequestWaitCancelled(denied.clone()), denied_json.clone()),
+        (P::RequestAcquireDenied(denied), denied_json),
+        (
+            P::ModelRequestCompleted(RequestOutcome {
+                provider_status: Some(200),
+            }),
+            json!({"provider_status": 200}),
+        ),
+        (
+            P::RequestRateLimited(RequestRateLimited {
+                cooldown_seconds: Some(2.0),
+                classification: Some(RateLimitClassification::Concurrency),
+                rate_limit_signal: Some(RateLimitSignal::Concurrency),
+                retry_after_seconds: Some(1.5),
+            }),
+            json!({"cooldown_seconds": 2.0, "classification": "concurrency",
+                   "rate_limit_signal": "concurrency", "retry_after_seconds": 1.5}),
+        ),
+        (
+            P::RequestLimitDecreased(change.clone()),
+            change_json.clone(),
+        ),
+        (P::RequestLimitIncreased(change), change_json),
+        (
+            P::RequestSoftCeilingRecovered(RequestSoftCeilingRecovered {
+                rate_limit_ceiling: 4,
+            }),
+            json!({"rate_limit_ceiling": 4}),
+        ),
+        (
+            P::RequestLeaseReleased(RequestOutcome {
+                provider_status: Some(429),
+            }),
+            json!({"provider_status": 429}),
+        ),
+    ];
+    let with_data: Vec<RequestEventKind> = out.iter().map(|(p, _)| p.kind()).collect();
+    for kind in RequestEventKind::ALL {
+        if !with_data.contains(kind) {
+            out.push((RequestEventPayload::default_for(*kind), json!({})));
+        }
+    }
+    out
+}
+
+#[test]
+fn every_scheduler_payload_round_trips_in_the_plans_wire_form() {
+    let samples = scheduler_samples();
+    assert_eq!(samples.len(), SchedulerEventKind::ALL.len());
+    for (payload, diagnostics) in samples {
+        let kind = payload.kind();
+        let e = SchedulerAdmissionEvent::with_payload(payload, 1.0);
+        let text = roundtrip(&e);
+        let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(v["event_kind"], kind.as_str(), "{text}");
+        assert_eq!(v["diagnostics"], diagnostics, "{kind}: {text}");
+        assert_eq!(e.event_kind(), kind);
+    }
+}
+
+#[test]
+fn every_request_payload_round_trips_in_the_plans_wire_form() {
+    let samples = request_samples();
+    assert_eq!(samples.len(), RequestEventKind::ALL.len());
+    for (payload, diagnostics) in samples {
+        let kind = payload.kind();
+        let e = RequestAdmissionEvent::with_payload(payload, 1.0);
+        let text = roundtrip(&e);
+        let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(v["event_kind"], kind.as_str(), "{text}");
+        assert_eq!(v["diagnostics"], diagnostics, "{kind}: {text}");
+        assert_eq!(e.event_kind(), kind);
+    }
+}
+
+#[test]
+fn events_read_back_without_diagnostics_and_with_unknown_keys() {
+    let bare = r#"{"event_kind":"selected","captured_at_monotonic":1.0,"sequence":1}"#;
+    let e: SchedulerAdmissionEvent = serde_json::from_str(bare).expect("no diagnostics");
+    assert_eq!(e.event_kind(), SchedulerEventKind::Selected);
+    let extra = r#"{"event_kind":"row_group_admitted","captured_at_monotonic":1.0,"sequence":1,
+        "diagnostics":{"row_group":2,"rows":10,"in_flight":1,"later_field":true}}"#;
+    let e: SchedulerAdmissionEvent = serde_json::from_str(extra).expect("unknown key ignored");
+    assert!(matches!(
+        e.payload,
+        SchedulerEventPayload::RowGroupAdmitted(ref a) if a.row_group == 2 && a.in_flight == 1
+    ));
+    let wrong = r#"{"event_kind":"row_group_admitted","captured_at_monotonic":1.0,"sequence":1,
+        "diagnostics":{"row_group":"two"}}"#;
+    let err = serde_json::from_str::<SchedulerAdmissionEvent>(wrong).expect_err("typed");
+    assert!(err.to_string().contains("row_group_admitted"), "{err}");
+}
+
+#[test]
+fn terminal_outcomes_use_the_plans_vocabulary() {
+    let names: Vec<&str> = TaskTerminalOutcome::ALL
+        .iter()
+        .map(|o| o.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "success",
+            "retryable_failure",
+            "non_retryable_failure",
+            "cancellation",
+            "worker_spawn_failure"
+        ]
+    );
+    assert_eq!(
+        TaskTerminalOutcome::from_name("success"),
+        Some(TaskTerminalOutcome::Success)
+    );
+    assert_eq!(TaskTerminalOutcome::from_name("completed"), None);
 }
 
 #[test]

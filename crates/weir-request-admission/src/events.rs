@@ -4,38 +4,41 @@
 //! `RequestAdmissionEvent` by `EventStream::emit_with`, which stamps time and sequence in emission
 //! order.
 
-use serde_json::Value;
-use std::collections::BTreeMap;
 use weir_contracts::{
-    LeaseId, RequestAdmissionEvent, RequestEventContext, RequestEventKind, RequestPressureSnapshot,
-    RequestResourceKey,
+    LeaseId, RequestAdmissionEvent, RequestEventContext, RequestEventKind, RequestEventPayload,
+    RequestPressureSnapshot, RequestResourceKey,
 };
 use weir_telemetry::RequestEventStream;
 
 /// An event whose data was captured under the lock.
 #[derive(Debug)]
 pub(crate) struct PendingEvent {
-    pub kind: RequestEventKind,
+    /// The kind and its typed data.
+    pub payload: RequestEventPayload,
     pub resource: Option<RequestResourceKey>,
     pub group: Option<RequestResourceKey>,
     pub lease: Option<LeaseId>,
     pub reason: Option<&'static str>,
     pub context: Option<RequestEventContext>,
     pub snapshot: Option<RequestPressureSnapshot>,
-    pub diagnostics: Vec<(&'static str, Value)>,
 }
 
 impl PendingEvent {
+    /// An event of a kind without data.
     pub fn new(kind: RequestEventKind) -> Self {
+        Self::of(RequestEventPayload::default_for(kind))
+    }
+
+    /// An event carrying `payload`.
+    pub fn of(payload: RequestEventPayload) -> Self {
         Self {
-            kind,
+            payload,
             resource: None,
             group: None,
             lease: None,
             reason: None,
             context: None,
             snapshot: None,
-            diagnostics: Vec::new(),
         }
     }
 
@@ -69,14 +72,14 @@ impl PendingEvent {
         self
     }
 
-    pub fn diag(mut self, key: &'static str, value: impl Into<Value>) -> Self {
-        self.diagnostics.push((key, value.into()));
-        self
+    /// The event's kind.
+    pub fn kind(&self) -> RequestEventKind {
+        self.payload.kind()
     }
 
     /// Builds the DTO at emission time `now`.
     fn build(self, now: f64) -> RequestAdmissionEvent {
-        let mut e = RequestAdmissionEvent::new(self.kind, now);
+        let mut e = RequestAdmissionEvent::with_payload(self.payload, now);
         if let Some(ctx) = self.context {
             e.captured_correlation = ctx.captured_correlation.as_deref().cloned();
             e.task_execution_id = ctx.task_execution_id;
@@ -86,18 +89,13 @@ impl PendingEvent {
         e.request_resource_key = self.resource;
         e.request_group_key = self.group;
         e.reason_or_outcome = self.reason.map(str::to_string);
-        e.pressure_snapshot = self.snapshot.and_then(|s| serde_json::to_value(s).ok());
-        e.diagnostics = self
-            .diagnostics
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect::<BTreeMap<_, _>>();
+        e.pressure_snapshot = self.snapshot;
         e
     }
 
     /// Emits through `stream` (call with no lock held).
     pub fn emit(self, stream: &RequestEventStream) {
-        let kind = self.kind;
+        let kind = self.kind();
         stream.emit_with(kind, |now| self.build(now));
     }
 }

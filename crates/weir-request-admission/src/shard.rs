@@ -23,6 +23,11 @@ use std::time::Duration;
 use tokio::runtime::Handle;
 use tokio::sync::Notify;
 use tokio::time::Instant;
+use weir_contracts::payload::{
+    LimitChangeCause, LimitChanged, RequestEffectiveCapChanged, RequestResourceRegistered,
+    RequestWaitCompleted,
+};
+use weir_contracts::RequestEventPayload;
 use weir_contracts::{
     CapMergeRule, ControllerGeneration, LeaseId, ProviderModelKey, ProviderModelPressureSnapshot,
     ProviderModelStaticCap, ReleaseReason, ReleaseResult, RequestAdmissionDenyReason,
@@ -377,11 +382,14 @@ impl Shard {
                 .wants(RequestEventKind::RequestResourceRegistered)
             {
                 fx.events.push(
-                    PendingEvent::new(RequestEventKind::RequestResourceRegistered)
-                        .resource(&chat)
-                        .diag("alias", alias)
-                        .diag("provider_model", self.key.to_string())
-                        .diag("max_parallel_requests", max_parallel_requests),
+                    PendingEvent::of(RequestEventPayload::RequestResourceRegistered(
+                        RequestResourceRegistered {
+                            alias: alias.to_string(),
+                            provider_model: self.key.to_string(),
+                            max_parallel_requests,
+                        },
+                    ))
+                    .resource(&chat),
                 );
             }
             if current != previous
@@ -391,10 +399,10 @@ impl Shard {
                     .wants(RequestEventKind::RequestEffectiveCapChanged)
             {
                 fx.events.push(
-                    PendingEvent::new(RequestEventKind::RequestEffectiveCapChanged)
-                        .resource(&chat)
-                        .diag("previous", previous)
-                        .diag("current", current),
+                    PendingEvent::of(RequestEventPayload::RequestEffectiveCapChanged(
+                        RequestEffectiveCapChanged { previous, current },
+                    ))
+                    .resource(&chat),
                 );
             }
             st.admit_waiters(&self.shared, now, fx);
@@ -1003,11 +1011,13 @@ impl ShardState {
         if let Some((prev, cur)) = s.refresh(target, shared.config.startup_ramp(), now) {
             if shared.events.wants(RequestEventKind::RequestLimitIncreased) && cur > prev {
                 fx.events.push(
-                    PendingEvent::new(RequestEventKind::RequestLimitIncreased)
-                        .resource(&s.resource)
-                        .diag("previous", prev)
-                        .diag("current", cur)
-                        .diag("cause", "startup_ramp"),
+                    PendingEvent::of(RequestEventPayload::RequestLimitIncreased(LimitChanged {
+                        previous: prev,
+                        current: cur,
+                        policy: None,
+                        cause: Some(LimitChangeCause::StartupRamp),
+                    }))
+                    .resource(&s.resource),
                 );
             }
         }
@@ -1237,12 +1247,15 @@ impl ShardState {
             if let Some(resource) = resource {
                 if shared.events.wants(RequestEventKind::RequestWaitCompleted) {
                     fx.events.push(
-                        PendingEvent::new(RequestEventKind::RequestWaitCompleted)
-                            .resource(&resource)
-                            .group(info.as_deref().map(|i| &i.0))
-                            .context(info.as_deref().map(|i| &i.1))
-                            .lease(lease_id)
-                            .diag("wait_seconds", waited.as_secs_f64()),
+                        PendingEvent::of(RequestEventPayload::RequestWaitCompleted(
+                            RequestWaitCompleted {
+                                wait_seconds: waited.as_secs_f64(),
+                            },
+                        ))
+                        .resource(&resource)
+                        .group(info.as_deref().map(|i| &i.0))
+                        .context(info.as_deref().map(|i| &i.1))
+                        .lease(lease_id),
                     );
                 }
                 if shared.events.wants(RequestEventKind::RequestLeaseAcquired) {
@@ -1472,7 +1485,7 @@ fn before_emit(events: &[PendingEvent]) {
     if ms > 0
         && events
             .iter()
-            .any(|e| e.kind == RequestEventKind::RequestWaitStarted)
+            .any(|e| e.kind() == RequestEventKind::RequestWaitStarted)
     {
         std::thread::sleep(std::time::Duration::from_millis(ms));
     }
@@ -1538,7 +1551,9 @@ mod tests {
         let of = |kind| {
             sink.request_events()
                 .iter()
-                .find(|e| e.event_kind == kind && e.request_attempt_id == Some(RequestAttemptId(2)))
+                .find(|e| {
+                    e.event_kind() == kind && e.request_attempt_id == Some(RequestAttemptId(2))
+                })
                 .map(|e| e.sequence)
         };
         let started = of(RequestEventKind::RequestWaitStarted).expect("the request waited");

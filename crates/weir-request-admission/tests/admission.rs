@@ -8,8 +8,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 use weir_contracts::{
     ReleaseReason, RequestAdmissionDenyReason, RequestAttemptId, RequestDomain,
-    RequestEventContext, RequestEventKind, RequestGroupSpec, RequestReleaseOutcome,
-    RequestReleaseOutcomeKind, RuntimeCorrelation, TaskExecutionId,
+    RequestEventContext, RequestEventKind, RequestEventPayload, RequestGroupSpec,
+    RequestReleaseOutcome, RequestReleaseOutcomeKind, RuntimeCorrelation, TaskExecutionId,
 };
 use weir_request_admission::{
     AdaptiveRequestAdmissionController, RequestAdmissionConfig, RequestAdmissionDecision,
@@ -124,10 +124,12 @@ async fn plan_aimd_429_halves_then_two_successes_fully_recover() {
     assert_eq!(count(&ev, RequestEventKind::RequestSoftCeilingRecovered), 0);
     let dec = ev
         .iter()
-        .find(|e| e.event_kind == RequestEventKind::RequestLimitDecreased)
+        .find(|e| e.event_kind() == RequestEventKind::RequestLimitDecreased)
         .unwrap();
-    assert_eq!(dec.diagnostics["previous"], 4);
-    assert_eq!(dec.diagnostics["current"], 2);
+    let RequestEventPayload::RequestLimitDecreased(change) = &dec.payload else {
+        panic!("a decrease carries its limits");
+    };
+    assert_eq!((change.previous, change.current), (4, 2));
     let snap = c.pressure().snapshot(&chat()).unwrap();
     assert_eq!(
         (snap.rate_limit_ceiling, snap.consecutive_rate_limits),
@@ -165,10 +167,13 @@ async fn soft_ceiling_recovered_fires_once_above_the_last_ceiling() {
     let ev = sink.request_events();
     let soft: Vec<_> = ev
         .iter()
-        .filter(|e| e.event_kind == RequestEventKind::RequestSoftCeilingRecovered)
+        .filter(|e| e.event_kind() == RequestEventKind::RequestSoftCeilingRecovered)
         .collect();
     assert_eq!(soft.len(), 1, "once per ceiling, not on every increase");
-    assert_eq!(soft[0].diagnostics["rate_limit_ceiling"], 4);
+    assert!(matches!(
+        &soft[0].payload,
+        RequestEventPayload::RequestSoftCeilingRecovered(s) if s.rate_limit_ceiling == 4
+    ));
     assert_eq!(count(&ev, RequestEventKind::RequestFullyRecovered), 1);
 }
 
@@ -552,7 +557,7 @@ async fn events_follow_the_plan_vocabulary_with_context_and_sequence() {
     }
     let acquired = ev
         .iter()
-        .find(|e| e.event_kind == RequestLeaseAcquired)
+        .find(|e| e.event_kind() == RequestLeaseAcquired)
         .unwrap();
     assert_eq!(acquired.task_execution_id, Some(TaskExecutionId(7)));
     assert_eq!(acquired.request_attempt_id, Some(RequestAttemptId(42)));
@@ -563,19 +568,19 @@ async fn events_follow_the_plan_vocabulary_with_context_and_sequence() {
     assert_eq!(acquired.request_resource_key, Some(chat()));
     assert!(acquired.request_lease_id.is_some());
     assert_eq!(
-        acquired.pressure_snapshot.as_ref().unwrap()["in_flight_count"],
+        acquired.pressure_snapshot.as_ref().unwrap().in_flight_count,
         1
     );
     let released = ev
         .iter()
         .rev()
-        .find(|e| e.event_kind == RequestLeaseReleased)
+        .find(|e| e.event_kind() == RequestLeaseReleased)
         .unwrap();
     assert_eq!(released.reason_or_outcome.as_deref(), Some("rate_limited"));
     // The queued waiter's admission events carry its own context too.
     let second_completed = ev
         .iter()
-        .filter(|e| e.event_kind == RequestWaitCompleted)
+        .filter(|e| e.event_kind() == RequestWaitCompleted)
         .nth(1)
         .unwrap();
     assert_eq!(

@@ -32,7 +32,7 @@ async fn dropping_a_queued_acquire_removes_its_waiter() {
     let ev = sink.request_events();
     let cancelled = ev
         .iter()
-        .find(|e| e.event_kind == RequestEventKind::RequestWaitCancelled)
+        .find(|e| e.event_kind() == RequestEventKind::RequestWaitCancelled)
         .unwrap();
     assert_eq!(cancelled.reason_or_outcome.as_deref(), Some("cancellation"));
     assert!(cancelled.request_lease_id.is_none());
@@ -65,7 +65,7 @@ async fn dropping_an_admitted_but_unclaimed_acquire_releases_local_cancelled() {
     let ev = sink.request_events();
     let cancelled = ev
         .iter()
-        .find(|e| e.event_kind == RequestEventKind::RequestWaitCancelled)
+        .find(|e| e.event_kind() == RequestEventKind::RequestWaitCancelled)
         .unwrap();
     assert!(
         cancelled.request_lease_id.is_some(),
@@ -74,7 +74,7 @@ async fn dropping_an_admitted_but_unclaimed_acquire_releases_local_cancelled() {
     let local_releases = ev
         .iter()
         .filter(|e| {
-            e.event_kind == RequestEventKind::RequestLeaseReleased
+            e.event_kind() == RequestEventKind::RequestLeaseReleased
                 && e.reason_or_outcome.as_deref() == Some("local_cancelled")
         })
         .count();

@@ -10,7 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
-use weir_contracts::{ProviderModelKey, RequestDomain, RequestEventKind, RequestReleaseOutcome};
+use weir_contracts::payload::LimitChangeCause;
+use weir_contracts::{
+    ProviderModelKey, RequestDomain, RequestEventKind, RequestEventPayload, RequestReleaseOutcome,
+};
 use weir_request_admission::{LatencySaturationConfig, RequestAdmissionConfig};
 
 #[derive(Debug)]
@@ -142,12 +145,14 @@ async fn the_signal_emits_a_decrease_with_its_cause_and_never_fires_below_the_li
     let decreases: Vec<_> = sink
         .request_events()
         .into_iter()
-        .filter(|e| e.event_kind == RequestEventKind::RequestLimitDecreased)
+        .filter(|e| e.event_kind() == RequestEventKind::RequestLimitDecreased)
         .collect();
     assert!(!decreases.is_empty());
-    assert!(decreases.iter().all(|e| {
-        e.diagnostics.get("cause").and_then(|v| v.as_str()) == Some("latency_saturation")
-    }));
+    assert!(decreases.iter().all(|e| matches!(
+        &e.payload,
+        RequestEventPayload::RequestLimitDecreased(c)
+            if c.cause == Some(LimitChangeCause::LatencySaturation)
+    )));
 }
 
 #[test]

@@ -545,7 +545,12 @@ impl ModelRequestExecutor {
         outcome: Option<&RequestReleaseOutcome>,
     ) {
         self.events.emit_with(kind, |now| {
-            let mut e = RequestAdmissionEvent::new(kind, now);
+            use weir_contracts::RequestEventPayload as P;
+            let mut payload = P::default_for(kind);
+            if let (P::ModelRequestCompleted(c), Some(o)) = (&mut payload, outcome) {
+                c.provider_status = o.provider_status;
+            }
+            let mut e = RequestAdmissionEvent::with_payload(payload, now);
             e.captured_correlation = context.captured_correlation.as_deref().cloned();
             e.task_execution_id = context.task_execution_id;
             e.request_attempt_id = context.request_attempt_id;
@@ -554,10 +559,6 @@ impl ModelRequestExecutor {
             e.request_group_key = Some(resource.clone());
             if let Some(o) = outcome {
                 e.reason_or_outcome = Some(o.kind.as_str().to_owned());
-                if let Some(status) = o.provider_status {
-                    e.diagnostics
-                        .insert("provider_status".into(), status.into());
-                }
             }
             e
         });

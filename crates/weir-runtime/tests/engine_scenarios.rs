@@ -99,7 +99,7 @@ fn count(o: &Outcome, kind: SchedulerEventKind) -> usize {
     o.events
         .scheduler_events()
         .iter()
-        .filter(|e| e.event_kind == kind)
+        .filter(|e| e.event_kind() == kind)
         .count()
 }
 
@@ -107,7 +107,7 @@ fn request_count(o: &Outcome, kind: RequestEventKind) -> usize {
     o.events
         .request_events()
         .iter()
-        .filter(|e| e.event_kind == kind)
+        .filter(|e| e.event_kind() == kind)
         .count()
 }
 
@@ -268,7 +268,7 @@ async fn heavy_root_downstream_dispatches_while_root_still_runs() {
     let first_down_lease = ev
         .iter()
         .filter(|e| {
-            e.event_kind == SchedulerEventKind::TaskLeaseAcquired
+            e.event_kind() == SchedulerEventKind::TaskLeaseAcquired
                 && column_of(e).as_deref() == Some("down")
         })
         .map(|e| e.captured_at_monotonic)
@@ -276,7 +276,7 @@ async fn heavy_root_downstream_dispatches_while_root_still_runs() {
     let last_root_done = ev
         .iter()
         .filter(|e| {
-            e.event_kind == SchedulerEventKind::TaskCompleted
+            e.event_kind() == SchedulerEventKind::TaskCompleted
                 && column_of(e).as_deref() == Some("root")
         })
         .map(|e| e.captured_at_monotonic)
@@ -354,7 +354,7 @@ async fn cross_provider_cooldown_does_not_stall_the_other_provider() {
     let done_at = |col: &str| {
         ev.iter()
             .filter(|e| {
-                e.event_kind == SchedulerEventKind::TaskCompleted
+                e.event_kind() == SchedulerEventKind::TaskCompleted
                     && e.captured_correlation
                         .as_ref()
                         .and_then(|c| c.task_column.as_deref())

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
-use weir_contracts::SchedulerEventKind;
+use weir_contracts::{SchedulerEventKind, SchedulerEventPayload};
 use weir_runtime::engine::{Engine, EngineConfig, RunResult};
 use weir_runtime::generators::{Category, Expression, LlmText, UniformInt};
 use weir_runtime::provider::{ModelProvider, ProviderError, ScriptedProvider, ScriptedStep};
@@ -87,15 +87,17 @@ fn check_consistent(o: &Outcome) {
         .events
         .scheduler_events()
         .iter()
-        .filter(|e| e.event_kind == SchedulerEventKind::NonRetryableDropped)
-        .filter_map(|e| e.diagnostics.get("rows_dropped").and_then(|v| v.as_u64()))
+        .filter_map(|e| match &e.payload {
+            SchedulerEventPayload::NonRetryableDropped(d) => Some(d.rows_dropped),
+            _ => None,
+        })
         .sum();
     assert_eq!(r.rows_dropped, dropped_by_events, "report vs drop events");
     let failed_events = o
         .events
         .scheduler_events()
         .iter()
-        .filter(|e| e.event_kind == SchedulerEventKind::NonRetryableDropped)
+        .filter(|e| e.event_kind() == SchedulerEventKind::NonRetryableDropped)
         .count() as u64;
     assert_eq!(r.tasks_failed, failed_events);
     assert_eq!(
@@ -108,8 +110,10 @@ fn check_consistent(o: &Outcome) {
             .events
             .scheduler_events()
             .iter()
-            .filter(|e| e.event_kind == SchedulerEventKind::RowGroupCheckpointed)
-            .filter_map(|e| e.diagnostics.get("dropped_rows").and_then(|v| v.as_u64()))
+            .filter_map(|e| match &e.payload {
+                SchedulerEventPayload::RowGroupCheckpointed(c) => Some(c.dropped_rows),
+                _ => None,
+            })
             .sum();
         assert_eq!(r.rows_dropped, dropped_at_checkpoints, "checkpoint events");
     }

@@ -96,7 +96,7 @@ async fn lease_always_precedes_spawn_in_the_event_stream() {
     let ev = sink.scheduler_events();
     let view = weir_telemetry::CorrelatedRuntimeView::new(ev.clone(), Vec::new());
     assert_eq!(view.hidden_scheduler_resource_waiters(), 0);
-    let count = |k| ev.iter().filter(|e| e.event_kind == k).count();
+    let count = |k| ev.iter().filter(|e| e.event_kind() == k).count();
     assert_eq!(count(SchedulerEventKind::TaskLeaseAcquired), 600);
     assert_eq!(count(SchedulerEventKind::TaskLeaseReleased), 600);
     assert_eq!(count(SchedulerEventKind::RowGroupCheckpointed), 4);

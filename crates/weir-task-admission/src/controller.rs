@@ -20,7 +20,6 @@ use crate::queue_view::QueueView;
 use crate::shapes::ShapeTable;
 use crate::strict_fair::StrictFairTaskAdmissionPolicy;
 use crate::task::SchedulableTask;
-use serde_json::Value;
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -106,10 +105,21 @@ pub struct TaskAdmissionBlockSummary {
     pub unsatisfiable_groups: u64,
     /// Earliest monotonic second at which a denial may lift, when any policy knows.
     pub available_after: Option<f64>,
-    /// Per-group label → `{reason, detail}` for denied heads (sanitized).
-    pub diagnostics: BTreeMap<String, Value>,
+    /// Per-group label → why its head is denied (typed; `PolicyDetail::diagnostics` renders JSON).
+    pub diagnostics: BTreeMap<String, DeniedHead>,
     /// Ledger snapshot at the time of the explanation.
     pub snapshot: TaskAdmissionSnapshot,
+}
+
+/// A denied group head in a [`TaskAdmissionBlockSummary`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeniedHead {
+    /// The denial reason.
+    pub reason: TaskAdmissionDenyReason,
+    /// Tasks queued in the group (all blocked behind the head).
+    pub queued: u32,
+    /// The policy's detail of the denial.
+    pub detail: PolicyDetail,
 }
 
 impl TaskAdmissionBlockSummary {
@@ -597,7 +607,11 @@ impl TaskAdmissionController {
             }
             s.diagnostics.insert(
                 g.key().label(),
-                serde_json::json!({"reason": reason.as_str(), "queued": g.queued(), "detail": d.detail.diagnostics()}),
+                DeniedHead {
+                    reason,
+                    queued: g.queued(),
+                    detail: d.detail,
+                },
             );
         }
         s

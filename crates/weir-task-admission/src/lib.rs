@@ -93,7 +93,7 @@ pub use config::{
     TaskAdmissionConfigError, DEFAULT_DYNAMIC_BORROW_MAX_RESERVED_SLOTS,
     DEFAULT_DYNAMIC_BORROW_RESERVE_FRACTION, DEFAULT_SUBMISSION_CAPACITY,
 };
-pub use controller::{TaskAdmissionBlockSummary, TaskAdmissionController};
+pub use controller::{DeniedHead, TaskAdmissionBlockSummary, TaskAdmissionController};
 pub use lease::{TaskAdmissionDecision, TaskAdmissionDenied, TaskAdmissionLease};
 pub use policy::{
     fair_pressure_resources, peer_stats, AdmissionCandidate, DebtChange, LeaseContext, PeerStats,

@@ -334,6 +334,11 @@ fn explain_blocked_counts_tasks_behind_denied_heads() {
     assert_eq!(s.available_after, None);
     assert_eq!(s.snapshot.active_lease_count, 1);
     assert_eq!(s.diagnostics.len(), 2);
+    assert!(s
+        .diagnostics
+        .values()
+        .all(|h| h.reason == TaskAdmissionDenyReason::NoCapacity));
+    assert_eq!(s.diagnostics.values().map(|h| h.queued).sum::<u32>(), 4);
     assert!(adm.release(&l).released);
     assert!(adm
         .explain_blocked(&q.view())

@@ -36,7 +36,7 @@ impl AdmissionEvent for SchedulerAdmissionEvent {
         kind as u32
     }
     fn kind(&self) -> SchedulerEventKind {
-        self.event_kind
+        self.event_kind()
     }
     fn sequence(&self) -> u64 {
         self.sequence
@@ -62,7 +62,7 @@ impl AdmissionEvent for RequestAdmissionEvent {
         kind as u32
     }
     fn kind(&self) -> RequestEventKind {
-        self.event_kind
+        self.event_kind()
     }
     fn sequence(&self) -> u64 {
         self.sequence

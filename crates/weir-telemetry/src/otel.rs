@@ -19,10 +19,9 @@
 use crate::sink::EventSink;
 use opentelemetry::metrics::{Counter, Gauge, Histogram, Meter};
 use opentelemetry::KeyValue;
-use serde_json::Value;
 use std::collections::BTreeMap;
 use weir_contracts::{
-    RequestAdmissionEvent, RequestEventKind, RequestReleaseOutcomeKind, RequestResourceKey,
+    RequestAdmissionEvent, RequestEventPayload, RequestReleaseOutcomeKind, RequestResourceKey,
     SchedulerAdmissionEvent, SchedulerResourceKey,
 };
 
@@ -146,25 +145,20 @@ fn resource_kind(key: Option<&SchedulerResourceKey>) -> &'static str {
     }
 }
 
-fn snapshot_u64(snapshot: Option<&Value>, field: &str) -> Option<u64> {
-    snapshot?.get(field)?.as_u64()
-}
-
 impl EventSink<RequestAdmissionEvent> for OtelMetricsSink {
     fn emit(&self, e: &RequestAdmissionEvent) {
         let labels = self.resource_labels(e.request_resource_key.as_ref());
         let mut with_kind = labels.clone();
-        with_kind.push(KeyValue::new("event_kind", e.event_kind.as_str()));
+        with_kind.push(KeyValue::new("event_kind", e.event_kind().as_str()));
         self.request_events.add(1, &with_kind);
-        match e.event_kind {
-            RequestEventKind::RequestWaitCompleted => {
-                if let Some(w) = e.diagnostics.get("wait_seconds").and_then(Value::as_f64) {
-                    if w.is_finite() && w >= 0.0 {
-                        self.wait.record(w, &labels);
-                    }
+        match &e.payload {
+            RequestEventPayload::RequestWaitCompleted(w) => {
+                let w = w.wait_seconds;
+                if w.is_finite() && w >= 0.0 {
+                    self.wait.record(w, &labels);
                 }
             }
-            RequestEventKind::RequestLeaseReleased => {
+            RequestEventPayload::RequestLeaseReleased(_) => {
                 let mut l = labels.clone();
                 l.push(KeyValue::new(
                     "outcome",
@@ -172,19 +166,15 @@ impl EventSink<RequestAdmissionEvent> for OtelMetricsSink {
                 ));
                 self.outcomes.add(1, &l);
             }
-            RequestEventKind::RequestLimitDecreased | RequestEventKind::RequestLimitIncreased => {
-                if let Some(c) = e.diagnostics.get("current").and_then(Value::as_u64) {
-                    self.limit.record(c, &labels);
-                }
+            RequestEventPayload::RequestLimitDecreased(c)
+            | RequestEventPayload::RequestLimitIncreased(c) => {
+                self.limit.record(u64::from(c.current), &labels);
             }
             _ => {}
         }
-        let snapshot = e.pressure_snapshot.as_ref();
-        if let Some(n) = snapshot_u64(snapshot, "in_flight_count") {
-            self.in_flight.record(n, &labels);
-        }
-        if let Some(n) = snapshot_u64(snapshot, "current_limit") {
-            self.limit.record(n, &labels);
+        if let Some(s) = &e.pressure_snapshot {
+            self.in_flight.record(u64::from(s.in_flight_count), &labels);
+            self.limit.record(u64::from(s.current_limit), &labels);
         }
     }
 }
@@ -194,7 +184,7 @@ impl EventSink<SchedulerAdmissionEvent> for OtelMetricsSink {
         self.scheduler_events.add(
             1,
             &[
-                KeyValue::new("event_kind", e.event_kind.as_str()),
+                KeyValue::new("event_kind", e.event_kind().as_str()),
                 KeyValue::new(
                     "resource_kind",
                     resource_kind(e.scheduler_resource_key.as_ref()),

@@ -22,7 +22,7 @@ impl EventSink<SchedulerAdmissionEvent> for TracingEventSink {
     fn emit(&self, event: &SchedulerAdmissionEvent) {
         tracing::debug!(
             target: "weir::scheduler",
-            kind = event.event_kind.as_str(),
+            kind = event.event_kind().as_str(),
             sequence = event.sequence,
             captured_at = event.captured_at_monotonic,
             task_id = event.task_id.as_ref().map(|id| id.as_str()),
@@ -39,7 +39,7 @@ impl EventSink<RequestAdmissionEvent> for TracingEventSink {
     fn emit(&self, event: &RequestAdmissionEvent) {
         tracing::debug!(
             target: "weir::request",
-            kind = event.event_kind.as_str(),
+            kind = event.event_kind().as_str(),
             sequence = event.sequence,
             captured_at = event.captured_at_monotonic,
             task_execution_id = event.task_execution_id.map(tracing::field::display),

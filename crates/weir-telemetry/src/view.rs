@@ -64,8 +64,8 @@ impl TimelineEvent<'_> {
     /// The event kind's snake_case name.
     pub fn kind_name(&self) -> &'static str {
         match self {
-            Self::Scheduler(e) => e.event_kind.as_str(),
-            Self::Request(e) => e.event_kind.as_str(),
+            Self::Scheduler(e) => e.event_kind().as_str(),
+            Self::Request(e) => e.event_kind().as_str(),
         }
     }
 
@@ -104,7 +104,7 @@ impl TimelineEvent<'_> {
     pub fn to_row(&self) -> TimelineRow {
         match self {
             Self::Scheduler(e) => TimelineRow {
-                event_kind: e.event_kind.as_str(),
+                event_kind: e.event_kind().as_str(),
                 captured_at_monotonic: e.captured_at_monotonic,
                 stream: "scheduler",
                 sequence: e.sequence,
@@ -119,7 +119,7 @@ impl TimelineEvent<'_> {
                 reason_or_outcome: e.reason_or_result.clone(),
             },
             Self::Request(e) => TimelineRow {
-                event_kind: e.event_kind.as_str(),
+                event_kind: e.event_kind().as_str(),
                 captured_at_monotonic: e.captured_at_monotonic,
                 stream: "request",
                 sequence: e.sequence,
@@ -481,7 +481,7 @@ impl CorrelatedRuntimeView {
                 (Some(exec), _) => Some(*exec),
                 (None, Some(task)) => {
                     let list = starts.get(task).map(Vec::as_slice).unwrap_or(&[]);
-                    if is_pre_execution(e.event_kind) {
+                    if is_pre_execution(e.event_kind()) {
                         list.iter().find(|(s, _)| *s > e.sequence).map(|(_, x)| *x)
                     } else {
                         list.iter()
@@ -494,14 +494,14 @@ impl CorrelatedRuntimeView {
             };
             match target {
                 Some(exec) => self.execution_mut(exec).record_scheduler(
-                    e.event_kind,
+                    e.event_kind(),
                     e.captured_at_monotonic,
                     e.sequence,
                 ),
                 None => {
                     // Task-level fallback for streams without execution ids (legacy shapes).
                     if let Some(task) = &e.task_id {
-                        match e.event_kind {
+                        match e.event_kind() {
                             SchedulerEventKind::TaskLeaseAcquired => unattributed_leases
                                 .entry(task)
                                 .or_default()
@@ -541,7 +541,7 @@ impl CorrelatedRuntimeView {
             });
             let Some(exec) = exec else { continue };
             let timeline = self.execution_mut(exec);
-            timeline.record_request(e.event_kind, e.captured_at_monotonic);
+            timeline.record_request(e.event_kind(), e.captured_at_monotonic);
             if let Some(attempt) = e.request_attempt_id {
                 let pos = match timeline
                     .attempts
@@ -556,7 +556,7 @@ impl CorrelatedRuntimeView {
                         timeline.attempts.len() - 1
                     }
                 };
-                timeline.attempts[pos].record(e.event_kind, e.captured_at_monotonic);
+                timeline.attempts[pos].record(e.event_kind(), e.captured_at_monotonic);
             }
         }
         self.request = request;
@@ -633,6 +633,9 @@ impl CorrelatedRuntimeView {
     }
 
     fn count_request(&self, kind: RequestEventKind) -> usize {
-        self.request.iter().filter(|e| e.event_kind == kind).count()
+        self.request
+            .iter()
+            .filter(|e| e.event_kind() == kind)
+            .count()
     }
 }

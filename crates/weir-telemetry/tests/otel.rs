@@ -8,12 +8,12 @@ use opentelemetry::metrics::{
     SyncInstrument,
 };
 use opentelemetry::KeyValue;
-use serde_json::json;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use weir_contracts::{
-    LeaseId, RequestAdmissionEvent, RequestDomain, RequestEventKind, RequestResourceKey,
-    RuntimeCorrelation, SchedulerAdmissionEvent, SchedulerEventKind, SchedulerResourceKey, TaskId,
+    LeaseId, RequestAdmissionEvent, RequestDomain, RequestEventKind, RequestEventPayload,
+    RequestPressureSnapshot, RequestResourceKey, RuntimeCorrelation, SchedulerAdmissionEvent,
+    SchedulerEventKind, SchedulerResourceKey, TaskId,
 };
 use weir_telemetry::otel::{OtelMetricsSink, LABEL_KEYS};
 use weir_telemetry::EventSink;
@@ -77,11 +77,29 @@ fn request_event(kind: RequestEventKind, i: u64, model: &str) -> RequestAdmissio
     } else {
         format!("free text with prompt {i}")
     });
-    e.diagnostics.insert("wait_seconds".into(), json!(0.5));
-    e.diagnostics.insert("current".into(), json!(12));
-    e.diagnostics
-        .insert("prompt".into(), json!(format!("secret prompt {i}")));
-    e.pressure_snapshot = Some(json!({"in_flight_count": 3, "current_limit": 12}));
+    // Payloads are typed: no free-form diagnostic (a prompt, say) can reach a label.
+    match &mut e.payload {
+        RequestEventPayload::RequestWaitCompleted(w) => w.wait_seconds = 0.5,
+        RequestEventPayload::RequestLimitDecreased(c)
+        | RequestEventPayload::RequestLimitIncreased(c) => c.current = 12,
+        _ => {}
+    }
+    e.pressure_snapshot = Some(RequestPressureSnapshot {
+        captured_at: i as f64,
+        sequence: i,
+        resource: RequestResourceKey::new("openai", model, RequestDomain::Chat).unwrap(),
+        effective_max: 16,
+        current_limit: 12,
+        in_flight_count: 3,
+        active_lease_count: 3,
+        waiters: 0,
+        blocked_until_monotonic: None,
+        cooldown_remaining_seconds: 0.0,
+        rate_limit_ceiling: 0,
+        consecutive_rate_limits: 0,
+        last_outcome: None,
+        leak_diagnostics: Default::default(),
+    });
     e
 }
 

@@ -56,7 +56,7 @@ fn unwanted_kind_never_runs_the_builder() {
     assert!(!stream.wants(SchedulerEventKind::QueueEmpty));
     let events = sink.0.scheduler_events();
     assert_eq!(events.len(), 1);
-    assert_eq!(events[0].event_kind, SchedulerEventKind::Selected);
+    assert_eq!(events[0].event_kind(), SchedulerEventKind::Selected);
     assert_eq!(
         events[0].sequence, 1,
         "unwanted kinds consume no sequence numbers"

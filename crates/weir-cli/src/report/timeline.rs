@@ -6,26 +6,25 @@
 //! 429 markers, task and request outcome counts, and the layer attribution of task time. Series
 //! are [`BucketedSeries`] (≤ `max_points` each); per-task state lives only while a task is live.
 //!
-//! Diagnostics keys it reads (all optional; each has a fallback):
-//! * `row_group_checkpointed`: `surviving_rows` (else `records`, else `row_group_size −
-//!   dropped_rows`), `dropped_rows`, `active_row_groups`, `row_group`;
-//! * `row_group_admitted`: `row_group`, `in_flight` (the runtime's figure; else
-//!   `active_row_groups`, else a +1/−1 counter);
-//! * the row group of a task: `captured_correlation.row_group`, else diagnostics `row_group`;
-//! * request events: `pressure_snapshot` (a `RequestPressureSnapshot`: `in_flight_count`,
-//!   `current_limit`, `effective_max`, `cooldown_remaining_seconds`), else a lease counter;
-//! * `model_request_completed`: `reason_or_outcome` = a `RequestReleaseOutcomeKind` name.
+//! What it reads (typed payloads, see `weir_contracts::payload`):
+//! * `row_group_checkpointed`: `surviving_rows`, `dropped_rows`, `row_group`;
+//! * `row_group_admitted`: `row_group`, `in_flight` (the runtime's figure);
+//! * the row group of a task: `captured_correlation.row_group`;
+//! * request events: `pressure_snapshot` (`in_flight_count`, `current_limit`, `effective_max`,
+//!   `cooldown_remaining_seconds`), else a lease counter;
+//! * `model_request_completed`: `reason_or_outcome` = a `RequestReleaseOutcomeKind` name;
+//! * `task_lease_released`: `outcome` (`success` counts a completed task in coarse mode).
 
 use super::layer_timeline::{LayerTimeline, LAYERS};
 use super::series::{Aggregate, BucketedSeries};
 use crate::summary::{LayerAttribution, RequestCounts, ResourceLayerSeconds, TaskCounts};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, PoisonError};
 use weir_contracts::{
     RequestAdmissionEvent, RequestEventKind as R, SchedulerAdmissionEvent, SchedulerEventKind as S,
+    SchedulerEventPayload as SP, TaskTerminalOutcome,
 };
 use weir_telemetry::EventSink;
 
@@ -217,14 +216,6 @@ impl Default for TimelineCollector {
     }
 }
 
-fn diag_u64(d: &BTreeMap<String, Value>, key: &str) -> Option<u64> {
-    d.get(key).and_then(Value::as_u64)
-}
-
-fn snap_u64(snap: Option<&Value>, key: &str) -> Option<u64> {
-    snap?.get(key).and_then(Value::as_u64)
-}
-
 fn to_u32(v: u64) -> u32 {
     u32::try_from(v).unwrap_or(u32::MAX)
 }
@@ -393,43 +384,27 @@ impl State {
     fn scheduler(&mut self, e: &SchedulerAdmissionEvent) {
         let t = e.captured_at_monotonic;
         self.seen(t);
-        let d = &e.diagnostics;
-        let row_group = e
-            .captured_correlation
-            .as_ref()
-            .and_then(|c| c.row_group)
-            .or_else(|| diag_u64(d, "row_group"));
-        match e.event_kind {
-            S::RowGroupAdmitted => {
-                // The runtime's own figure (row groups in flight after this admission); the
-                // +1/−1 fallback counted a finished group until it was *written*, which waits
-                // for every earlier group, so it overstated the figure past the cap.
-                self.row_groups_now = diag_u64(d, "in_flight")
-                    .or_else(|| diag_u64(d, "active_row_groups"))
-                    .map_or(self.row_groups_now + 1, |n| n as i64);
-                if let Some(rg) = row_group {
-                    self.row_group_admitted_at.insert(rg, t);
-                }
+        let row_group = e.captured_correlation.as_ref().and_then(|c| c.row_group);
+        match &e.payload {
+            SP::RowGroupAdmitted(a) => {
+                // The runtime's own figure (row groups in flight after this admission); a
+                // +1/−1 count would hold a finished group until it was *written*, which waits
+                // for every earlier group, and so overstate the figure past the cap.
+                self.row_groups_now = a.in_flight as i64;
+                self.row_group_admitted_at
+                    .insert(row_group.unwrap_or(a.row_group), t);
                 self.push_row_groups(t);
             }
-            S::RowGroupCheckpointed => {
-                let dropped = diag_u64(d, "dropped_rows").unwrap_or(0);
-                let records = diag_u64(d, "surviving_rows")
-                    .or_else(|| diag_u64(d, "records"))
-                    .or_else(|| diag_u64(d, "row_group_size").map(|n| n.saturating_sub(dropped)))
-                    .unwrap_or(0);
-                self.counts.records_completed += records;
-                self.counts.rows_dropped += dropped;
+            SP::RowGroupCheckpointed(c) => {
+                self.counts.records_completed += c.surviving_rows;
+                self.counts.rows_dropped += c.dropped_rows;
                 self.records.push(t, self.counts.records_completed as f64);
-                self.row_groups_now = diag_u64(d, "active_row_groups")
-                    .map_or(self.row_groups_now - 1, |n| n as i64)
-                    .max(0);
-                if let Some(rg) = row_group {
-                    self.row_group_admitted_at.remove(&rg);
-                }
+                self.row_groups_now = (self.row_groups_now - 1).max(0);
+                self.row_group_admitted_at
+                    .remove(&row_group.unwrap_or(c.row_group));
                 self.push_row_groups(t);
             }
-            S::NonRetryableDropped => {
+            SP::NonRetryableDropped(_) => {
                 self.counts.tasks.failed += 1;
                 let column = e
                     .captured_correlation
@@ -442,7 +417,7 @@ impl State {
                     .unwrap_or_else(|| "unknown".to_string());
                 *self.counts.failed_cells.entry((column, cause)).or_default() += 1;
             }
-            S::RetryDeferred => self.counts.tasks.retried += 1,
+            SP::RetryDeferred(_) => self.counts.tasks.retried += 1,
             _ => {}
         }
         let Some(task) = e.task_id.as_ref().map(|id| id.as_str().to_string()) else {
@@ -460,7 +435,7 @@ impl State {
                 }
             }
         }
-        match e.event_kind {
+        match e.event_kind() {
             S::DependencyReady | S::ReadyEnqueued => {
                 self.transition(&task, Layer::ReadyQueue, t, Some(row_group))
             }
@@ -502,15 +477,18 @@ impl State {
                 )
             })
             .or_else(|| {
-                let r = snap?.get("resource")?;
-                let s = |f: &str| r.get(f).and_then(Value::as_str).map(str::to_string);
-                Some((s("provider_name")?, s("model_id")?, s("domain")?))
+                let r = &snap?.resource;
+                Some((
+                    r.provider_name.to_string(),
+                    r.model_id.to_string(),
+                    r.domain.as_str().to_string(),
+                ))
             });
         let label = key.as_ref().map(|(p, m, d)| format!("{p}/{m}/{d}"));
         if let Some(key) = key {
             self.resource_event(e, key, t);
         }
-        match e.event_kind {
+        match e.event_kind() {
             R::ModelRequestStarted => self.counts.requests.attempts += 1,
             R::RequestRateLimited => self.counts.requests.rate_limited += 1,
             R::ModelRequestCompleted => match e.reason_or_outcome.as_deref() {
@@ -530,11 +508,8 @@ impl State {
         let Some(task) = exec.and_then(|x| self.execution_task.get(&x.0).cloned()) else {
             return;
         };
-        let cooling = snap
-            .and_then(|s| s.get("cooldown_remaining_seconds"))
-            .and_then(Value::as_f64)
-            .is_some_and(|c| c > 0.0);
-        let layer = match e.event_kind {
+        let cooling = snap.is_some_and(|s| s.cooldown_remaining_seconds > 0.0);
+        let layer = match e.event_kind() {
             R::RequestWaitStarted if cooling => Layer::Cooldown,
             R::RequestWaitStarted => Layer::RequestAdmission,
             R::ModelRequestStarted => Layer::Provider,
@@ -579,7 +554,7 @@ impl State {
             });
         let snap = e.pressure_snapshot.as_ref();
         let attempt = e.request_attempt_id.map(|a| a.0);
-        match e.event_kind {
+        match e.event_kind() {
             R::ModelRequestStarted => {
                 r.series.attempts += 1;
                 if let Some(a) = attempt {
@@ -601,25 +576,22 @@ impl State {
             }
             _ => {}
         }
-        let in_flight =
-            snap_u64(snap, "in_flight_count")
-                .map(|n| n as i64)
-                .or(match e.event_kind {
-                    R::RequestLeaseAcquired => Some(r.in_flight_now + 1),
-                    R::RequestLeaseReleased => Some((r.in_flight_now - 1).max(0)),
-                    _ => None,
-                });
+        let in_flight = snap
+            .map(|s| i64::from(s.in_flight_count))
+            .or(match e.event_kind() {
+                R::RequestLeaseAcquired => Some(r.in_flight_now + 1),
+                R::RequestLeaseReleased => Some((r.in_flight_now - 1).max(0)),
+                _ => None,
+            });
         if let Some(n) = in_flight {
             r.in_flight_now = n;
             r.in_flight.push(t, n as f64);
             r.series.max_in_flight = r.series.max_in_flight.max(to_u32(n.max(0) as u64));
         }
-        if let Some(limit) = snap_u64(snap, "current_limit") {
-            r.limit.push(t, limit as f64);
-            r.series.final_limit = Some(to_u32(limit));
-        }
-        if let Some(m) = snap_u64(snap, "effective_max") {
-            r.effective_max.push(t, m as f64);
+        if let Some(s) = snap {
+            r.limit.push(t, f64::from(s.current_limit));
+            r.series.final_limit = Some(s.current_limit);
+            r.effective_max.push(t, f64::from(s.effective_max));
         }
     }
 }
@@ -673,14 +645,14 @@ impl EventSink<SchedulerAdmissionEvent> for TimelineCollector {
 
     fn emit(&self, event: &SchedulerAdmissionEvent) {
         if self.detail == CollectorDetail::Coarse {
-            if event.event_kind == S::TaskLeaseReleased {
-                if event.reason_or_result.as_deref() == Some("completed") {
+            if let SP::TaskLeaseReleased(released) = &event.payload {
+                if released.outcome == Some(TaskTerminalOutcome::Success) {
                     self.completed
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
                 return;
             }
-        } else if event.event_kind == S::TaskCompleted {
+        } else if event.event_kind() == S::TaskCompleted {
             self.completed
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }

@@ -1,5 +1,7 @@
 //! How a rate limit is read (see `plans/request-admission.md`, "429 classification").
 
+use weir_contracts::payload::RateLimitClassification;
+
 /// The reading of one rate limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RateLimitClass {
@@ -15,13 +17,13 @@ pub(crate) enum RateLimitClass {
 }
 
 impl RateLimitClass {
-    /// The durable name used in `request_rate_limited` diagnostics.
-    pub fn as_str(self) -> &'static str {
+    /// Its durable name in `request_rate_limited` events.
+    pub fn classification(self) -> RateLimitClassification {
         match self {
-            Self::Concurrency { .. } => "concurrency",
-            Self::Window => "window",
-            Self::Isolated => "isolated",
-            Self::Unconfirmed => "unconfirmed",
+            Self::Concurrency { .. } => RateLimitClassification::Concurrency,
+            Self::Window => RateLimitClassification::Window,
+            Self::Isolated => RateLimitClassification::Isolated,
+            Self::Unconfirmed => RateLimitClassification::Unconfirmed,
         }
     }
 }

@@ -9,9 +9,13 @@ use crate::ledger::Grant;
 use crate::limit::Transition;
 use std::sync::Arc;
 use tokio::time::Instant;
+use weir_contracts::payload::{
+    LimitChangeCause, LimitChanged, RequestDenied, RequestOutcome, RequestRateLimited,
+    RequestSoftCeilingRecovered, RequestWaitCompleted,
+};
 use weir_contracts::{
-    LeaseId, RequestDomain, RequestEventKind, RequestPressureSnapshot, RequestReleaseOutcome,
-    RequestReleaseOutcomeKind, RequestResourceKey,
+    LeaseId, RequestAdmissionDenyReason, RequestDomain, RequestEventKind, RequestEventPayload,
+    RequestPressureSnapshot, RequestReleaseOutcome, RequestReleaseOutcomeKind, RequestResourceKey,
 };
 
 impl ShardState {
@@ -27,26 +31,29 @@ impl ShardState {
             return;
         }
         let lease_id = LeaseId::new(shared.generation, grant.counter);
-        let base = |kind| {
-            PendingEvent::new(kind)
+        let base = |payload| {
+            PendingEvent::of(payload)
                 .resource(&item.resource)
                 .group(Some(&item.group.key))
                 .context(Some(&item.event_context))
         };
         if shared.events.wants(RequestEventKind::RequestWaitStarted) {
-            fx.events.push(base(RequestEventKind::RequestWaitStarted));
+            fx.events.push(base(RequestEventPayload::RequestWaitStarted(
+                Default::default(),
+            )));
         }
         if shared.events.wants(RequestEventKind::RequestWaitCompleted) {
             fx.events.push(
-                base(RequestEventKind::RequestWaitCompleted)
-                    .lease(lease_id)
-                    .diag("wait_seconds", 0.0),
+                base(RequestEventPayload::RequestWaitCompleted(
+                    RequestWaitCompleted { wait_seconds: 0.0 },
+                ))
+                .lease(lease_id),
             );
         }
         if shared.events.wants(RequestEventKind::RequestLeaseAcquired) {
             let snap = self.resource_snapshot(shared, item.resource.domain, grant.acquired_at);
             fx.events.push(
-                base(RequestEventKind::RequestLeaseAcquired)
+                base(RequestEventPayload::RequestLeaseAcquired(Default::default()))
                     .lease(lease_id)
                     .snapshot(snap),
             );
@@ -62,18 +69,28 @@ impl ShardState {
         fx: &mut Effects,
     ) {
         if shared.events.wants(kind) {
-            let mut e = PendingEvent::new(kind)
+            let denied = RequestDenied {
+                last_denial: denial
+                    .diagnostics
+                    .get("last_denial")
+                    .and_then(|v| RequestAdmissionDenyReason::from_name(v)),
+            };
+            let payload = match kind {
+                RequestEventKind::RequestWaitTimeout => {
+                    RequestEventPayload::RequestWaitTimeout(denied)
+                }
+                RequestEventKind::RequestWaitCancelled => {
+                    RequestEventPayload::RequestWaitCancelled(denied)
+                }
+                _ => RequestEventPayload::RequestAcquireDenied(denied),
+            };
+            let mut e = PendingEvent::of(payload)
                 .resource(&item.resource)
                 .group(Some(&item.group.key))
                 .context(Some(&item.event_context))
                 .reason(denial.reason.as_str());
             if let Some(s) = &denial.snapshot {
                 e = e.snapshot(s.clone());
-            }
-            for (k, v) in &denial.diagnostics {
-                if k == "last_denial" {
-                    e = e.diag("last_denial", v.clone());
-                }
             }
             fx.events.push(e);
         }
@@ -92,84 +109,93 @@ impl ShardState {
         fx: &mut Effects,
     ) {
         let lease_id = LeaseId::new(shared.generation, counter);
-        let ev = |kind| PendingEvent::new(kind).resource(refs.resource);
+        let ev = |payload| PendingEvent::of(payload).resource(refs.resource);
+        let policy = || Some(shared.config.policy.name().to_owned());
         let wants = |kind| shared.events.wants(kind);
         if let Some((p, c)) = t.ramp.filter(|(p, c)| c > p) {
             if wants(RequestEventKind::RequestLimitIncreased) {
-                fx.events.push(
-                    ev(RequestEventKind::RequestLimitIncreased)
-                        .diag("previous", p)
-                        .diag("current", c)
-                        .diag("cause", "startup_ramp"),
-                );
+                fx.events
+                    .push(ev(RequestEventPayload::RequestLimitIncreased(
+                        LimitChanged {
+                            previous: p,
+                            current: c,
+                            policy: None,
+                            cause: Some(LimitChangeCause::StartupRamp),
+                        },
+                    )));
             }
         }
         if let Some((p, c)) = t.decreased {
             if wants(RequestEventKind::RequestLimitDecreased) {
-                let mut e = ev(RequestEventKind::RequestLimitDecreased)
-                    .diag("previous", p)
-                    .diag("current", c)
-                    .diag("policy", shared.config.policy.name());
-                if t.latency_decrease {
-                    e = e.diag("cause", "latency_saturation");
-                }
-                fx.events.push(e);
+                fx.events
+                    .push(ev(RequestEventPayload::RequestLimitDecreased(
+                        LimitChanged {
+                            previous: p,
+                            current: c,
+                            policy: policy(),
+                            cause: t
+                                .latency_decrease
+                                .then_some(LimitChangeCause::LatencySaturation),
+                        },
+                    )));
             }
         }
         if let Some((p, c)) = t.increased {
             if wants(RequestEventKind::RequestLimitIncreased) {
-                fx.events.push(
-                    ev(RequestEventKind::RequestLimitIncreased)
-                        .diag("previous", p)
-                        .diag("current", c)
-                        .diag("policy", shared.config.policy.name()),
-                );
+                fx.events
+                    .push(ev(RequestEventPayload::RequestLimitIncreased(
+                        LimitChanged {
+                            previous: p,
+                            current: c,
+                            policy: policy(),
+                            cause: None,
+                        },
+                    )));
             }
         }
         if let Some(ceiling) = t.soft_ceiling_recovered {
             if wants(RequestEventKind::RequestSoftCeilingRecovered) {
-                fx.events.push(
-                    ev(RequestEventKind::RequestSoftCeilingRecovered)
-                        .diag("rate_limit_ceiling", ceiling),
-                );
+                fx.events
+                    .push(ev(RequestEventPayload::RequestSoftCeilingRecovered(
+                        RequestSoftCeilingRecovered {
+                            rate_limit_ceiling: ceiling,
+                        },
+                    )));
             }
         }
         if t.fully_recovered && wants(RequestEventKind::RequestFullyRecovered) {
-            fx.events.push(ev(RequestEventKind::RequestFullyRecovered));
+            fx.events
+                .push(ev(RequestEventPayload::RequestFullyRecovered(
+                    Default::default(),
+                )));
         }
         if outcome.kind == RequestReleaseOutcomeKind::RateLimited
             && wants(RequestEventKind::RequestRateLimited)
         {
-            let mut e = ev(RequestEventKind::RequestRateLimited)
-                .group(refs.group)
-                .context(refs.context)
-                .lease(lease_id)
-                .reason(outcome.kind.as_str());
-            if let Some(cd) = t.cooldown {
-                e = e.diag("cooldown_seconds", cd.as_secs_f64());
-            }
-            if let Some(class) = t.rate_limit_class {
-                e = e.diag("classification", class.as_str());
-            }
-            if let Some(signal) = outcome.rate_limit_signal {
-                e = e.diag("rate_limit_signal", signal.as_str());
-            }
-            if let Some(ra) = outcome.retry_after_seconds.filter(|v| v.is_finite()) {
-                e = e.diag("retry_after_seconds", ra);
-            }
+            let e = ev(RequestEventPayload::RequestRateLimited(
+                RequestRateLimited {
+                    cooldown_seconds: t.cooldown.map(|cd| cd.as_secs_f64()),
+                    classification: t.rate_limit_class.map(|c| c.classification()),
+                    rate_limit_signal: outcome.rate_limit_signal,
+                    retry_after_seconds: outcome.retry_after_seconds.filter(|v| v.is_finite()),
+                },
+            ))
+            .group(refs.group)
+            .context(refs.context)
+            .lease(lease_id)
+            .reason(outcome.kind.as_str());
             fx.events.push(e);
         }
         if wants(RequestEventKind::RequestLeaseReleased) {
             let snap = self.resource_snapshot(shared, d, now);
-            let mut e = ev(RequestEventKind::RequestLeaseReleased)
-                .group(refs.group)
-                .context(refs.context)
-                .lease(lease_id)
-                .reason(outcome.kind.as_str())
-                .snapshot(snap);
-            if let Some(status) = outcome.provider_status {
-                e = e.diag("provider_status", status);
-            }
+            let e = ev(RequestEventPayload::RequestLeaseReleased(RequestOutcome {
+                provider_status: outcome.provider_status,
+            }))
+            .group(refs.group)
+            .context(refs.context)
+            .lease(lease_id)
+            .reason(outcome.kind.as_str())
+            .snapshot(snap);
             fx.events.push(e);
         }
     }

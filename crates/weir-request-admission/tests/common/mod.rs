@@ -60,11 +60,11 @@ pub fn controller(
 }
 
 pub fn kinds(events: &[RequestAdmissionEvent]) -> Vec<RequestEventKind> {
-    events.iter().map(|e| e.event_kind).collect()
+    events.iter().map(|e| e.event_kind()).collect()
 }
 
 pub fn count(events: &[RequestAdmissionEvent], kind: RequestEventKind) -> usize {
-    events.iter().filter(|e| e.event_kind == kind).count()
+    events.iter().filter(|e| e.event_kind() == kind).count()
 }
 
 /// Polls a future exactly once with the current task's context.

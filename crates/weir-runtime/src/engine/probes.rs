@@ -46,7 +46,7 @@ impl EventSink<SchedulerAdmissionEvent> for RunProbes {
             return;
         };
         let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        match event.event_kind {
+        match event.event_kind() {
             SchedulerEventKind::TaskLeaseAcquired => {
                 s.leased.insert(exec);
             }

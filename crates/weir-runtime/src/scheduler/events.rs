@@ -2,12 +2,10 @@
 
 use super::columns::ColumnInfo;
 use crate::completion::Task;
-use serde_json::Value;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use weir_contracts::{
-    LeaseId, RuntimeCorrelation, SchedulerAdmissionEvent, SchedulerEventKind, TaskExecutionId,
-    TaskId,
+    LeaseId, RuntimeCorrelation, SchedulerAdmissionEvent, SchedulerEventKind,
+    SchedulerEventPayload, TaskExecutionId, TaskId,
 };
 use weir_telemetry::SchedulerEventStream;
 
@@ -17,7 +15,8 @@ pub(crate) struct TaskEventFields<'a> {
     pub execution: Option<TaskExecutionId>,
     pub lease: Option<LeaseId>,
     pub reason: Option<&'a str>,
-    pub diagnostics: Option<BTreeMap<String, Value>>,
+    /// The typed data, for kinds that carry any (else the kind's empty payload).
+    pub payload: Option<SchedulerEventPayload>,
 }
 
 /// The scheduler's handle on its event stream.
@@ -55,23 +54,27 @@ impl SchedulerEvents {
         fields: TaskEventFields<'_>,
     ) {
         self.stream.emit_with(kind, |now| {
-            let mut e = SchedulerAdmissionEvent::new(kind, now);
+            let payload = fields
+                .payload
+                .unwrap_or_else(|| SchedulerEventPayload::default_for(kind));
+            debug_assert_eq!(payload.kind(), kind, "payload of another kind");
+            let mut e = SchedulerAdmissionEvent::with_payload(payload, now);
             e.captured_correlation = Some(self.correlation(col, task, fields.execution));
             e.task_id = Some(task_id.clone());
             e.task_execution_id = fields.execution;
             e.task_lease_id = fields.lease;
             e.reason_or_result = fields.reason.map(str::to_owned);
-            e.diagnostics = fields.diagnostics.unwrap_or_default();
             e
         });
     }
 
-    /// Emits a run-scoped event built by `fill`.
+    /// Emits a run-scoped event built by `fill` (which sets the payload of kinds with data).
     pub fn run(&self, kind: SchedulerEventKind, fill: impl FnOnce(&mut SchedulerAdmissionEvent)) {
         self.stream.emit_with(kind, |now| {
             let mut e = SchedulerAdmissionEvent::new(kind, now);
             e.captured_correlation = Some(RuntimeCorrelation::for_run(self.run_id.to_string()));
             fill(&mut e);
+            debug_assert_eq!(e.event_kind(), kind, "payload of another kind");
             e
         });
     }

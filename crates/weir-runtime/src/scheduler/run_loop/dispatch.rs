@@ -174,12 +174,21 @@ impl RunLoop {
             let fut = match self.worker_future(&running) {
                 Ok(fut) => fut,
                 Err(e) => {
-                    self.admission.release(&running.lease);
+                    let released = self.admission.release(&running.lease);
                     self.execution_event(
                         SchedulerEventKind::WorkerSpawnFailed,
                         &running,
                         Some("inputs_unavailable"),
                         None,
+                    );
+                    // The lease was released: say so, like every other terminal path.
+                    self.execution_event(
+                        SchedulerEventKind::TaskLeaseReleased,
+                        &running,
+                        Some(released.reason.as_str()),
+                        Some(P::TaskLeaseReleased(TaskLeaseReleased {
+                            outcome: Some(TaskTerminalOutcome::WorkerSpawnFailure),
+                        })),
                     );
                     return Err(e);
                 }
@@ -197,7 +206,7 @@ impl RunLoop {
         kind: SchedulerEventKind,
         r: &Running,
         reason: Option<&str>,
-        diagnostics: Option<BTreeMap<String, Value>>,
+        payload: Option<P>,
     ) {
         self.events.task(
             kind,
@@ -208,7 +217,7 @@ impl RunLoop {
                 execution: Some(r.execution),
                 lease: Some(r.lease.lease_id()),
                 reason,
-                diagnostics,
+                payload,
             },
         );
     }
@@ -218,7 +227,7 @@ impl RunLoop {
             SchedulerEventKind::WorkerSpawned,
             r,
             None,
-            Some(BTreeMap::from([("inline".to_owned(), json!(inline))])),
+            Some(P::WorkerSpawned(WorkerSpawned { inline })),
         );
     }
 }

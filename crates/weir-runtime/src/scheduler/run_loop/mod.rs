@@ -39,7 +39,7 @@ use crate::generators::{
 };
 use crate::model_facade::ModelFacade;
 use crate::workflow::Workflow;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,9 +47,15 @@ use tokio::sync::watch;
 use tokio::task::{Id as WorkerId, JoinError, JoinSet};
 use tokio::time::Instant;
 use weir_capacity::ObservedMaximaTracker;
+use weir_contracts::payload::{
+    AdmissionBlocked, NonRetryableDropped, RetryDeferred, RowGroupAdmissionBlocked,
+    RowGroupAdmissionTargetChanged, RowGroupAdmitted, RowGroupCheckpointed,
+    SchedulerHealthSnapshot, SchedulerJobCompleted, SchedulerJobStarted, TaskLeaseReleased,
+    WorkerSpawned,
+};
 use weir_contracts::{
-    RequestAdmissionDenyReason, SchedulerEventKind, TaskAdmissionDenyReason, TaskExecutionId,
-    TaskGroupKey, TaskId,
+    RequestAdmissionDenyReason, SchedulerEventKind, SchedulerEventPayload as P,
+    TaskAdmissionDenyReason, TaskExecutionId, TaskGroupKey, TaskId, TaskTerminalOutcome,
 };
 use weir_task_admission::{
     FairTaskQueue, SchedulableTask, TaskAdmissionController, TaskAdmissionDecision,
@@ -178,14 +184,11 @@ impl RunLoop {
         let mut cancel = CancelWatch::new(cancel);
         self.events
             .run(SchedulerEventKind::SchedulerJobStarted, |e| {
-                e.diagnostics
-                    .insert("records".into(), json!(self.workflow.records));
-                e.diagnostics
-                    .insert("row_groups".into(), json!(self.pipeline.total_row_groups));
-                e.diagnostics.insert(
-                    "first_row_group".into(),
-                    json!(self.pipeline.next_row_group),
-                );
+                e.payload = P::SchedulerJobStarted(SchedulerJobStarted {
+                    records: self.workflow.records,
+                    row_groups: self.pipeline.total_row_groups,
+                    first_row_group: self.pipeline.next_row_group,
+                });
             });
         let outcome = self.drive(sink, &mut cancel).await;
         // Whatever happened, no worker may outlive the run with a lease.
@@ -210,10 +213,10 @@ impl RunLoop {
                     (Ok(()), Some(StopReason::CircuitOpen { .. })) => "circuit_open".into(),
                     (Ok(()), None) => "completed".into(),
                 });
-                e.diagnostics
-                    .insert("records_written".into(), json!(self.report.records_written));
-                e.diagnostics
-                    .insert("rows_dropped".into(), json!(self.report.rows_dropped));
+                e.payload = P::SchedulerJobCompleted(SchedulerJobCompleted {
+                    records_written: self.report.records_written,
+                    rows_dropped: self.report.rows_dropped,
+                });
             });
         self.events.stream.flush();
         outcome?;

@@ -34,12 +34,12 @@ impl RunLoop {
     /// The one terminal path of every execution: release the lease first, then record the outcome.
     pub(super) fn finish(&mut self, r: Running, ending: Ending) -> Result<(), SchedulerError> {
         let released = self.admission.release(&r.lease);
-        let result_label = match &ending {
-            Ending::Output(_) => "completed",
-            Ending::Failed(e) if e.is_retryable() => "retryable_failure",
-            Ending::Failed(_) => "failed",
-            Ending::Panicked => "panicked",
-            Ending::Aborted => "cancelled",
+        // The plan's terminal-path vocabulary (task-admission.md, "Lease Lifecycle").
+        let mut terminal_outcome = match &ending {
+            Ending::Output(_) => TaskTerminalOutcome::Success,
+            Ending::Failed(e) if e.is_retryable() => TaskTerminalOutcome::RetryableFailure,
+            Ending::Failed(_) | Ending::Panicked => TaskTerminalOutcome::NonRetryableFailure,
+            Ending::Aborted => TaskTerminalOutcome::Cancellation,
         };
         if !released.released {
             self.execution_event(
@@ -56,6 +56,7 @@ impl RunLoop {
             self.retries.forget(&r.task_id);
             self.report.tasks_cancelled += 1;
             self.execution_event(SchedulerEventKind::Cancelled, &r, Some("row_dropped"), None);
+            terminal_outcome = TaskTerminalOutcome::Cancellation;
             Ok(Terminal::None)
         } else {
             match ending {
@@ -78,12 +79,10 @@ impl RunLoop {
         self.execution_event(
             SchedulerEventKind::TaskLeaseReleased,
             &r,
-            Some(if released.released {
-                result_label
-            } else {
-                released.reason.as_str()
-            }),
-            None,
+            Some(released.reason.as_str()),
+            Some(P::TaskLeaseReleased(TaskLeaseReleased {
+                outcome: Some(terminal_outcome),
+            })),
         );
         let terminal = outcome?;
         // Only model-call outcomes feed early shutdown: local samplers always succeed and
@@ -289,7 +288,10 @@ impl RunLoop {
                     SchedulerEventKind::NonRetryableDropped,
                     r,
                     Some(label),
-                    Some(BTreeMap::from([("rows_dropped".to_owned(), json!(newly))])),
+                    Some(P::NonRetryableDropped(NonRetryableDropped {
+                        rows_dropped: newly,
+                        ..Default::default()
+                    })),
                 );
             }
         }
@@ -310,15 +312,16 @@ impl RunLoop {
         self.verdicts
             .failures
             .record(&r.task.column, fallback_model, label, e, rows_dropped);
-        let mut diagnostics = BTreeMap::from([("rows_dropped".to_owned(), json!(rows_dropped))]);
-        if let Some(status) = model_source(e).and_then(|s| s.http_status()) {
-            diagnostics.insert("provider_status".to_owned(), json!(status));
-        }
+        let dropped = NonRetryableDropped {
+            rows_dropped,
+            provider_status: model_source(e).and_then(|s| s.http_status()),
+            consecutive_failures: None,
+        };
         self.execution_event(
             SchedulerEventKind::NonRetryableDropped,
             r,
             Some(label),
-            Some(diagnostics),
+            Some(P::NonRetryableDropped(dropped)),
         );
     }
 

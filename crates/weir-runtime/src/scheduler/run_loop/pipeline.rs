@@ -55,8 +55,10 @@ impl RunLoop {
                     self.events
                         .run(SchedulerEventKind::RowGroupAdmissionBlocked, |e| {
                             e.reason_or_result = Some("write_backlog".into());
-                            e.diagnostics
-                                .insert("completed_unwritten".into(), json!(backlog));
+                            e.payload = P::RowGroupAdmissionBlocked(RowGroupAdmissionBlocked {
+                                completed_unwritten: Some(backlog as u64),
+                                ..Default::default()
+                            });
                         });
                 }
                 break;
@@ -79,14 +81,20 @@ impl RunLoop {
                         self.observed.observe_row_group_target(target);
                         self.events
                             .run(SchedulerEventKind::RowGroupAdmissionTargetChanged, |e| {
-                                e.diagnostics.insert("target".into(), json!(target));
+                                e.payload = P::RowGroupAdmissionTargetChanged(
+                                    RowGroupAdmissionTargetChanged {
+                                        target: u64::from(target),
+                                    },
+                                );
                             });
                     }
                     let in_flight = self.pipeline.row_groups.in_flight();
                     self.events.run(SchedulerEventKind::RowGroupAdmitted, |e| {
-                        e.diagnostics.insert("row_group".into(), json!(rg));
-                        e.diagnostics.insert("rows".into(), json!(rows));
-                        e.diagnostics.insert("in_flight".into(), json!(in_flight));
+                        e.payload = P::RowGroupAdmitted(RowGroupAdmitted {
+                            row_group: rg,
+                            rows,
+                            in_flight: u64::from(in_flight),
+                        });
                     });
                 }
                 Err(block) => {
@@ -115,8 +123,11 @@ impl RunLoop {
         self.events
             .run(SchedulerEventKind::RowGroupAdmissionBlocked, |e| {
                 e.reason_or_result = Some(block.as_str().into());
-                e.diagnostics.insert("in_flight".into(), json!(in_flight));
-                e.diagnostics.insert("target".into(), json!(target));
+                e.payload = P::RowGroupAdmissionBlocked(RowGroupAdmissionBlocked {
+                    in_flight: Some(u64::from(in_flight)),
+                    target: Some(u64::from(target)),
+                    completed_unwritten: None,
+                });
             });
     }
 
@@ -215,16 +226,17 @@ impl RunLoop {
             self.report.row_groups_written += 1;
             self.pipeline.next_to_write += 1;
             wrote = true;
-            let n = records.len();
+            let n = records.len() as u64;
             let total = self.report.records_written;
             let dropped = self.pipeline.dropped_in_unwritten.remove(&rg).unwrap_or(0);
             self.events
                 .run(SchedulerEventKind::RowGroupCheckpointed, |e| {
-                    e.diagnostics.insert("row_group".into(), json!(rg));
-                    e.diagnostics.insert("records".into(), json!(n));
-                    e.diagnostics.insert("surviving_rows".into(), json!(n));
-                    e.diagnostics.insert("dropped_rows".into(), json!(dropped));
-                    e.diagnostics.insert("records_written".into(), json!(total));
+                    e.payload = P::RowGroupCheckpointed(RowGroupCheckpointed {
+                        row_group: rg,
+                        surviving_rows: n,
+                        dropped_rows: dropped,
+                        records_written: total,
+                    });
                 });
         }
         Ok(wrote)

@@ -33,10 +33,11 @@ impl RunLoop {
                     SchedulerEventKind::NonRetryableDropped,
                     r,
                     Some("circuit_open"),
-                    Some(BTreeMap::from([
-                        ("rows_dropped".to_owned(), json!(0)),
-                        ("consecutive_failures".to_owned(), json!(streak)),
-                    ])),
+                    Some(P::NonRetryableDropped(NonRetryableDropped {
+                        rows_dropped: 0,
+                        provider_status: None,
+                        consecutive_failures: Some(streak),
+                    })),
                 );
                 self.report.tasks_failed += 1;
                 self.begin_stop(StopReason::CircuitOpen { model: alias });
@@ -44,7 +45,7 @@ impl RunLoop {
             }
         }
         let decision = self.retries.decide(&r.task_id, e, &self.config.retry);
-        let (delay, diagnostics) = match decision {
+        let (delay, deferred) = match decision {
             RetryDecision::Exhausted { .. } => {
                 let label = format!("retries_exhausted:{}", e.error_type());
                 self.fail(r, &label, e.error_type(), Some(e), fallback_model)?;
@@ -52,10 +53,11 @@ impl RunLoop {
             }
             RetryDecision::Salvage { delay, wait } => (
                 delay,
-                BTreeMap::from([
-                    ("salvage".to_owned(), json!(true)),
-                    ("wait".to_owned(), json!(wait)),
-                ]),
+                RetryDeferred {
+                    salvage: true,
+                    wait: Some(wait),
+                    ..Default::default()
+                },
             ),
             RetryDecision::Retry {
                 delay,
@@ -63,10 +65,11 @@ impl RunLoop {
                 spent,
             } => (
                 delay,
-                BTreeMap::from([
-                    ("retry".to_owned(), json!(retry)),
-                    ("requests_spent".to_owned(), json!(spent)),
-                ]),
+                RetryDeferred {
+                    retry: Some(retry),
+                    requests_spent: Some(spent),
+                    ..Default::default()
+                },
             ),
         };
         if !self.phase.is_running() {
@@ -77,13 +80,14 @@ impl RunLoop {
         self.retries
             .schedule(r.task.clone(), Instant::now() + delay);
         self.report.tasks_retried += 1;
-        let mut diagnostics = diagnostics;
-        diagnostics.insert("delay_seconds".to_owned(), json!(delay.as_secs_f64()));
         self.execution_event(
             SchedulerEventKind::RetryDeferred,
             r,
             Some(e.error_type()),
-            Some(diagnostics),
+            Some(P::RetryDeferred(RetryDeferred {
+                delay_seconds: delay.as_secs_f64(),
+                ..deferred
+            })),
         );
         Ok(Terminal::None)
     }

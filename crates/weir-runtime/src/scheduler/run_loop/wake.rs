@@ -118,16 +118,15 @@ impl RunLoop {
         };
         self.events.run(kind, |e| {
             e.reason_or_result = summary.dominant_reason().map(|r| r.as_str().to_owned());
-            e.diagnostics
-                .insert("queued".into(), json!(summary.queued_count));
-            e.diagnostics.insert(
-                "blocked_tasks_by_reason".into(),
-                json!(summary
-                    .blocked_tasks_by_reason
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), *v))
-                    .collect::<BTreeMap<_, _>>()),
-            );
+            let blocked = AdmissionBlocked {
+                queued: summary.queued_count as u64,
+                blocked_tasks_by_reason: summary.blocked_tasks_by_reason.clone(),
+            };
+            e.payload = if group_capped {
+                P::GroupCapped(blocked)
+            } else {
+                P::AdmissionBlocked(blocked)
+            };
         });
     }
 
@@ -151,12 +150,12 @@ impl RunLoop {
                 let deferred = self.retries.pending();
                 self.events
                     .run(SchedulerEventKind::SchedulerHealthSnapshot, |e| {
-                        e.snapshot = Some(weir_contracts::json::to_value(&snapshot));
-                        e.diagnostics.insert("queued".into(), json!(queued));
-                        e.diagnostics
-                            .insert("running_workers".into(), json!(running));
-                        e.diagnostics
-                            .insert("deferred_tasks".into(), json!(deferred));
+                        e.snapshot = Some(Box::new(snapshot));
+                        e.payload = P::SchedulerHealthSnapshot(SchedulerHealthSnapshot {
+                            queued: queued as u64,
+                            running_workers: running as u64,
+                            deferred_tasks: deferred as u64,
+                        });
                     });
             }
         }

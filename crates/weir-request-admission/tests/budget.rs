@@ -505,3 +505,86 @@ async fn a_provider_charging_more_than_usage_is_learned_from_its_429s() {
         p.sent
     );
 }
+
+/// A fixed window (50 requests per 2 s, aligned on the first request) that answers 429 with no
+/// Retry-After and no reset header: after the first window's 429s, one probe at a time finds
+/// each reset and each window takes the learned 50 without a wave of 429s. 200 requests,
+/// 16 at a time (a stand-in for the concurrency limit), 20 ms latency.
+#[tokio::test(start_paused = true)]
+async fn a_window_429_without_a_reset_is_probed_one_request_at_a_time() {
+    struct Window {
+        start: Instant,
+        used: u32,
+        ok: u32,
+        refused: u32,
+    }
+    const LIMIT: u32 = 50;
+    const LENGTH: Duration = Duration::from_secs(2);
+    let l = Arc::new(exact());
+    let start = Instant::now();
+    let w = Arc::new(Mutex::new(Window {
+        start,
+        used: 0,
+        ok: 0,
+        refused: 0,
+    }));
+    let slots = Arc::new(tokio::sync::Semaphore::new(16));
+    let mut tasks = Vec::new();
+    for _ in 0..200 {
+        let (l, w, slots) = (l.clone(), w.clone(), slots.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let mut r = l.reserve(&key(), BudgetDemand::default());
+                r.ready().await;
+                let Ok(permit) = slots.acquire().await else {
+                    return;
+                };
+                if r.held_by_window_probe() {
+                    drop(permit);
+                    r.ready().await;
+                    continue;
+                }
+                r.mark_used();
+                let admitted = {
+                    let mut w = w.lock().unwrap();
+                    let now = Instant::now();
+                    while now >= w.start + LENGTH {
+                        w.start += LENGTH;
+                        w.used = 0;
+                    }
+                    if w.used < LIMIT {
+                        w.used += 1;
+                        w.ok += 1;
+                        true
+                    } else {
+                        w.refused += 1;
+                        false
+                    }
+                };
+                tokio::time::sleep(20 * MS).await;
+                drop(permit);
+                if admitted {
+                    r.settle(None, None);
+                    return;
+                }
+                r.settle_window_refused(BudgetKind::Requests, None);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let w = w.lock().unwrap();
+    let wall = start.elapsed();
+    println!("ok {}, refused {}, wall {wall:?}", w.ok, w.refused);
+    assert_eq!(w.ok, 200);
+    // The first window's wave (16 in flight when it ran out) plus a few probes per window,
+    // not a retry storm; and the run ends within a probe interval of its fourth window.
+    assert!(w.refused <= 16 + 4 * 6, "{} refused", w.refused);
+    assert!(
+        wall <= 3 * LENGTH + Duration::from_millis(1_100),
+        "{wall:?}"
+    );
+    let snap = l.snapshot(&key(), Instant::now()).unwrap().windows[0].clone();
+    assert!(!snap.probing);
+}

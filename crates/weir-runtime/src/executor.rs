@@ -371,25 +371,36 @@ impl ModelRequestExecutor {
         if let Some(t) = self.config.queue_wait_timeout {
             item = item.with_queue_wait_timeout(t);
         }
-        let lease = match self.controller.acquire(item).await {
-            Ok(lease) => lease,
-            Err(e) => {
-                // Nothing was sent: the reservation's drop refunds it.
-                drop(reservation);
-                self.bump(&key, |c| c.admission_errors += 1);
-                let reason = e
-                    .reason()
-                    .map(|r| r.as_str())
-                    .unwrap_or("blocking_on_runtime_thread");
-                let error = ModelCallError::new(
-                    alias,
-                    ModelCallErrorKind::Admission {
-                        reason: reason.to_owned(),
-                    },
-                    e.to_string(),
-                );
-                return (Err(AttemptFailure::Admission(error)), budget_wait);
+        let lease = loop {
+            let lease = match self.controller.acquire(item.clone()).await {
+                Ok(lease) => lease,
+                Err(e) => {
+                    // Nothing was sent: the reservation's drop refunds it.
+                    drop(reservation);
+                    self.bump(&key, |c| c.admission_errors += 1);
+                    let reason = e
+                        .reason()
+                        .map(|r| r.as_str())
+                        .unwrap_or("blocking_on_runtime_thread");
+                    let error = ModelCallError::new(
+                        alias,
+                        ModelCallErrorKind::Admission {
+                            reason: reason.to_owned(),
+                        },
+                        e.to_string(),
+                    );
+                    return (Err(AttemptFailure::Admission(error)), budget_wait);
+                }
+            };
+            // A window being probed for a reset nobody stated holds this request (it was queued
+            // for a lease when the window ran out): waiting for the probe while holding a lease
+            // could starve the probe of one. Give the lease back unused and wait without it.
+            if !reservation.held_by_window_probe() {
+                break lease;
             }
+            self.controller
+                .release(lease, RequestReleaseOutcome::local_cancelled());
+            reservation.ready().await;
         };
         let mut guard = AttemptGuard {
             counts: self.counts.clone(),
@@ -444,13 +455,22 @@ impl ModelRequestExecutor {
             Err(e) => {
                 // No usage on an error: the reservation stays charged as estimated; a token
                 // window's 429 also says what the request needed.
+                let block = self.window_block(e);
                 match (e.rate_limit_signal, e.retry_after) {
                     (Some(RateLimitSignal::TokenWindow), Some(wait)) => {
                         reservation.settle_refused(e.rate_limits.as_ref(), wait)
                     }
+                    (Some(signal), _) if block.is_none() && Self::is_window_429(e) => {
+                        // A window 429 that states no reset: the budget probes the window.
+                        let kind = match signal {
+                            RateLimitSignal::TokenWindow => BudgetKind::Tokens,
+                            _ => BudgetKind::Requests,
+                        };
+                        reservation.settle_window_refused(kind, e.rate_limits.as_ref());
+                    }
                     _ => reservation.settle(None, e.rate_limits.as_ref()),
                 }
-                if let Some((kinds, block)) = self.window_block(e) {
+                if let Some((kinds, block)) = block {
                     let now = tokio::time::Instant::now();
                     for kind in kinds {
                         self.budgets.block(&key, *kind, block, now);
@@ -492,16 +512,26 @@ impl ModelRequestExecutor {
         Some((kinds, block.min(self.config.max_retry_after)))
     }
 
-    /// Per-request wait after a rate-limited attempt: zero for a window 429 whose window is now
-    /// blocked (the retry's budget reservation waits instead); the Retry-After (capped, with
-    /// up to `jitter` extra); else exponential backoff with full jitter.
+    /// A 429 that says a rate window (not concurrency) refused it.
+    fn is_window_429(e: &ProviderError) -> bool {
+        e.kind == ProviderErrorKind::RateLimited
+            && matches!(
+                e.rate_limit_signal,
+                Some(RateLimitSignal::RequestWindow | RateLimitSignal::TokenWindow)
+            )
+    }
+
+    /// Per-request wait after a rate-limited attempt: zero for a window 429 (its window is now
+    /// blocked until a known reset, or probed for an unknown one: the retry's budget
+    /// reservation waits instead); the Retry-After (capped, with up to `jitter` extra); else
+    /// exponential backoff with full jitter.
     fn rate_limit_backoff(
         &self,
         rate_limited: u32,
         e: &ProviderError,
         resource: &RequestResourceKey,
     ) -> Duration {
-        if self.window_block(e).is_some() {
+        if Self::is_window_429(e) {
             return Duration::ZERO;
         }
         let unit = jitter_unit(resource, rate_limited);

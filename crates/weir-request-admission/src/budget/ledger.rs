@@ -2,6 +2,7 @@
 //! observations and window blocks.
 
 use super::limits::{BudgetConfig, BudgetConfigError, BudgetDemand, BudgetKind, BudgetLimits};
+use super::probe::{ProbeVerdict, WindowProbe};
 use super::snapshot::{BudgetScopeSnapshot, BudgetWindowSnapshot};
 use super::window::{Gate, Window};
 use std::collections::HashMap;
@@ -37,6 +38,8 @@ pub(crate) struct Scope {
     pub first_contact_passed: u32,
     /// Set when the first reservation ends: first contact is over.
     pub first_contact_over: bool,
+    /// The request and token windows' probes for a reset nobody states (`budget::probe`).
+    pub probes: [WindowProbe; 2],
     /// Changes to the windows' state other than bookings (refunds, charges, header caps): an
     /// unused reservation booked before one of them is no longer the clean tail that can be
     /// rewound (the change was computed with its units booked).
@@ -64,6 +67,7 @@ impl Scope {
             adjustments: 0,
             first_contact_passed: 0,
             first_contact_over: false,
+            probes: [WindowProbe::default(), WindowProbe::default()],
         }
     }
 
@@ -235,16 +239,16 @@ fn reads_as_bucket(limit: u64, remaining: u64, reset: Duration) -> bool {
 #[derive(Debug)]
 pub(crate) struct ScopeCell {
     state: Mutex<Scope>,
-    /// Notified once, when the first reservation of the scope ends (see
-    /// [`FIRST_CONTACT_REQUESTS`]).
-    opened: Notify,
+    /// Wakes reservations held in `ready`: when first contact ends (see
+    /// [`FIRST_CONTACT_REQUESTS`]) and when a window probe changes state.
+    changed: Notify,
 }
 
 impl ScopeCell {
     fn new(scope: Scope) -> Self {
         Self {
             state: Mutex::new(scope),
-            opened: Notify::new(),
+            changed: Notify::new(),
         }
     }
 }
@@ -437,6 +441,8 @@ impl BudgetLedger {
             adjustments,
             sent_at: None,
             first_contact: false,
+            probe_of: [false; 2],
+            counted: [None; 2],
             reestimate: false,
             used: false,
             done: false,
@@ -515,6 +521,11 @@ fn snapshot_of(scope: &ProviderModelKey, s: &Scope, now: Instant) -> BudgetScope
                 gate_remaining: gate.map(|g| g.remaining),
                 gate_seconds_left: gate.map(|g| (g.until - now).as_secs_f64()),
                 header_pushbacks: w.pushbacks,
+                probing: s
+                    .probes
+                    .get(kind.index())
+                    .is_some_and(WindowProbe::is_probing),
+                probe_refusals: s.probes.get(kind.index()).map_or(0, |p| p.refusals),
             }
         })
         .collect();
@@ -544,6 +555,10 @@ pub struct BudgetReservation {
     sent_at: Option<Instant>,
     /// Passed [`ready`](Self::ready) as one of the scope's first-contact requests.
     first_contact: bool,
+    /// Per probed window (requests, tokens): this reservation is its probe.
+    probe_of: [bool; 2],
+    /// Per probed window: the window generation this reservation was counted in.
+    counted: [Option<u64>; 2],
     /// Reserved by [`BudgetLedger::reserve_for`] without `max_tokens`: a re-booking takes the
     /// scope's output estimate at that time.
     reestimate: bool,
@@ -582,9 +597,9 @@ impl BudgetReservation {
     pub async fn ready(&mut self) {
         loop {
             let scope = self.scope.clone();
-            let opened = scope.opened.notified();
-            tokio::pin!(opened);
-            opened.as_mut().enable();
+            let changed = scope.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
             let held = !self.first_contact && {
                 let mut s = lock(&self.scope);
                 if !s.in_first_contact() {
@@ -598,8 +613,22 @@ impl BudgetReservation {
                 }
             };
             if held {
-                opened.await;
+                changed.await;
                 continue;
+            }
+            match self.probe_verdict(Instant::now()) {
+                ProbeVerdict::Wait => {
+                    changed.await;
+                    continue;
+                }
+                ProbeVerdict::WaitUntil(t) => {
+                    tokio::select! {
+                        () = tokio::time::sleep_until(t) => {}
+                        () = &mut changed => {}
+                    }
+                    continue;
+                }
+                ProbeVerdict::Pass | ProbeVerdict::Probe => {}
             }
             self.revalidate();
             if self.slot > Instant::now() {
@@ -610,18 +639,75 @@ impl BudgetReservation {
         }
     }
 
+    /// The probed windows' verdict for this reservation at `now`: a wait if any window makes
+    /// it wait, else it passes every one (counted, or taking a probe).
+    fn probe_verdict(&mut self, now: Instant) -> ProbeVerdict {
+        let mut s = lock(&self.scope);
+        let probed: Vec<usize> = (0..2)
+            .filter(|i| self.units[*i] > 0 && !s.probes[*i].is_idle())
+            .collect();
+        for &i in &probed {
+            if s.probes[i].would_wait(now, self.probe_of[i], self.counted[i]) {
+                return s.probes[i].admit(now, self.probe_of[i], self.counted[i]);
+            }
+        }
+        let mut verdict = ProbeVerdict::Pass;
+        for &i in &probed {
+            let v = s.probes[i].admit(now, self.probe_of[i], self.counted[i]);
+            if v == ProbeVerdict::Probe {
+                self.probe_of[i] = true;
+                verdict = v;
+            }
+            self.counted[i] = Some(s.probes[i].generation());
+        }
+        verdict
+    }
+
+    /// Hands the probe of every window this reservation was probing to the next waiter (it
+    /// ended without an answer); true when a waiter must wake.
+    fn abandon_probes(&self, s: &mut Scope) -> bool {
+        let mut wake = false;
+        for i in (0..2).filter(|i| self.probe_of[*i]) {
+            wake |= s.probes[i].probe_abandoned();
+        }
+        wake
+    }
+
+    /// True when a window being probed for its reset would hold this reservation now (see
+    /// [`settle_window_refused`](Self::settle_window_refused)): a caller holding a concurrency
+    /// lease should give it back before waiting in [`ready`](Self::ready) again.
+    pub fn held_by_window_probe(&self) -> bool {
+        let s = lock(&self.scope);
+        self.probe_holds(&s, Instant::now())
+    }
+
+    /// True when a probed window would hold this reservation now (it passed `ready` before the
+    /// window was exhausted, e.g. while it waited for a concurrency lease).
+    fn probe_holds(&self, s: &Scope, now: Instant) -> bool {
+        (0..2).any(|i| {
+            self.units[i] > 0
+                && !s.probes[i].is_idle()
+                && s.probes[i].would_wait(now, self.probe_of[i], self.counted[i])
+        })
+    }
+
     /// Re-checks the reservation just before sending: it re-books when the scope's pacing
     /// tightened since it was made (a limit was learned where none was known, or lowered), and
     /// moves its slot to the end of a window block (a 429) that began after it was made. A
     /// request that reserved while nothing was known, then waited elsewhere (for a concurrency
-    /// lease), must not go out unpaced or into a blocked window. Returns true when the slot
-    /// moved; then [`ready`](Self::ready) again before sending.
+    /// lease), must not go out unpaced or into a blocked window — nor into a window being
+    /// probed for its reset (see [`settle_window_refused`](Self::settle_window_refused)).
+    /// Returns true when the slot moved or a probe holds it; then [`ready`](Self::ready) again
+    /// before sending.
     pub fn revalidate(&mut self) -> bool {
         if self.used || self.done {
             return false;
         }
         let now = Instant::now();
         let mut s = lock(&self.scope);
+        if self.probe_holds(&s, now) {
+            return true;
+        }
         if s.epochs() == self.epochs {
             let blocked = s
                 .windows
@@ -693,10 +779,36 @@ impl BudgetReservation {
     /// applies the response's `observation` (limits learned, `remaining`/reset tightened;
     /// a reset is capped by the ledger's `max_block_seconds`).
     pub fn settle_at(
+        self,
+        usage: Option<TokenUsage>,
+        observation: Option<&RateLimitObservation>,
+        now: Instant,
+    ) {
+        self.settle_inner(usage, observation, now, None);
+    }
+
+    /// Settles a window 429 that states no reset (no Retry-After, no reset header: a fixed
+    /// window behind a proxy) now: like [`settle`](Self::settle) without usage, and the
+    /// window (`Requests`, or `Tokens` for any token window) is probed for its reset from now
+    /// on — one request at a time, every other reservation of the scope waiting in
+    /// [`ready`](Self::ready) — instead of each request retrying into it (see
+    /// `budget/probe.rs`). The successes before the first such 429 are taken as what one
+    /// window holds.
+    pub fn settle_window_refused(
+        self,
+        kind: BudgetKind,
+        observation: Option<&RateLimitObservation>,
+    ) {
+        let window = usize::from(kind != BudgetKind::Requests);
+        self.settle_inner(None, observation, Instant::now(), Some(window));
+    }
+
+    fn settle_inner(
         mut self,
         usage: Option<TokenUsage>,
         observation: Option<&RateLimitObservation>,
         now: Instant,
+        refused: Option<usize>,
     ) {
         self.done = true;
         let mut s = lock(&self.scope);
@@ -729,10 +841,17 @@ impl BudgetReservation {
             s.observe(obs, Some(&anchor), now, self.max_block);
         }
         s.settled += 1;
-        let opened = s.end_first_contact();
+        let mut wake = s.end_first_contact();
+        for i in (0..2).filter(|i| self.units[*i] > 0) {
+            wake |= if refused == Some(i) {
+                s.probes[i].refused(self.probe_of[i], now)
+            } else {
+                s.probes[i].succeeded(self.probe_of[i])
+            };
+        }
         drop(s);
-        if opened {
-            self.scope.opened.notify_waiters();
+        if wake {
+            self.scope.changed.notify_waiters();
         }
     }
 
@@ -812,10 +931,11 @@ impl BudgetReservation {
             w.cancel(n, tail);
         }
         s.refunded += 1;
-        let opened = s.end_first_contact();
+        let mut wake = s.end_first_contact();
+        wake |= self.abandon_probes(&mut s);
         drop(s);
-        if opened {
-            self.scope.opened.notify_waiters();
+        if wake {
+            self.scope.changed.notify_waiters();
         }
     }
 }
@@ -832,10 +952,11 @@ impl Drop for BudgetReservation {
                 w.outstanding -= n;
             }
             s.kept += 1;
-            let opened = s.end_first_contact();
+            let mut wake = s.end_first_contact();
+            wake |= self.abandon_probes(&mut s);
             drop(s);
-            if opened {
-                self.scope.opened.notify_waiters();
+            if wake {
+                self.scope.changed.notify_waiters();
             }
         } else {
             self.refund_unused(Instant::now());

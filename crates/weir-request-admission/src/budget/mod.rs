@@ -37,6 +37,7 @@
 
 mod ledger;
 mod limits;
+mod probe;
 mod snapshot;
 mod window;
 

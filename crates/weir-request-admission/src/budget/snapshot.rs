@@ -40,6 +40,12 @@ pub struct BudgetWindowSnapshot {
     /// shares the key).
     #[serde(default)]
     pub header_pushbacks: u64,
+    /// The window is being probed for a reset nobody stated (a window 429 without one).
+    #[serde(default)]
+    pub probing: bool,
+    /// Window 429s without a stated reset that ended a window or a failed probe.
+    #[serde(default)]
+    pub probe_refusals: u64,
 }
 
 /// One limit scope (provider + model) at one instant.

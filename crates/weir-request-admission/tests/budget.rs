@@ -588,3 +588,44 @@ async fn a_window_429_without_a_reset_is_probed_one_request_at_a_time() {
     let snap = l.snapshot(&key(), Instant::now()).unwrap().windows[0].clone();
     assert!(!snap.probing);
 }
+
+/// A probe that never answers (a window that never reopens) holds the other reservations only
+/// as long as their callers allow: `ready_within` gives up and the caller cancels.
+#[tokio::test(start_paused = true)]
+async fn a_probe_that_never_answers_holds_others_only_as_long_as_allowed() {
+    let l = exact();
+    for _ in 0..3 {
+        let mut ok = l.reserve(&key(), BudgetDemand::default());
+        ok.ready().await;
+        ok.mark_used();
+        ok.settle(None, None);
+    }
+    let mut first = l.reserve(&key(), BudgetDemand::default());
+    first.ready().await;
+    first.mark_used();
+    first.settle_window_refused(BudgetKind::Requests, None); // a window holds 3
+    let mut probe = l.reserve(&key(), BudgetDemand::default());
+    probe.ready().await; // 100 ms later: the probe, never answered
+    probe.mark_used();
+    let start = Instant::now();
+    let mut held = l.reserve(&key(), BudgetDemand::default());
+    assert!(held.held_by_window_probe());
+    let passed = held.ready_within(Some(Duration::from_secs(5))).await;
+    assert!(!passed);
+    assert_eq!(start.elapsed(), Duration::from_secs(5));
+    held.cancel();
+    assert!(l.snapshot(&key(), Instant::now()).unwrap().windows[0].probing);
+    // The probe's answer (the window reset) lets the window's other two through at once.
+    probe.settle(None, None);
+    for _ in 0..2 {
+        let mut next = l.reserve(&key(), BudgetDemand::default());
+        assert!(next.ready_within(Some(Duration::ZERO)).await);
+        next.mark_used();
+    }
+    let fourth = l.reserve(&key(), BudgetDemand::default());
+    assert!(
+        fourth.held_by_window_probe(),
+        "the window's 3 are used: probing again"
+    );
+    fourth.cancel();
+}

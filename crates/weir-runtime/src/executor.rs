@@ -357,7 +357,14 @@ impl ModelRequestExecutor {
                 return (Err(AttemptFailure::RateLimitWait { last }), budget_wait);
             }
         }
-        reservation.ready().await;
+        // Time held by a window probe (an exhausted window with no stated reset) is rate-limit
+        // waiting: bounded by what is left of `max_rate_limit_wait`.
+        let probe_wait = allowance.unwrap_or(self.config.max_rate_limit_wait);
+        if !reservation.ready_within(Some(probe_wait)).await {
+            reservation.cancel();
+            let last = ProviderError::rate_limited(None);
+            return (Err(AttemptFailure::RateLimitWait { last }), probe_wait);
+        }
         let correlation = RuntimeCorrelationProvider::current();
         let attempt_id = RequestAttemptId::next();
         let context = RequestEventContext {
@@ -400,7 +407,11 @@ impl ModelRequestExecutor {
             }
             self.controller
                 .release(lease, RequestReleaseOutcome::local_cancelled());
-            reservation.ready().await;
+            if !reservation.ready_within(Some(probe_wait)).await {
+                reservation.cancel();
+                let last = ProviderError::rate_limited(None);
+                return (Err(AttemptFailure::RateLimitWait { last }), probe_wait);
+            }
         };
         let mut guard = AttemptGuard {
             counts: self.counts.clone(),

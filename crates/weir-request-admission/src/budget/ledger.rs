@@ -595,6 +595,15 @@ impl BudgetReservation {
     /// the block's end. Cancel-safe: dropping the future leaves the reservation unused (its
     /// drop refunds it).
     pub async fn ready(&mut self) {
+        self.ready_within(None).await;
+    }
+
+    /// Like [`ready`](Self::ready), but gives up (returns false, nothing sent; the caller
+    /// cancels or drops the reservation) once a window probe has held it longer than
+    /// `probe_wait` in all: a window that never reopens must not hold a call forever. Pacing
+    /// waits are not bounded (a budget-bound queue is as long as it is).
+    pub async fn ready_within(&mut self, probe_wait: Option<Duration>) -> bool {
+        let mut held_since: Option<Instant> = None;
         loop {
             let scope = self.scope.clone();
             let changed = scope.changed.notified();
@@ -616,26 +625,37 @@ impl BudgetReservation {
                 changed.await;
                 continue;
             }
-            match self.probe_verdict(Instant::now()) {
-                ProbeVerdict::Wait => {
-                    changed.await;
-                    continue;
+            let now = Instant::now();
+            let until = match self.probe_verdict(now) {
+                ProbeVerdict::Wait => None,
+                ProbeVerdict::WaitUntil(t) => Some(t),
+                ProbeVerdict::Pass | ProbeVerdict::Probe => {
+                    self.revalidate();
+                    if self.slot > Instant::now() {
+                        tokio::time::sleep_until(self.slot).await;
+                        continue;
+                    }
+                    return true;
                 }
-                ProbeVerdict::WaitUntil(t) => {
+            };
+            let since = *held_since.get_or_insert(now);
+            let deadline = probe_wait.map(|w| since + w);
+            if deadline.is_some_and(|d| d <= now) {
+                return false;
+            }
+            let wake = match (until, deadline) {
+                (Some(u), Some(d)) => Some(u.min(d)),
+                (u, d) => u.or(d),
+            };
+            match wake {
+                Some(t) => {
                     tokio::select! {
                         () = tokio::time::sleep_until(t) => {}
                         () = &mut changed => {}
                     }
-                    continue;
                 }
-                ProbeVerdict::Pass | ProbeVerdict::Probe => {}
+                None => changed.await,
             }
-            self.revalidate();
-            if self.slot > Instant::now() {
-                tokio::time::sleep_until(self.slot).await;
-                continue;
-            }
-            return;
         }
     }
 

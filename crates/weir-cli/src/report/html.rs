@@ -306,7 +306,13 @@ pub fn render_html(data: &ReportData) -> String {
             // The layers the collector follows over time (budget waits are measured by the
             // budget ledger as a total only).
             .take(super::layer_timeline::LAYERS)
-            .map(|((label, _), color)| (label.replace('_', " "), color))
+            .map(|((label, _), color)| match *label {
+                // Budget waits are inside this band over time (no event separates them).
+                "worker_code" if s.layer_attribution.budget_wait > 0.0 => {
+                    ("worker code + budget wait".to_owned(), color)
+                }
+                _ => (label.replace('_', " "), color),
+            })
             .collect();
         let points: Vec<(f64, Vec<f64>)> = data
             .series

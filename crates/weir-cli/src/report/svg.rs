@@ -156,10 +156,14 @@ fn fmt_tick(v: f64) -> String {
         format!("{:.0}k", v / 1000.0)
     } else if (v - v.round()).abs() < 1e-9 {
         format!("{v:.0}")
-    } else if v.abs() >= 1.0 {
-        format!("{v:.1}")
     } else {
-        format!("{v:.2}")
+        // As few decimals as the tick needs (0.5, 1.5, 0.25), alike on one axis.
+        let text = if v.abs() >= 1.0 {
+            format!("{v:.1}")
+        } else {
+            format!("{v:.2}")
+        };
+        text.trim_end_matches('0').to_string()
     }
 }
 
@@ -455,11 +459,13 @@ pub fn stacked_area(
         chart_title(title)
     );
     // The legend wraps onto a second row rather than running off the chart.
-    let (mut lx, mut ly) = (LEFT, 33.0);
+    // 7 px per character of the 12 px legend font (6.5 let labels run into the next swatch),
+    // rows 12 px apart so the second ends above the top tick label.
+    let (mut lx, mut ly) = (LEFT, 32.0);
     for (label, color) in layers {
-        let w = 22.0 + 6.5 * label.chars().count() as f64;
+        let w = 24.0 + 7.0 * label.chars().count() as f64;
         if lx + w > W - RIGHT && lx > LEFT {
-            (lx, ly) = (LEFT, ly + 13.0);
+            (lx, ly) = (LEFT, ly + 12.0);
         }
         let _ = write!(
             s,

@@ -26,8 +26,10 @@ fn run(
     let server = rt
         .block_on(LoopbackServer::start(config.api_key(KEY)))
         .expect("bind 127.0.0.1");
+    // A wide static cap: its term (calls × mean latency / cap) stays far below the budget's
+    // even when a loaded machine inflates the measured latency tenfold.
     let mut model = json!({"alias": "writer", "provider": "remote", "model_id": "m1",
-                           "max_parallel_requests": 8});
+                           "max_parallel_requests": 64});
     if let Some(r) = rate_limits {
         model["rate_limits"] = r;
     }
@@ -136,7 +138,7 @@ fn no_known_limit_says_unknown_and_why() {
         why.starts_with("Unknown: no request or token limit is known for remote/m1"),
         "{why}"
     );
-    assert!(why.contains("static cap of 8 alone would allow"), "{why}");
+    assert!(why.contains("static cap of 64 alone would allow"), "{why}");
     assert_eq!(bound["endpoints"][0]["calls"].as_u64(), Some(20));
     assert!(html.contains("<b>unknown</b>"));
     assert!(html.contains("Lower bound: Unknown: no request or token limit"));

@@ -2,7 +2,7 @@
 //!
 //! Per endpoint with successful calls:
 //! * **simulated**: the simulated provider's own capacity, latency and rate limits
-//!   (`SimulatedModelConfig::lower_bound_seconds`);
+//!   (`SimulatedModelConfig::lower_bound_seconds`), and any budget below;
 //! * **HTTP**: from what the run ended up knowing — each per-minute budget with a limit in
 //!   effect (configured in `rate_limits` or learned from `x-ratelimit-*` headers; the runtime's
 //!   [`KnownLimit`]) gives `max(0, units − burst) / (limit / 60)` (a bucket that starts full lets
@@ -158,7 +158,8 @@ pub fn lower_bound(
             terms: Vec::new(),
             unknown_reason: None,
         };
-        if let Some(sim) = built.endpoints.get(&key) {
+        let simulated = built.endpoints.get(&key);
+        if let Some(sim) = simulated {
             ep.terms.push(BoundTerm {
                 endpoint: name.clone(),
                 seconds: sim.config.lower_bound_seconds(calls, sim.static_cap),
@@ -169,9 +170,8 @@ pub fn lower_bound(
                 burst_units: 0,
                 mean_latency_ms: 0.0,
             });
-            endpoints.push(ep);
-            continue;
         }
+        // Budgets pace simulated endpoints too (an alias's `rate_limits`).
         for l in limits.iter().filter(|l| {
             l.endpoint.provider_name.as_ref() == key.0 && l.endpoint.model_id.as_ref() == key.1
         }) {
@@ -193,6 +193,11 @@ pub fn lower_bound(
                 burst_units: l.burst_units,
                 mean_latency_ms: 0.0,
             });
+        }
+        if simulated.is_some() {
+            // The simulated term already covers concurrency (min of capacity and cap).
+            endpoints.push(ep);
+            continue;
         }
         let cap = built
             .models
@@ -328,4 +333,139 @@ pub fn budget_waits(series: &TimeSeries, limits: &[KnownLimit]) -> Vec<(String, 
             (label, seconds)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::ModelSeries;
+    use crate::spec::WorkflowSpec;
+    use weir_contracts::ProviderModelKey;
+
+    /// Two HTTP endpoints (`remote/a`, `remote/b`, static cap 4) and one simulated (`sim/s`).
+    fn built() -> BuiltWorkflow {
+        let spec = WorkflowSpec::from_json(
+            &serde_json::json!({
+                "name": "lb", "records": 10,
+                "providers": [
+                    {"name": "remote", "kind": "openai", "base_url": "http://127.0.0.1:9/v1",
+                     // Any variable that is always set: building reads the key, never sends it.
+                     "api_key_env": "PATH"},
+                    {"name": "sim", "kind": "simulated", "models": [
+                        {"model_id": "s", "capacity": 2, "latency_ms": {"dist": "fixed", "value": 100}}]}
+                ],
+                "models": [
+                    {"alias": "a", "provider": "remote", "model_id": "a", "max_parallel_requests": 4},
+                    {"alias": "b", "provider": "remote", "model_id": "b", "max_parallel_requests": 4},
+                    {"alias": "s", "provider": "sim", "model_id": "s", "max_parallel_requests": 4}
+                ],
+                "columns": [
+                    {"name": "x", "kind": "llm_text", "model": "a", "prompt": "p"},
+                    {"name": "y", "kind": "llm_text", "model": "b", "prompt": "p"},
+                    {"name": "z", "kind": "llm_text", "model": "s", "prompt": "p"}
+                ]
+            })
+            .to_string(),
+        )
+        .expect("spec");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("runtime");
+        rt.block_on(async { spec.build() }).expect("built")
+    }
+
+    fn series(rows: &[(&str, &str, u64, f64)]) -> TimeSeries {
+        TimeSeries {
+            models: rows
+                .iter()
+                .map(|(p, m, calls, mean_ms)| ModelSeries {
+                    provider: (*p).to_owned(),
+                    model_id: (*m).to_owned(),
+                    domain: "chat".to_owned(),
+                    succeeded: *calls,
+                    latency_ms: Some(crate::report::LatencyPercentiles {
+                        count: *calls,
+                        mean: *mean_ms,
+                        ..Default::default()
+                    }),
+                    ..ModelSeries::default()
+                })
+                .collect(),
+            ..TimeSeries::default()
+        }
+    }
+
+    fn tokens(model: &str, per_minute: u64, used: u64, source: LimitSource) -> KnownLimit {
+        KnownLimit {
+            endpoint: ProviderModelKey::new("remote", model).expect("key"),
+            window: LimitWindow::Tokens,
+            per_minute,
+            source,
+            configured_per_minute: None,
+            learned_per_minute: Some(per_minute),
+            burst_units: 1_000,
+            used_units: used,
+            waits: 3,
+            wait_seconds: 2.5,
+        }
+    }
+
+    #[test]
+    fn a_token_budget_binds_and_an_endpoint_without_budgets_is_named_unknown() {
+        let b = built();
+        // a: 6,000 tokens/min (100/s), 31,000 used → 300 s; its static-cap term is 100 × 0.2 / 4.
+        let s = series(&[("remote", "a", 100, 200.0), ("remote", "b", 50, 10.0)]);
+        let lb = lower_bound(&b, &s, &[tokens("a", 6_000, 31_000, LimitSource::Learned)]);
+        let t = lb.binding.as_ref().expect("known");
+        assert_eq!(
+            (t.limit, t.source),
+            (BoundLimit::TokensPerMinute, BoundSource::Learned)
+        );
+        assert!((t.seconds - 300.0).abs() < 1e-9, "{}", t.seconds);
+        assert_eq!(lb.seconds, Some(t.seconds));
+        let a = &lb.endpoints[0];
+        assert_eq!(a.terms.len(), 2, "token and static-cap terms");
+        assert!((a.terms[1].seconds - 5.0).abs() < 1e-9);
+        assert!(lb.endpoints[1].unknown_reason.is_some());
+        assert!(
+            lb.explanation
+                .contains("not counted: no request or token limit is known for remote/b"),
+            "{}",
+            lb.explanation
+        );
+        assert_eq!(
+            budget_waits(&s, &[tokens("a", 6_000, 31_000, LimitSource::Learned)]),
+            vec![("remote/a/chat".to_owned(), 2.5)]
+        );
+    }
+
+    #[test]
+    fn simulated_endpoints_keep_their_config_bound_and_nothing_known_is_unknown() {
+        let b = built();
+        // 20 calls × 100 ms over min(capacity 2, cap 4) = 1 s.
+        let lb = lower_bound(&b, &series(&[("sim", "s", 20, 100.0)]), &[]);
+        let t = lb.binding.as_ref().expect("known");
+        assert_eq!(t.limit, BoundLimit::Simulated);
+        assert!((t.seconds - 1.0).abs() < 1e-9, "{}", t.seconds);
+
+        let lb = lower_bound(&b, &series(&[("remote", "a", 8, 50.0)]), &[]);
+        assert_eq!((lb.seconds, lb.binding), (None, None));
+        assert!(lb
+            .explanation
+            .starts_with("Unknown: no request or token limit is known for remote/a"));
+        assert!(
+            lb.explanation
+                .contains("static cap of 4 alone would allow 0.10 s"),
+            "{}",
+            lb.explanation
+        );
+
+        let lb = lower_bound(&b, &TimeSeries::default(), &[]);
+        assert_eq!(lb.seconds, None);
+        assert_eq!(
+            lb.explanation,
+            "Unknown: no successful provider call was seen."
+        );
+    }
 }

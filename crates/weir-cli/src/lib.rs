@@ -37,6 +37,7 @@
 pub mod error;
 pub mod examples;
 pub mod failures;
+pub mod lower_bound;
 pub mod outdir;
 pub mod output;
 pub mod progress;

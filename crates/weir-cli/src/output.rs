@@ -637,7 +637,8 @@ pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), Cli
 /// A summary with everything the workflow and the event collector know filled in: records
 /// requested, per-model rows (alias, provider, model, static cap + the collector's counters),
 /// task/request counts, rows dropped, records completed, layer attribution, and the lower bound
-/// from the calls that succeeded. The engine still sets `wall_seconds`, the final snapshots,
+/// from the calls that succeeded (without budgets: `run` recomputes it with the budgets the run
+/// knew at its end). The engine still sets `wall_seconds`, the final snapshots,
 /// `hidden_scheduler_resource_waiters` (and `records_written` is set by [`RunOutputs::finish`]).
 pub fn summary_from(built: &BuiltWorkflow, collector: &TimelineCollector) -> Summary {
     let counts = collector.counts();
@@ -649,18 +650,8 @@ pub fn summary_from(built: &BuiltWorkflow, collector: &TimelineCollector) -> Sum
     s.layer_attribution = counts.layers;
     s.verdict = crate::summary::verdict(&counts.layers, &counts.layers_by_resource);
     s.layer_attribution_by_resource = counts.layers_by_resource;
-    let mut calls: BTreeMap<(String, String), u64> = BTreeMap::new();
-    for m in &series.models {
-        *calls
-            .entry((m.provider.clone(), m.model_id.clone()))
-            .or_default() += m.succeeded;
-    }
-    // No request events at all for a workflow with models: the bound is unknown, not zero.
-    s.lower_bound_seconds = if calls.is_empty() && !built.models.is_empty() {
-        None
-    } else {
-        built.lower_bound_seconds(&calls)
-    };
+    // Budgets known at the end of the run are added by the caller that has the run's result.
+    s.set_lower_bound(crate::lower_bound::lower_bound(built, &series, &[]));
     for (i, alias) in built.models.iter().enumerate() {
         let same_endpoint = |m: &&weir_runtime::workflow::ModelAlias| {
             m.provider == alias.provider && m.model_id == alias.model_id

@@ -380,6 +380,17 @@ pub fn run_workflow_on(
     if let Ok(r) = &result {
         fill_summary(&mut summary, r);
     }
+    let series = outputs.collector().series();
+    let known_limits = result
+        .as_ref()
+        .map(RunResult::known_limits)
+        .unwrap_or_default();
+    summary.set_lower_bound(crate::lower_bound::lower_bound(
+        &built,
+        &series,
+        &known_limits,
+    ));
+    summary.attribute_budget_waits(&crate::lower_bound::budget_waits(&series, &known_limits));
     summary.stop_reason = match &status {
         RunStatus::StoppedEarly(why) | RunStatus::Failed(why) => Some(why.clone()),
         RunStatus::Interrupted => Some("interrupted (SIGINT)".to_string()),
@@ -395,7 +406,7 @@ pub fn run_workflow_on(
         status: status.label().to_owned(),
         summary,
         capacity_plan: result.as_ref().ok().map(|r| r.capacity_plan.clone()),
-        series: outputs.collector().series(),
+        series,
     };
     let out_dir = outputs.dir().to_path_buf();
     let data = outputs.finish(data)?;

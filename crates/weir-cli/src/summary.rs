@@ -1,6 +1,7 @@
 //! `Summary`: the run's headline numbers, saved as `summary.json` (its keys are a contract).
 
 use crate::failures::FailureGroup;
+use crate::lower_bound::LowerBound;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -167,11 +168,17 @@ pub struct LayerAttribution {
     /// Waiting out a retry's backoff before the task was re-queued.
     #[serde(default)]
     pub retry_backoff: f64,
+    /// Waiting for a request/token budget slot (rate-limit pacing) before asking for a request
+    /// lease. No event marks it, so the collector first counts it as worker code; the run moves
+    /// the budget ledger's measured waits here ([`Summary::attribute_budget_waits`]).
+    #[serde(default)]
+    pub budget_wait: f64,
 }
 
 impl LayerAttribution {
-    /// The layers as (key, task-seconds), in display order.
-    pub fn entries(&self) -> [(&'static str, f64); 8] {
+    /// The layers as (key, task-seconds), in display order (`budget_wait` last: the first
+    /// eight are the ones the collector follows over time).
+    pub fn entries(&self) -> [(&'static str, f64); 9] {
         [
             ("dependency_wait", self.dependency_wait),
             ("ready_queue_wait", self.ready_queue_wait),
@@ -181,6 +188,7 @@ impl LayerAttribution {
             ("provider_execution", self.provider_execution),
             ("worker_code", self.worker_code),
             ("retry_backoff", self.retry_backoff),
+            ("budget_wait", self.budget_wait),
         ]
     }
 
@@ -199,6 +207,9 @@ pub struct ResourceLayerSeconds {
     pub cooldown: f64,
     /// Provider calls in flight.
     pub provider_execution: f64,
+    /// Waiting for a budget slot of the resource's endpoint.
+    #[serde(default)]
+    pub budget_wait: f64,
 }
 
 impl ResourceLayerSeconds {
@@ -208,6 +219,7 @@ impl ResourceLayerSeconds {
             "request_admission_wait" => self.request_admission_wait,
             "cooldown" => self.cooldown,
             "provider_execution" => self.provider_execution,
+            "budget_wait" => self.budget_wait,
             _ => 0.0,
         }
     }
@@ -223,6 +235,7 @@ pub fn layer_phrase(layer: &str) -> &'static str {
         "cooldown" => "waiting out rate-limit cooldowns",
         "provider_execution" => "in provider calls",
         "worker_code" => "in local worker code",
+        "budget_wait" => "paced by request/token budgets (rate limits)",
         _ => "in retry backoff",
     }
 }
@@ -299,8 +312,14 @@ pub struct Summary {
     pub hidden_scheduler_resource_waiters: u64,
     /// Per model alias.
     pub per_model: Vec<ModelSummary>,
-    /// Max over models of calls × mean latency / min(capacity, cap); `None` when unknown.
+    /// Lower bound on wall seconds (`lower_bound.seconds`): max over endpoints of the
+    /// simulated bound, or for HTTP endpoints of the known budgets' and the static cap's
+    /// terms; `None` when unknown.
     pub lower_bound_seconds: Option<f64>,
+    /// What the lower bound rests on: the binding limit (configured or learned), every
+    /// endpoint's terms, or why it is unknown.
+    #[serde(default)]
+    pub lower_bound: LowerBound,
     /// Task-seconds per layer.
     pub layer_attribution: LayerAttribution,
     /// Request-layer task-seconds per request resource (`provider/model/domain`).
@@ -318,6 +337,33 @@ impl Summary {
             records_requested,
             ..Self::default()
         }
+    }
+
+    /// Moves budget waits (per request resource label, task-seconds) out of `worker_code`,
+    /// where the collector had to count them, into `budget_wait`, and re-derives the verdict.
+    /// Never moves more than the worker code there was.
+    pub fn attribute_budget_waits(&mut self, waits: &[(String, f64)]) {
+        let mut left = self.layer_attribution.worker_code;
+        for (label, seconds) in waits {
+            let moved = seconds.max(0.0).min(left);
+            if moved <= 0.0 {
+                continue;
+            }
+            left -= moved;
+            self.layer_attribution.budget_wait += moved;
+            self.layer_attribution_by_resource
+                .entry(label.clone())
+                .or_default()
+                .budget_wait += moved;
+        }
+        self.layer_attribution.worker_code = left;
+        self.verdict = verdict(&self.layer_attribution, &self.layer_attribution_by_resource);
+    }
+
+    /// Sets `lower_bound` and its `lower_bound_seconds`.
+    pub fn set_lower_bound(&mut self, bound: LowerBound) {
+        self.lower_bound_seconds = bound.seconds;
+        self.lower_bound = bound;
     }
 }
 

@@ -442,7 +442,10 @@ fn renderer_draws_every_chart_and_escapes_names() {
     ] {
         assert!(html.contains(layer), "legend has {layer}");
     }
-    assert!(html.contains("<code>configured.buffer_size</code>"));
+    // Plan fields wrap only at their dots, never inside a name.
+    assert!(html.contains(
+        r#"<code class="brk"><span class="nw">configured.</span><wbr><span class="nw">buffer_size</span></code>"#
+    ));
     assert!(html.contains("run_config") && html.contains("model_metadata"));
     // Tag balance of the SVG bodies (cheap well-formedness check).
     for tag in ["text", "title", "polyline"] {
@@ -478,6 +481,7 @@ fn summary_keys_are_the_contract() {
         "hidden_scheduler_resource_waiters",
         "per_model",
         "lower_bound_seconds",
+        "lower_bound",
         "layer_attribution",
         "layer_attribution_by_resource",
         "verdict",
@@ -511,6 +515,7 @@ fn summary_keys_are_the_contract() {
     assert_eq!(
         obj("layer_attribution"),
         [
+            "budget_wait",
             "cooldown",
             "dependency_wait",
             "provider_execution",

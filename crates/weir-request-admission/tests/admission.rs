@@ -655,8 +655,10 @@ fn acquire_blocking_refuses_on_runtime_threads_and_works_on_plain_threads() {
     // With no runtime anywhere, a blocking waiter is woken by its own timed wait at the end
     // of the cooldown (50 ms here), not by a release.
     let l = c.acquire_blocking(item(RequestDomain::Chat)).unwrap();
-    c.release(l, RequestReleaseOutcome::rate_limited(Some(0.05)));
+    // Started before the release (the cooldown runs from the release): a thread descheduled
+    // between the two on a loaded machine cannot shorten the measured wait.
     let start = std::time::Instant::now();
+    c.release(l, RequestReleaseOutcome::rate_limited(Some(0.05)));
     let l = c.acquire_blocking(item(RequestDomain::Chat)).unwrap();
     assert!(start.elapsed() >= Duration::from_millis(45));
     drop(l);

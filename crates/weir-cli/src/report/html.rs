@@ -1,7 +1,7 @@
 //! `report.html`: one self-contained page (inline CSS and SVG, no scripts, no network).
 
 use super::plan_table::plan_rows;
-use super::svg::{escape, stacked_area, stacked_bar, Line, LineChart, Markers, Segment};
+use super::svg::{escape, stacked_area, stacked_bar, unbroken, Line, LineChart, Markers, Segment};
 use super::ReportData;
 use std::fmt::Write as _;
 
@@ -27,13 +27,16 @@ table{border-collapse:collapse;width:100%;background:#fff;font-size:13px}
 th,td{border:1px solid #dde1e7;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#eef1f5}td.num{text-align:right;font-variant-numeric:tabular-nums}
 td code{font-size:12px;white-space:nowrap}
+td code.brk{white-space:normal}
+.nw{white-space:nowrap}
 .table-wrap{overflow-x:auto}
 .verdict{font-size:16px;background:#fff;border-left:4px solid #4e79a7;padding:8px 12px;margin:12px 0}
 .muted{color:#8a93a3}
 "#;
 
-const LAYER_COLORS: [&str; 8] = [
+const LAYER_COLORS: [&str; 9] = [
     "#8e9aaf", "#4e79a7", "#59a14f", "#f28e2b", "#e15759", "#76b7b2", "#bab0ac", "#edc948",
+    "#b07aa1",
 ];
 
 fn num(v: f64) -> String {
@@ -53,6 +56,26 @@ fn tile(out: &mut String, value: &str, label: &str) {
         escape(value),
         escape(label)
     );
+}
+
+/// A cumulative series starting at (0, 0): the first point is the first checkpoint, and the
+/// line would otherwise start in mid-air.
+fn from_origin(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    match points.first() {
+        Some((t, _)) if *t > 0.0 => std::iter::once((0.0, 0.0))
+            .chain(points.iter().copied())
+            .collect(),
+        _ => points.to_vec(),
+    }
+}
+
+/// Which limit gives the lower bound and whether it was configured or learned, or why it is
+/// unknown (reports saved before the explanation existed show nothing).
+fn lower_bound_note(out: &mut String, data: &ReportData) {
+    let text = &data.summary.lower_bound.explanation;
+    if !text.is_empty() {
+        let _ = write!(out, r#"<p class="sub">Lower bound: {}</p>"#, escape(text));
+    }
 }
 
 /// Why the run stopped and which cells failed (column × model × cause, first message).
@@ -80,8 +103,8 @@ fn failures_section(out: &mut String, data: &ReportData) {
         let _ = write!(
             out,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            escape(&g.column),
-            escape(g.model.as_deref().unwrap_or("(local)")),
+            unbroken(&g.column),
+            unbroken(g.model.as_deref().unwrap_or("(local)")),
             escape(&g.cause),
             g.count,
             escape(&g.detail())
@@ -128,7 +151,7 @@ pub fn render_html(data: &ReportData) -> String {
         &mut out,
         &s.lower_bound_seconds
             .map_or_else(|| "unknown".to_string(), |b| format!("{} s", num(b))),
-        "lower bound (capacity × latency)",
+        "lower bound on wall time",
     );
     let efficiency = match s.lower_bound_seconds {
         Some(b) if s.wall_seconds > 0.0 && b > 0.0 => format!("{:.0}%", b / s.wall_seconds * 100.0),
@@ -148,6 +171,7 @@ pub fn render_html(data: &ReportData) -> String {
         "hidden scheduler waiters",
     );
     out.push_str("</div>");
+    lower_bound_note(&mut out, data);
     failures_section(&mut out, data);
 
     let x_max = data.series.duration_seconds.max(s.wall_seconds);
@@ -160,7 +184,7 @@ pub fn render_html(data: &ReportData) -> String {
             Line {
                 label: "records completed".to_string(),
                 color: "#4e79a7",
-                points: data.series.records_completed.clone(),
+                points: from_origin(&data.series.records_completed),
                 dashed: false,
                 step: true,
             },
@@ -279,7 +303,16 @@ pub fn render_html(data: &ReportData) -> String {
             .entries()
             .iter()
             .zip(LAYER_COLORS)
-            .map(|((label, _), color)| (label.replace('_', " "), color))
+            // The layers the collector follows over time (budget waits are measured by the
+            // budget ledger as a total only).
+            .take(super::layer_timeline::LAYERS)
+            .map(|((label, _), color)| match *label {
+                // Budget waits are inside this band over time (no event separates them).
+                "worker_code" if s.layer_attribution.budget_wait > 0.0 => {
+                    ("worker code + budget wait".to_owned(), color)
+                }
+                _ => (label.replace('_', " "), color),
+            })
             .collect();
         let points: Vec<(f64, Vec<f64>)> = data
             .series
@@ -299,7 +332,7 @@ pub fn render_html(data: &ReportData) -> String {
             )
         );
     }
-    out.push_str(r#"<p class="muted">Each task's life is split by the events it produced: dependency wait (its row group admitted, upstream columns not done), ready queue wait, task admission wait, request admission wait (waiting for a request lease), cooldown (the same, while the endpoint cooled down after a rate limit), provider execution (a call in flight), worker code (the task's own code outside model calls: local generators, templates, parsing, spawn and release) and retry backoff.</p>"#);
+    out.push_str(r#"<p class="muted">Each task's life is split by the events it produced: dependency wait (its row group admitted, upstream columns not done), ready queue wait, task admission wait, request admission wait (waiting for a request lease), cooldown (the same, while the endpoint cooled down after a rate limit), provider execution (a call in flight), worker code (the task's own code outside model calls: local generators, templates, parsing, spawn and release), retry backoff, and budget wait (waiting for a request/token budget slot before asking for a request lease; no event marks it, so it is taken from the budget ledger's measured waits as a total, and the chart over time still shows it as worker code).</p>"#);
 
     let measured: Vec<_> = data
         .series
@@ -324,18 +357,18 @@ pub fn render_html(data: &ReportData) -> String {
         out.push_str("</table></div>");
     }
 
-    out.push_str("<h2>Per model endpoint</h2><table><tr><th>aliases</th><th>provider / model</th><th>calls</th><th>429</th><th>peak in flight</th><th>final limit</th><th>static cap</th></tr>");
+    out.push_str("<h2>Per model endpoint</h2><div class=\"table-wrap\"><table><tr><th>aliases</th><th>provider / model</th><th>calls</th><th>429</th><th>peak in flight</th><th>final limit</th><th>static cap</th></tr>");
     for m in &s.per_model {
         let _ = write!(
             out,
             r#"<tr><td>{}</td><td>{} / {}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td></tr>"#,
-            escape(&if m.aliases.is_empty() {
+            unbroken(&if m.aliases.is_empty() {
                 m.alias.clone()
             } else {
                 m.aliases.join(", ")
             }),
-            escape(&m.provider),
-            escape(&m.model_id),
+            unbroken(&m.provider),
+            unbroken(&m.model_id),
             m.attempts,
             m.rate_limited,
             m.max_in_flight,
@@ -344,7 +377,7 @@ pub fn render_html(data: &ReportData) -> String {
             m.static_cap
         );
     }
-    out.push_str("</table>");
+    out.push_str("</table></div>");
 
     out.push_str("<h2>Tasks and requests</h2><table><tr><th>tasks completed</th><th>failed</th><th>retried</th><th>calls</th><th>succeeded</th><th>429</th><th>failed</th><th>timeouts</th><th>cancelled</th></tr>");
     let _ = write!(
@@ -374,19 +407,19 @@ pub fn render_html(data: &ReportData) -> String {
     match &data.capacity_plan {
         None => out.push_str(r#"<p class="muted">No capacity plan was recorded.</p>"#),
         Some(plan) => {
-            out.push_str("<table><tr><th>field</th><th>value</th><th>source</th><th>fallback from</th><th>missing reason</th></tr>");
+            out.push_str(r#"<div class="table-wrap"><table><tr><th>field</th><th>value</th><th>source</th><th>fallback from</th><th>missing reason</th></tr>"#);
             for row in plan_rows(plan) {
                 let _ = write!(
                     out,
-                    "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                    escape(&row.field),
-                    escape(&row.value),
-                    escape(&row.source),
-                    escape(&row.fallback_from),
+                    r#"<tr><td><code class="brk">{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
+                    unbroken(&row.field),
+                    unbroken(&row.value),
+                    unbroken(&row.source),
+                    unbroken(&row.fallback_from),
                     escape(&row.missing_reason)
                 );
             }
-            out.push_str("</table>");
+            out.push_str("</table></div>");
         }
     }
     out.push_str(r#"<p class="muted">Generated by weir. Re-render with <code>weir report DIR</code>.</p></main></body></html>"#);

@@ -14,8 +14,8 @@ pub use plan_table::{plan_rows, PlanRow};
 pub use series::{Aggregate, BucketedSeries};
 pub use svg::escape;
 pub use timeline::{
-    CollectedCounts, CollectorDetail, ModelSeries, TimeSeries, TimelineCollector,
-    DEFAULT_MAX_POINTS,
+    CollectedCounts, CollectorDetail, LatencyPercentiles, ModelSeries, TimeSeries,
+    TimelineCollector, DEFAULT_MAX_POINTS,
 };
 
 use crate::error::CliError;

@@ -19,6 +19,68 @@ pub fn escape(text: &str) -> String {
     out
 }
 
+/// `text` escaped for HTML so that a browser wraps it only at spaces, after a `/`, and after a
+/// `.` that starts a name (`configured.request_resources`, not `0.75`): each piece between is a
+/// `<span class="nw">` (`white-space: nowrap`), so names like `gpt-4o-mini-2024-07-18` are never
+/// broken at their hyphens.
+pub fn unbroken(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 2);
+    let mut piece = String::new();
+    let flush = |out: &mut String, piece: &mut String| {
+        if !piece.is_empty() {
+            out.push_str(r#"<span class="nw">"#);
+            out.push_str(&escape(piece));
+            out.push_str("</span>");
+            piece.clear();
+        }
+    };
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            ' ' => {
+                flush(&mut out, &mut piece);
+                out.push(' ');
+            }
+            '/' => {
+                piece.push(c);
+                flush(&mut out, &mut piece);
+                out.push_str("<wbr>");
+            }
+            '.' if chars.peek().is_some_and(|n| n.is_alphabetic() || *n == '_') => {
+                piece.push(c);
+                flush(&mut out, &mut piece);
+                out.push_str("<wbr>");
+            }
+            _ => piece.push(c),
+        }
+    }
+    flush(&mut out, &mut piece);
+    out
+}
+
+/// Average advance of a character of the 14 px bold title font (measured in Chromium: a
+/// 86-character title filled the 698 px row), with a little slack.
+const TITLE_CHAR_PX: f64 = 8.3;
+
+/// The chart's title line, its font shrunk (down to 9 px) when it would run past the chart's
+/// right edge — SVG text does not wrap, and a clipped title cut a word in half.
+fn chart_title(title: &str) -> String {
+    let room = W - LEFT - RIGHT;
+    let need = title.chars().count() as f64 * TITLE_CHAR_PX;
+    let style = if need > room {
+        format!(
+            r#" style="font-size:{:.1}px""#,
+            (14.0 * room / need).max(9.0)
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        r#"<text class="chart-title" x="{LEFT}" y="20"{style}>{}</text>"#,
+        escape(title)
+    )
+}
+
 /// One line of a chart.
 #[derive(Debug, Clone)]
 pub struct Line {
@@ -94,10 +156,14 @@ fn fmt_tick(v: f64) -> String {
         format!("{:.0}k", v / 1000.0)
     } else if (v - v.round()).abs() < 1e-9 {
         format!("{v:.0}")
-    } else if v.abs() >= 1.0 {
-        format!("{v:.1}")
     } else {
-        format!("{v:.2}")
+        // As few decimals as the tick needs (0.5, 1.5, 0.25), alike on one axis.
+        let text = if v.abs() >= 1.0 {
+            format!("{v:.1}")
+        } else {
+            format!("{v:.2}")
+        };
+        text.trim_end_matches('0').to_string()
     }
 }
 
@@ -161,11 +227,7 @@ impl LineChart {
             r#"<svg class="chart" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" xmlns="http://www.w3.org/2000/svg"><title>{}</title>"#,
             escape(&self.title)
         );
-        let _ = write!(
-            s,
-            r#"<text class="chart-title" x="{LEFT}" y="20">{}</text>"#,
-            escape(&self.title)
-        );
+        s.push_str(&chart_title(&self.title));
         // Legend row under the title.
         let mut lx = LEFT;
         for l in &self.lines {
@@ -297,9 +359,9 @@ pub fn stacked_bar(title: &str, unit: &str, segments: &[Segment]) -> String {
     let mut s = String::new();
     let _ = write!(
         s,
-        r#"<svg class="chart" viewBox="0 0 {W} {height}" width="{W}" height="{height}" role="img" xmlns="http://www.w3.org/2000/svg"><title>{}</title><text class="chart-title" x="{LEFT}" y="20">{}</text>"#,
+        r#"<svg class="chart" viewBox="0 0 {W} {height}" width="{W}" height="{height}" role="img" xmlns="http://www.w3.org/2000/svg"><title>{}</title>{}"#,
         escape(title),
-        escape(title)
+        chart_title(title)
     );
     let mut x = LEFT;
     if total > 0.0 {
@@ -392,16 +454,18 @@ pub fn stacked_area(
     let mut s = String::new();
     let _ = write!(
         s,
-        r#"<svg class="chart" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" xmlns="http://www.w3.org/2000/svg"><title>{}</title><text class="chart-title" x="{LEFT}" y="20">{}</text>"#,
+        r#"<svg class="chart" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" xmlns="http://www.w3.org/2000/svg"><title>{}</title>{}"#,
         escape(title),
-        escape(title)
+        chart_title(title)
     );
     // The legend wraps onto a second row rather than running off the chart.
-    let (mut lx, mut ly) = (LEFT, 33.0);
+    // 7 px per character of the 12 px legend font (6.5 let labels run into the next swatch),
+    // rows 12 px apart so the second ends above the top tick label.
+    let (mut lx, mut ly) = (LEFT, 32.0);
     for (label, color) in layers {
-        let w = 22.0 + 6.5 * label.chars().count() as f64;
+        let w = 24.0 + 7.0 * label.chars().count() as f64;
         if lx + w > W - RIGHT && lx > LEFT {
-            (lx, ly) = (LEFT, ly + 13.0);
+            (lx, ly) = (LEFT, ly + 12.0);
         }
         let _ = write!(
             s,
@@ -494,6 +558,15 @@ mod tests {
         let z = nice_ticks(0.0, 5);
         assert_eq!(z.len(), 6);
         assert!((z[5] - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn unbroken_wraps_only_between_names() {
+        assert_eq!(
+            unbroken("p/gpt-4o=0.75, a.b"),
+            r#"<span class="nw">p/</span><wbr><span class="nw">gpt-4o=0.75,</span> <span class="nw">a.</span><wbr><span class="nw">b</span>"#
+        );
+        assert_eq!(unbroken("<x>"), r#"<span class="nw">&lt;x&gt;</span>"#);
     }
 
     #[test]

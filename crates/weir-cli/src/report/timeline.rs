@@ -78,6 +78,9 @@ pub struct LatencyPercentiles {
     pub p99: f64,
     /// Slowest call.
     pub max: f64,
+    /// Mean (the lower bound's static-cap term: calls × mean / cap).
+    #[serde(default)]
+    pub mean: f64,
 }
 
 impl ModelSeries {
@@ -274,6 +277,7 @@ impl TimelineCollector {
                             p90: ms(0.9),
                             p99: ms(0.99),
                             max: h.max() as f64 / 1000.0,
+                            mean: h.mean() / 1000.0,
                         }
                     }),
                     ..r.series.clone()

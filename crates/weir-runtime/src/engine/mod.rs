@@ -7,10 +7,12 @@
 
 mod advisory;
 mod facade;
+mod known_limits;
 mod probes;
 
 pub use advisory::CooldownAdvisory;
 pub use facade::ExecutorFacade;
+pub use known_limits::{KnownLimit, LimitSource, LimitWindow};
 pub use probes::RunProbes;
 
 use crate::executor::{AttemptCounts, ExecutorConfig, ModelRequestExecutor, ModelRoute};

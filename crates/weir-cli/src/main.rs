@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use weir_cli::error::{CliError, EXIT_OK};
 use weir_cli::examples::{self, EXAMPLES};
 use weir_cli::failures;
-use weir_cli::output::{default_out_dir, EventsMode};
+use weir_cli::output::{default_out_dir, DatasetFormat, EventsMode};
 use weir_cli::report::ReportData;
 use weir_cli::run::{run_workflow, RunOptions};
 use weir_cli::spec::{SpecNotice, WorkflowSpec};
@@ -46,6 +46,10 @@ enum Command {
         /// or refusing a directory that holds another run's outputs).
         #[arg(long)]
         fresh: bool,
+        /// Dataset format: `jsonl` (dataset.jsonl, default) or `csv` (dataset.csv, a header row
+        /// of the declared columns; nested values as JSON text).
+        #[arg(long, value_enum, default_value_t = DatasetFormat::Jsonl)]
+        format: DatasetFormat,
     },
     /// Check a workflow file and report every problem with its JSON path.
     Validate {
@@ -139,6 +143,7 @@ fn dispatch(command: Command) -> Result<i32, CliError> {
             quiet,
             events,
             fresh,
+            format,
         } => {
             let (spec, notices) = load(&workflow)?;
             let spec = spec.with_overrides(records, seed);
@@ -161,6 +166,7 @@ fn dispatch(command: Command) -> Result<i32, CliError> {
                     quiet,
                     events,
                     fresh,
+                    format,
                 },
             )?;
             // The failure report goes to stderr even with --quiet: a dropped row is never silent.

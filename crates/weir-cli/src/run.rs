@@ -16,7 +16,7 @@
 use crate::error::CliError;
 use crate::failures::{self, FailureGroup};
 use crate::outdir::{self, Decision, OutDirLock, RunIdentity};
-use crate::output::{summary_from, EventsMode, OpenSpec, RowGroupShape, RunOutputs};
+use crate::output::{summary_from, DatasetFormat, EventsMode, OpenSpec, RowGroupShape, RunOutputs};
 use crate::progress::{self, ProgressMode, ProgressSources};
 use crate::progress_cells::CellCounter;
 use crate::report::{CollectorDetail, ReportData};
@@ -43,6 +43,8 @@ pub struct RunOptions {
     pub events: EventsMode,
     /// Discard the directory's earlier outputs instead of resuming or refusing (`--fresh`).
     pub fresh: bool,
+    /// The dataset's format (`--format`).
+    pub format: DatasetFormat,
 }
 
 /// How a run ended; decides the exit status.
@@ -187,12 +189,19 @@ pub fn spec_fingerprint(spec: &WorkflowSpec) -> String {
 }
 
 /// The identity a checkpoint must match for a resume.
-pub fn run_identity(spec: &WorkflowSpec) -> RunIdentity {
+pub fn run_identity(spec: &WorkflowSpec, format: DatasetFormat) -> RunIdentity {
     RunIdentity {
         fingerprint: spec_fingerprint(spec),
         seed: spec.seed,
         records: spec.records,
+        format,
     }
+}
+
+/// The dataset's key order: the declared columns. Seed datasets (issue 15, deliverable 6) will
+/// put their columns first here, so every writer (JSONL keys, CSV header) follows.
+pub fn output_columns(spec: &WorkflowSpec) -> Vec<String> {
+    spec.columns.iter().map(|c| c.name.clone()).collect()
 }
 
 fn engine_input_error(e: EngineError) -> CliError {
@@ -261,7 +270,7 @@ pub fn run_workflow_on(
     let config = spec
         .engine_config()
         .map_err(|e| CliError::invalid_input(e.to_string()))?;
-    let identity = run_identity(&spec);
+    let identity = run_identity(&spec, opts.format);
     let lock = OutDirLock::acquire(&opts.out_dir)?;
     let resume = match outdir::decide(&opts.out_dir, &identity, opts.fresh)? {
         Decision::Fresh => None,
@@ -305,6 +314,8 @@ pub fn run_workflow_on(
             resume,
             lock: Some(lock),
             detail: collector_detail(&spec),
+            format: opts.format,
+            columns: output_columns(&spec),
         },
     )?;
     let mut engine = Engine::new(Arc::new(built.workflow.clone()), providers)

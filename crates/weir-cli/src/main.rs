@@ -24,7 +24,7 @@ struct Cli {
 enum Command {
     /// Run a workflow and write dataset, events, summary, capacity plan and report.
     Run {
-        /// Workflow JSON file (or the name of a built-in example).
+        /// Workflow file: JSON, or YAML for `.yaml`/`.yml` (or the name of a built-in example).
         workflow: PathBuf,
         /// Output directory [default: ./weir-out/<name>].
         #[arg(long)]
@@ -51,9 +51,9 @@ enum Command {
         #[arg(long, value_enum, default_value_t = DatasetFormat::Jsonl)]
         format: DatasetFormat,
     },
-    /// Check a workflow file and report every problem with its JSON path.
+    /// Check a workflow file (JSON or YAML) and report every problem with its JSON path.
     Validate {
-        /// Workflow JSON file (or the name of a built-in example).
+        /// Workflow file: JSON, or YAML for `.yaml`/`.yml` (or the name of a built-in example).
         workflow: PathBuf,
     },
     /// Re-render DIR/report.html from DIR/report-data.json.

@@ -152,3 +152,111 @@ fn jsonl_keys_and_csv_header_follow_the_declared_columns() {
     let _ = std::fs::remove_dir_all(&jsonl);
     let _ = std::fs::remove_dir_all(&csv_dir);
 }
+
+#[test]
+fn the_yaml_twin_of_quickstart_is_the_same_spec_and_the_same_dataset() {
+    use weir_cli::spec::WorkflowSpec;
+    let json = example("quickstart.json");
+    let yaml = example("quickstart.yaml");
+    let (from_json, _) = WorkflowSpec::load(&json).expect("JSON spec");
+    let (from_yaml, _) = WorkflowSpec::load(&yaml).expect("YAML spec");
+    assert_eq!(from_yaml, from_json);
+
+    let o = run(&["validate", path_str(&yaml)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut datasets = Vec::new();
+    for spec in [&json, &yaml] {
+        let out = scratch("twin");
+        let o = run(&[
+            "run",
+            path_str(spec),
+            "--records",
+            "200",
+            "--out",
+            path_str(&out),
+            "--quiet",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        datasets.push(std::fs::read(out.join("dataset.jsonl")).expect("dataset"));
+        let _ = std::fs::remove_dir_all(&out);
+    }
+    assert_eq!(datasets[0].len(), datasets[1].len());
+    assert!(datasets[0] == datasets[1], "YAML and JSON datasets differ");
+}
+
+/// A copy of the YAML quickstart with one edit, in a scratch directory.
+fn edited_yaml(tag: &str, from: &str, to: &str) -> (PathBuf, PathBuf) {
+    let dir = scratch(tag);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let text = std::fs::read_to_string(example("quickstart.yaml")).expect("yaml");
+    assert!(text.contains(from), "{from:?} not in the example");
+    let file = dir.join(format!("{tag}.yml"));
+    std::fs::write(&file, text.replacen(from, to, 1)).expect("write");
+    (dir, file)
+}
+
+#[test]
+fn yaml_errors_name_the_json_path_and_the_yaml_line() {
+    let cases = [
+        (
+            "unknown-field",
+            "max_parallel_requests: 32}",
+            "max_parallel_requests: 32, rate_limits: {rpm: 5}}",
+            "models[1].rate_limits.rpm: unknown field `rpm`, expected one of `requests_per_minute`",
+            "at line 25 column",
+        ),
+        (
+            "bad-indent",
+            "    kind: simulated",
+            "      kind: simulated",
+            "providers[0]: mapping values are not allowed in this context",
+            "at line 12 column 11",
+        ),
+        (
+            "wrong-type",
+            "records: 1000",
+            "records: many",
+            "records: invalid type: string \"many\", expected u64",
+            "at line 5 column 10",
+        ),
+        (
+            "unknown-variant",
+            "kind: llm_judge",
+            "kind: llm_judg",
+            "columns[4].kind: unknown variant `llm_judg`",
+            "at line 43 column 11",
+        ),
+        (
+            "missing",
+            "    kind: expression\n",
+            "",
+            "columns[5].kind: required field is missing",
+            "(line 46 column 5)",
+        ),
+    ];
+    for (tag, from, to, message, position) in cases {
+        let (dir, file) = edited_yaml(tag, from, to);
+        let o = run(&["validate", path_str(&file)]);
+        assert_eq!(o.status.code(), Some(2), "{tag}");
+        let err = stderr(&o);
+        assert!(err.contains(message), "{tag}: {err}");
+        assert!(err.contains(position), "{tag}: {err}");
+        // `weir run` reads YAML the same way, and bad input creates no output directory.
+        let out = dir.join("out");
+        let o = run(&["run", path_str(&file), "--out", path_str(&out), "--quiet"]);
+        assert_eq!(o.status.code(), Some(2), "{tag}");
+        assert!(stderr(&o).contains(message), "{tag}: {}", stderr(&o));
+        assert!(!out.exists(), "{tag}: an output directory was created");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    // Meaning errors are the same checks as for JSON, all listed at once.
+    let (dir, file) = edited_yaml("meaning", "model: judge\n", "model: juge\n");
+    let o = run(&["validate", path_str(&file)]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains(r#"columns[4].model: unknown model alias "juge""#),
+        "{}",
+        stderr(&o)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,4 +1,4 @@
-//! The workflow spec: the JSON contract `weir` reads, its parsing with exact JSON paths, and overrides.
+//! The workflow spec: the JSON contract `weir` reads (also as YAML), its parsing with exact JSON paths, and overrides.
 //!
 //! Shape and syntax errors come from `serde_path_to_error` (`columns[2].kind: unknown variant ...`);
 //! meaning errors (unknown alias, cycle, ...) from [`WorkflowSpec::validate`]; conversion into the
@@ -397,6 +397,28 @@ impl Default for RequestAdmissionSpec {
     }
 }
 
+/// The syntax a workflow file is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SpecSyntax {
+    /// JSON (`.json`, and any file that is not `.yaml`/`.yml`).
+    #[default]
+    Json,
+    /// YAML (`.yaml`, `.yml`).
+    Yaml,
+}
+
+impl SpecSyntax {
+    /// The syntax a file's extension says: `.yaml`/`.yml` (any case) are YAML, the rest JSON.
+    pub fn of_path(path: &Path) -> Self {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some(ext) if ext.eq_ignore_ascii_case("yaml") || ext.eq_ignore_ascii_case("yml") => {
+                Self::Yaml
+            }
+            _ => Self::Json,
+        }
+    }
+}
+
 impl WorkflowSpec {
     /// Parses JSON text; a syntax or shape error names its JSON path. Does not validate meaning.
     pub fn from_json(text: &str) -> Result<Self, SpecError> {
@@ -408,19 +430,47 @@ impl WorkflowSpec {
         })
     }
 
+    /// Parses YAML text into the same types as [`WorkflowSpec::from_json`]: a syntax or shape
+    /// error names the same JSON path (`models[1].rate_limits.rpm`) and the YAML file's line and
+    /// column. Does not validate meaning.
+    pub fn from_yaml(text: &str) -> Result<Self, SpecError> {
+        let de = serde_norway::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let message = yaml_message(&path, &e.inner().to_string());
+            shape_error(&path, &message)
+        })
+    }
+
+    /// Parses text of the given syntax (no meaning checks).
+    pub fn parse(text: &str, syntax: SpecSyntax) -> Result<Self, SpecError> {
+        match syntax {
+            SpecSyntax::Json => Self::from_json(text),
+            SpecSyntax::Yaml => Self::from_yaml(text),
+        }
+    }
+
     /// Parses and validates JSON text: every problem found, or the notices of a valid spec.
     pub fn parse_and_validate(text: &str) -> Result<(Self, Vec<SpecNotice>), SpecErrors> {
-        let spec = Self::from_json(text)?;
+        Self::parse_and_validate_as(text, SpecSyntax::Json)
+    }
+
+    /// Parses text of the given syntax and validates it: every problem found, or the notices.
+    pub fn parse_and_validate_as(
+        text: &str,
+        syntax: SpecSyntax,
+    ) -> Result<(Self, Vec<SpecNotice>), SpecErrors> {
+        let spec = Self::parse(text, syntax)?;
         let notices = spec.validate()?;
         Ok((spec, notices))
     }
 
-    /// Reads, parses and validates a workflow file.
+    /// Reads, parses (JSON, or YAML for `.yaml`/`.yml`) and validates a workflow file.
     pub fn load(path: &Path) -> Result<(Self, Vec<SpecNotice>), SpecErrors> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             SpecError::new("(file)", format!("cannot read {}: {e}", path.display()))
         })?;
-        Self::parse_and_validate(&text)
+        Self::parse_and_validate_as(&text, SpecSyntax::of_path(path))
     }
 
     /// Applies `--records` / `--seed` overrides (a default `buffer_size` follows the new records).
@@ -449,6 +499,22 @@ impl WorkflowSpec {
     /// Request-admission tuning in effect: declared, or the defaults.
     pub fn effective_request_admission(&self) -> RequestAdmissionSpec {
         self.request_admission.unwrap_or_default()
+    }
+}
+
+/// serde_norway prefixes its messages with its own path (`models[1].rate_limits: unknown
+/// field ...`); the path is reported separately (and exactly, by serde_path_to_error), so the
+/// prefix goes. Its position reads `at line L column C`, as serde_json's does.
+fn yaml_message(path: &str, message: &str) -> String {
+    // Its path may stop short of serde_path_to_error's (`models[1].rate_limits` for the unknown
+    // key `rpm` inside it), so any leading `P: ` where P begins the exact path is dropped.
+    match message.split_once(": ") {
+        Some((prefix, rest))
+            if !prefix.is_empty() && !prefix.contains(' ') && path.starts_with(prefix) =>
+        {
+            rest.to_string()
+        }
+        _ => message.to_string(),
     }
 }
 

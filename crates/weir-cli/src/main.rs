@@ -7,6 +7,7 @@ use weir_cli::error::{CliError, EXIT_OK};
 use weir_cli::examples::{self, EXAMPLES};
 use weir_cli::failures;
 use weir_cli::output::{default_out_dir, DatasetFormat, EventsMode};
+use weir_cli::preview::{self, DEFAULT_PREVIEW_RECORDS};
 use weir_cli::report::ReportData;
 use weir_cli::run::{run_workflow, RunOptions};
 use weir_cli::spec::{SpecNotice, WorkflowSpec};
@@ -50,6 +51,18 @@ enum Command {
         /// of the declared columns; nested values as JSON text).
         #[arg(long, value_enum, default_value_t = DatasetFormat::Jsonl)]
         format: DatasetFormat,
+    },
+    /// Run a few records in memory and print them (pretty JSON on stdout) with one line per
+    /// model on stderr; writes no files.
+    Preview {
+        /// Workflow file: JSON, or YAML for `.yaml`/`.yml` (or the name of a built-in example).
+        workflow: PathBuf,
+        /// Records to run.
+        #[arg(short = 'n', long = "records", default_value_t = DEFAULT_PREVIEW_RECORDS)]
+        records: u64,
+        /// Override the seed.
+        #[arg(long)]
+        seed: Option<u64>,
     },
     /// Check a workflow file (JSON or YAML) and report every problem with its JSON path.
     Validate {
@@ -184,6 +197,30 @@ fn dispatch(command: Command) -> Result<i32, CliError> {
                     outcome.out_dir.display()
                 ),
                 None => {}
+            }
+            Ok(outcome.exit_code())
+        }
+        Command::Preview {
+            workflow,
+            records,
+            seed,
+        } => {
+            let (spec, notices) = load(&workflow)?;
+            if let Some(n) = notices.first() {
+                return Err(CliError::invalid_input(n.to_string()));
+            }
+            let spec = spec.with_overrides(None, seed);
+            let outcome = preview::preview_workflow(spec, records)?;
+            println!("{}", outcome.records_json()?);
+            for m in &outcome.models {
+                eprintln!("{}", m.line());
+            }
+            let report = failures::render_text(&outcome.failures);
+            if !report.is_empty() {
+                eprint!("{report}");
+            }
+            if let Some(m) = preview::message(&outcome) {
+                eprintln!("error: {m}");
             }
             Ok(outcome.exit_code())
         }

@@ -295,9 +295,11 @@ impl DatasetState {
 }
 
 /// A record serialized with its keys in declared column order (then any other keys by name).
-struct OrderedRecord<'a> {
-    record: &'a Record,
-    columns: &'a [String],
+pub(crate) struct OrderedRecord<'a> {
+    /// The record.
+    pub(crate) record: &'a Record,
+    /// The declared columns.
+    pub(crate) columns: &'a [String],
 }
 
 impl serde::Serialize for OrderedRecord<'_> {

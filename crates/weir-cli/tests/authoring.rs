@@ -260,3 +260,182 @@ fn yaml_errors_name_the_json_path_and_the_yaml_line() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+fn run_in(cwd: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .output()
+        .expect("spawn weir")
+}
+
+/// Every file under `dir`: relative path → (bytes, modification time).
+fn tree(dir: &Path) -> std::collections::BTreeMap<PathBuf, (Vec<u8>, std::time::SystemTime)> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("read dir") {
+            let path = entry.expect("entry").path();
+            let meta = std::fs::metadata(&path).expect("metadata");
+            if meta.is_dir() {
+                stack.push(path);
+            } else {
+                let rel = path.strip_prefix(dir).expect("under dir").to_path_buf();
+                let bytes = std::fs::read(&path).expect("read");
+                out.insert(rel, (bytes, meta.modified().expect("mtime")));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn preview_prints_the_first_records_and_a_line_per_model() {
+    let spec = example("quickstart.yaml");
+    let o = run(&["preview", path_str(&spec), "-n", "3"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let stdout = String::from_utf8(o.stdout.clone()).expect("utf8");
+    let printed: Vec<Value> = serde_json::from_str(&stdout).expect("a JSON array on stdout");
+    assert_eq!(printed.len(), 3);
+    assert!(
+        stdout.contains("\n  {\n    \"topic\": "),
+        "pretty: {stdout}"
+    );
+    // The same records `weir run --records 3` writes, keys in declared order.
+    let out = scratch("preview-vs-run");
+    let r = run(&[
+        "run",
+        path_str(&spec),
+        "--records",
+        "3",
+        "--out",
+        path_str(&out),
+        "--quiet",
+    ]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    let text = std::fs::read_to_string(out.join("dataset.jsonl")).expect("dataset");
+    let written: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    assert_eq!(printed, written);
+    let first = stdout.find("\"topic\"").expect("topic");
+    let last = stdout.find("\"title\"").expect("title");
+    assert!(first < last);
+    let err = stderr(&o);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    assert!(
+        lines[0].starts_with("writer (sim/writer1): 6 calls, 0 429s, latency p50 "),
+        "{err}"
+    );
+    assert!(
+        lines[1].starts_with("judge (sim/judge8): 3 calls, 0 429s, latency p50 "),
+        "{err}"
+    );
+    // Default: 5 records.
+    let o = run(&["preview", "quickstart"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let printed: Vec<Value> = serde_json::from_slice(&o.stdout).expect("JSON");
+    assert_eq!(printed.len(), 5);
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn preview_writes_nothing_and_leaves_an_existing_output_byte_identical() {
+    let cwd = scratch("preview-cwd");
+    std::fs::create_dir_all(&cwd).expect("cwd");
+    // A finished run in the default output directory (weir-out/quickstart) and one in --out.
+    let spec = example("quickstart.json");
+    let o = run_in(
+        &cwd,
+        &["run", path_str(&spec), "--records", "10", "--quiet"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run_in(
+        &cwd,
+        &[
+            "run",
+            path_str(&spec),
+            "--records",
+            "10",
+            "--out",
+            "mine",
+            "--quiet",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let before = tree(&cwd);
+    assert!(before.contains_key(Path::new("weir-out/quickstart/dataset.jsonl")));
+    assert!(before.contains_key(Path::new("mine/dataset.jsonl")));
+    for args in [
+        vec!["preview", path_str(&spec)],
+        vec!["preview", path_str(&spec), "-n", "10"],
+        vec!["preview", "quickstart", "--records", "2", "--seed", "7"],
+    ] {
+        let o = run_in(&cwd, &args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
+    }
+    assert!(tree(&cwd) == before, "preview changed or created files");
+    let _ = std::fs::remove_dir_all(&cwd);
+}
+
+#[test]
+fn preview_follows_the_run_contract_exit_codes() {
+    let dir = scratch("preview-codes");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let write = |name: &str, spec: Value| {
+        let p = dir.join(format!("{name}.json"));
+        std::fs::write(&p, spec.to_string()).expect("write spec");
+        p
+    };
+    // Rows dropped by a validator: exit 4, the surviving rows printed, the failure on stderr.
+    let drops = write(
+        "drops",
+        serde_json::json!({
+            "name": "local", "records": 10, "buffer_size": 10,
+            "columns": [
+                {"name": "t", "kind": "sampler", "sampler": {"type": "category", "values": [null, "a"]}},
+                {"name": "v", "kind": "validator", "columns": ["t"]}
+            ]
+        }),
+    );
+    let o = run_in(&dir, &["preview", path_str(&drops), "-n", "20"]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    let printed: Vec<Value> = serde_json::from_slice(&o.stdout).expect("JSON");
+    assert!(!printed.is_empty() && printed.len() < 20);
+    assert!(printed.iter().all(|r| r["t"] == "a" && r["v"] == true));
+    assert!(stderr(&o).contains("the preview dropped"), "{}", stderr(&o));
+    // A provider failing every call stops early: exit 3, naming why.
+    let failing = write(
+        "failing",
+        serde_json::json!({
+            "name": "failing", "records": 10, "buffer_size": 100,
+            "providers": [{"name": "sim", "kind": "simulated", "models": [
+                {"model_id": "m", "capacity": 8, "latency_ms": {"dist": "fixed", "value": 1}, "error_rate": 1.0}]}],
+            "models": [{"alias": "writer", "provider": "sim", "model_id": "m"}],
+            "columns": [
+                {"name": "t", "kind": "sampler", "sampler": {"type": "category", "values": ["a", "b"]}},
+                {"name": "draft", "kind": "llm_text", "model": "writer", "prompt": "x {{ t }}"}
+            ]
+        }),
+    );
+    let o = run_in(&dir, &["preview", path_str(&failing), "-n", "400"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("the preview stopped early ("),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("draft × writer × "), "{}", stderr(&o));
+    // Bad input: exit 2.
+    let o = run_in(&dir, &["preview", path_str(&drops), "-n", "0"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("records"), "{}", stderr(&o));
+    let o = run_in(&dir, &["preview", "no-such-spec.yaml"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    // Nothing but the two specs in the directory.
+    assert_eq!(tree(&dir).len(), 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -69,6 +69,8 @@ enum Command {
         /// Workflow file: JSON, or YAML for `.yaml`/`.yml` (or the name of a built-in example).
         workflow: PathBuf,
     },
+    /// Print the JSON Schema of a workflow file (generated from weir's spec types).
+    Schema,
     /// Re-render DIR/report.html from DIR/report-data.json.
     Report {
         /// A run's output directory.
@@ -223,6 +225,12 @@ fn dispatch(command: Command) -> Result<i32, CliError> {
                 eprintln!("error: {m}");
             }
             Ok(outcome.exit_code())
+        }
+        Command::Schema => {
+            let text = serde_json::to_string_pretty(&WorkflowSpec::json_schema())
+                .map_err(|e| CliError::run_failed(format!("cannot print the schema: {e}")))?;
+            println!("{text}");
+            Ok(EXIT_OK)
         }
         Command::Report { dir } => {
             let data = ReportData::load(&dir)?;

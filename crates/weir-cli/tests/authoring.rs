@@ -439,3 +439,75 @@ fn preview_follows_the_run_contract_exit_codes() {
     assert_eq!(tree(&dir).len(), 2);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn every_bundled_example_validates_against_weir_schema() {
+    let o = run(&["schema"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let schema: Value = serde_json::from_slice(&o.stdout).expect("the schema is JSON");
+    assert_eq!(schema, weir_cli::spec::WorkflowSpec::json_schema());
+    assert_eq!(schema["title"], "WorkflowSpec");
+    let validator = jsonschema::validator_for(&schema).expect("a valid JSON Schema");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let mut checked = Vec::new();
+    for entry in std::fs::read_dir(&dir).expect("examples dir") {
+        let path = entry.expect("entry").path();
+        let text = std::fs::read_to_string(&path).expect("read");
+        let instance: Value = match path.extension().and_then(|e| e.to_str()) {
+            Some("json") => serde_json::from_str(&text).expect("JSON example"),
+            Some("yaml" | "yml") => serde_norway::from_str(&text).expect("YAML example"),
+            _ => continue,
+        };
+        let errors: Vec<String> = validator
+            .iter_errors(&instance)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{}: {errors:#?}", path.display());
+        checked.push(
+            path.file_name()
+                .expect("name")
+                .to_string_lossy()
+                .into_owned(),
+        );
+    }
+    checked.sort();
+    assert_eq!(
+        checked,
+        [
+            "cross-provider-cooldown.json",
+            "dual-model-judge.json",
+            "heavy-root.json",
+            "quickstart.json",
+            "quickstart.yaml",
+            "rate-limited.json"
+        ]
+    );
+    // The embedded examples are the same files; the schema is not a blanket "anything goes".
+    for ex in weir_cli::examples::EXAMPLES {
+        let instance: Value = serde_json::from_str(ex.text).expect("JSON");
+        assert!(validator.is_valid(&instance), "{}", ex.name);
+    }
+    let mut wrong: Value =
+        serde_json::from_str(&std::fs::read_to_string(example("quickstart.json")).expect("read"))
+            .expect("JSON");
+    wrong["models"][1]["rate_limits"] = serde_json::json!({"rpm": 5});
+    assert!(!validator.is_valid(&wrong));
+    let mut wrong_kind = wrong.clone();
+    wrong_kind["models"][1]
+        .as_object_mut()
+        .expect("object")
+        .remove("rate_limits");
+    assert!(validator.is_valid(&wrong_kind));
+    wrong_kind["columns"][4]["kind"] = Value::from("llm_judg");
+    assert!(!validator.is_valid(&wrong_kind));
+    wrong_kind["columns"][4]["kind"] = Value::from("llm_judge");
+    wrong_kind["providers"][0]["models"][0]["latency_ms"]["dist"] = Value::from("uniformm");
+    assert!(!validator.is_valid(&wrong_kind));
+    // The bounds `weir validate` checks on the top-level counts are in the schema too.
+    let mut zero: Value = serde_json::from_str(weir_cli::examples::EXAMPLES[0].text).expect("JSON");
+    zero["records"] = Value::from(0);
+    assert!(!validator.is_valid(&zero));
+    zero["records"] = Value::from(10);
+    zero["buffer_size"] = Value::from(2_000_000);
+    assert!(!validator.is_valid(&zero));
+}

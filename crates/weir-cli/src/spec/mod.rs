@@ -12,6 +12,7 @@ mod validate;
 pub use build::{BuiltWorkflow, SimulatedEndpoint};
 pub use validate::SpecNotice;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fmt;
@@ -85,7 +86,7 @@ impl fmt::Display for SpecErrors {
 impl std::error::Error for SpecErrors {}
 
 /// A workflow file: what to generate, with which models, on which providers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WorkflowSpec {
     /// Workflow name (used for the default output directory `./weir-out/<name>`).
@@ -94,15 +95,18 @@ pub struct WorkflowSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// Records to generate (≥ 1).
+    #[schemars(range(min = 1, max = validate::MAX_RECORDS))]
     pub records: u64,
     /// Seed of every sampler and simulated provider (default 0).
     #[serde(default)]
     pub seed: u64,
     /// Rows per row group (≥ 1; default `min(records, 1000)`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = validate::MAX_BUFFER_SIZE))]
     pub buffer_size: Option<u64>,
     /// Row groups in flight at once (≥ 1; default 3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = validate::MAX_CONCURRENT_ROW_GROUPS))]
     pub max_concurrent_row_groups: Option<u32>,
     /// Model providers.
     #[serde(default)]
@@ -118,7 +122,7 @@ pub struct WorkflowSpec {
 }
 
 /// Provider kinds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ProviderKind {
     /// The embedded simulated provider (hidden capacity, latency, faults).
@@ -139,7 +143,7 @@ impl ProviderKind {
 
 /// One provider. `simulated` uses `models`; `openai` uses `base_url`, `api_key_env`,
 /// `timeout_s`, `pool_size`, `max_response_bytes`, `ca_file`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderSpec {
     /// Canonical provider name (unique).
@@ -171,7 +175,7 @@ pub struct ProviderSpec {
 }
 
 /// A model alias: the name columns use, bound to a provider's model endpoint.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSpec {
     /// The alias (unique).
@@ -182,6 +186,7 @@ pub struct ModelSpec {
     pub model_id: String,
     /// Static cap on concurrent requests (≥ 1; default 4).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = validate::MAX_PARALLEL_REQUESTS))]
     pub max_parallel_requests: Option<u32>,
     /// Request and token budgets of the endpoint, per minute (`requests_per_minute`,
     /// `tokens_per_minute`, `input_tokens_per_minute`, `output_tokens_per_minute`; each
@@ -199,7 +204,7 @@ impl ModelSpec {
 }
 
 /// Column kinds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ColumnKind {
     /// A seeded sampler (`sampler`).
@@ -250,7 +255,7 @@ impl ColumnKind {
 }
 
 /// One output column. Which optional fields apply depends on `kind`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ColumnDef {
     /// Column name (unique).
@@ -287,7 +292,7 @@ pub struct ColumnDef {
 }
 
 /// Sampler types.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SamplerType {
     /// One of `values`, optionally by `weights`.
@@ -313,7 +318,7 @@ impl SamplerType {
 }
 
 /// Sampler settings; which fields apply depends on `type`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SamplerSpec {
     /// Sampler type.
@@ -334,18 +339,19 @@ pub struct SamplerSpec {
 }
 
 /// How many chat calls a `custom` column makes per row: drawn from the cell seed in `[min, max]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CallsSpec {
     /// Fewest calls.
     pub min: u32,
     /// Most calls (≥ min).
+    #[schemars(range(max = validate::MAX_CALLS_PER_CELL))]
     pub max: u32,
 }
 
 /// The public request-admission tuning: the five AIMD fields (same shape and defaults as
 /// weir-request-admission's `RequestAdmissionTuningConfig`).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RequestAdmissionSpec {
     /// Multiplicative decrease factor, 0 < x < 1 (default 0.75).
@@ -365,7 +371,7 @@ pub struct RequestAdmissionSpec {
 }
 
 /// The adaptive request policy named in a spec.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RequestPolicySpec {
     /// weir's default goodput policy.
@@ -420,6 +426,14 @@ impl SpecSyntax {
 }
 
 impl WorkflowSpec {
+    /// The JSON Schema of a workflow file (`weir schema`), generated from these types: every
+    /// field's doc comment is its `description`; `deny_unknown_fields` is
+    /// `additionalProperties: false`. Bounds and cross-field rules beyond the types are checked
+    /// by [`WorkflowSpec::validate`] and named in the descriptions.
+    pub fn json_schema() -> serde_json::Value {
+        serde_json::to_value(schemars::schema_for!(WorkflowSpec)).unwrap_or_default()
+    }
+
     /// Parses JSON text; a syntax or shape error names its JSON path. Does not validate meaning.
     pub fn from_json(text: &str) -> Result<Self, SpecError> {
         let de = &mut serde_json::Deserializer::from_str(text);

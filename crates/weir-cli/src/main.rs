@@ -130,6 +130,18 @@ fn load(workflow: &Path) -> Result<(WorkflowSpec, Vec<SpecNotice>), CliError> {
     })
 }
 
+/// Prints `text` and a newline on stdout; a closed pipe (`weir schema | head`) is not an error.
+fn write_stdout(text: &str) -> Result<(), CliError> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(CliError::run_failed(format!("cannot write to stdout: {e}")))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Runs one command; `Ok` carries the exit status of a command that did its job (a run may
 /// still end with 3, 4, 130 or 143 after writing its outputs).
 fn dispatch(command: Command) -> Result<i32, CliError> {
@@ -213,7 +225,7 @@ fn dispatch(command: Command) -> Result<i32, CliError> {
             }
             let spec = spec.with_overrides(None, seed);
             let outcome = preview::preview_workflow(spec, records)?;
-            println!("{}", outcome.records_json()?);
+            write_stdout(&outcome.records_json()?)?;
             for m in &outcome.models {
                 eprintln!("{}", m.line());
             }
@@ -229,7 +241,7 @@ fn dispatch(command: Command) -> Result<i32, CliError> {
         Command::Schema => {
             let text = serde_json::to_string_pretty(&WorkflowSpec::json_schema())
                 .map_err(|e| CliError::run_failed(format!("cannot print the schema: {e}")))?;
-            println!("{text}");
+            write_stdout(&text)?;
             Ok(EXIT_OK)
         }
         Command::Report { dir } => {

@@ -3,7 +3,8 @@
 //! The binary is a thin shell over this library: [`spec`] parses and validates the workflow JSON
 //! (every error names its JSON path) and builds the runtime's objects, [`run`] is the `weir run`
 //! boundary, [`output`] writes the output directory, [`report`] collects time series from the
-//! event streams and renders `report.html`, and [`examples`] embeds the shipped workflows.
+//! event streams and renders `report.html`, [`preview`] runs a few records in memory
+//! (`weir preview`), and [`examples`] embeds the shipped workflows.
 //!
 //! ```
 //! use weir_cli::spec::WorkflowSpec;
@@ -40,6 +41,7 @@ pub mod failures;
 pub mod lower_bound;
 pub mod outdir;
 pub mod output;
+pub mod preview;
 pub mod progress;
 pub mod progress_cells;
 pub mod progress_model;

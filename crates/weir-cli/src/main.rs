@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use weir_cli::error::{CliError, EXIT_OK};
 use weir_cli::examples::{self, EXAMPLES};
 use weir_cli::failures;
-use weir_cli::output::{default_out_dir, EventsMode};
+use weir_cli::output::{default_out_dir, DatasetFormat, EventsMode};
+use weir_cli::preview::{self, DEFAULT_PREVIEW_RECORDS};
 use weir_cli::report::ReportData;
 use weir_cli::run::{run_workflow, RunOptions};
 use weir_cli::spec::{SpecNotice, WorkflowSpec};
@@ -24,7 +25,7 @@ struct Cli {
 enum Command {
     /// Run a workflow and write dataset, events, summary, capacity plan and report.
     Run {
-        /// Workflow JSON file (or the name of a built-in example).
+        /// Workflow file: JSON, or YAML for `.yaml`/`.yml` (or the name of a built-in example).
         workflow: PathBuf,
         /// Output directory [default: ./weir-out/<name>].
         #[arg(long)]
@@ -46,12 +47,30 @@ enum Command {
         /// or refusing a directory that holds another run's outputs).
         #[arg(long)]
         fresh: bool,
+        /// Dataset format: `jsonl` (dataset.jsonl, default) or `csv` (dataset.csv, a header row
+        /// of the declared columns; nested values as JSON text).
+        #[arg(long, value_enum, default_value_t = DatasetFormat::Jsonl)]
+        format: DatasetFormat,
     },
-    /// Check a workflow file and report every problem with its JSON path.
+    /// Run a few records in memory and print them (pretty JSON on stdout) with one line per
+    /// model on stderr; writes no files.
+    Preview {
+        /// Workflow file: JSON, or YAML for `.yaml`/`.yml` (or the name of a built-in example).
+        workflow: PathBuf,
+        /// Records to run.
+        #[arg(short = 'n', long = "records", default_value_t = DEFAULT_PREVIEW_RECORDS)]
+        records: u64,
+        /// Override the seed.
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+    /// Check a workflow file (JSON or YAML) and report every problem with its JSON path.
     Validate {
-        /// Workflow JSON file (or the name of a built-in example).
+        /// Workflow file: JSON, or YAML for `.yaml`/`.yml` (or the name of a built-in example).
         workflow: PathBuf,
     },
+    /// Print the JSON Schema of a workflow file (generated from weir's spec types).
+    Schema,
     /// Re-render DIR/report.html from DIR/report-data.json.
     Report {
         /// A run's output directory.
@@ -111,6 +130,18 @@ fn load(workflow: &Path) -> Result<(WorkflowSpec, Vec<SpecNotice>), CliError> {
     })
 }
 
+/// Prints `text` and a newline on stdout; a closed pipe (`weir schema | head`) is not an error.
+fn write_stdout(text: &str) -> Result<(), CliError> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(CliError::run_failed(format!("cannot write to stdout: {e}")))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Runs one command; `Ok` carries the exit status of a command that did its job (a run may
 /// still end with 3, 4, 130 or 143 after writing its outputs).
 fn dispatch(command: Command) -> Result<i32, CliError> {
@@ -139,6 +170,7 @@ fn dispatch(command: Command) -> Result<i32, CliError> {
             quiet,
             events,
             fresh,
+            format,
         } => {
             let (spec, notices) = load(&workflow)?;
             let spec = spec.with_overrides(records, seed);
@@ -161,6 +193,7 @@ fn dispatch(command: Command) -> Result<i32, CliError> {
                     quiet,
                     events,
                     fresh,
+                    format,
                 },
             )?;
             // The failure report goes to stderr even with --quiet: a dropped row is never silent.
@@ -180,6 +213,36 @@ fn dispatch(command: Command) -> Result<i32, CliError> {
                 None => {}
             }
             Ok(outcome.exit_code())
+        }
+        Command::Preview {
+            workflow,
+            records,
+            seed,
+        } => {
+            let (spec, notices) = load(&workflow)?;
+            if let Some(n) = notices.first() {
+                return Err(CliError::invalid_input(n.to_string()));
+            }
+            let spec = spec.with_overrides(None, seed);
+            let outcome = preview::preview_workflow(spec, records)?;
+            write_stdout(&outcome.records_json()?)?;
+            for m in &outcome.models {
+                eprintln!("{}", m.line());
+            }
+            let report = failures::render_text(&outcome.failures);
+            if !report.is_empty() {
+                eprint!("{report}");
+            }
+            if let Some(m) = preview::message(&outcome) {
+                eprintln!("error: {m}");
+            }
+            Ok(outcome.exit_code())
+        }
+        Command::Schema => {
+            let text = serde_json::to_string_pretty(&WorkflowSpec::json_schema())
+                .map_err(|e| CliError::run_failed(format!("cannot print the schema: {e}")))?;
+            write_stdout(&text)?;
+            Ok(EXIT_OK)
         }
         Command::Report { dir } => {
             let data = ReportData::load(&dir)?;

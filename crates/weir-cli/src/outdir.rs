@@ -2,7 +2,7 @@
 //! pid), and resume only what the very same run started.
 //!
 //! Decision for `weir run` on an existing `--out` (see [`decide`]):
-//! * no `checkpoint.json` and no (or an empty) `dataset.jsonl`: a fresh run;
+//! * no `checkpoint.json` and no (or an empty) dataset file: a fresh run;
 //! * a checkpoint of the same spec fingerprint, seed and record count: resume after its last row
 //!   group, or — when it is complete — say so and change nothing;
 //! * anything else (another spec, seed or record count; a damaged checkpoint; a dataset shorter
@@ -10,7 +10,7 @@
 //!   unless `--fresh`, which discards the old outputs and starts over.
 
 use crate::error::CliError;
-use crate::output::{Checkpoint, CHECKPOINT_FILE, DATASET_FILE};
+use crate::output::{Checkpoint, DatasetFormat, CHECKPOINT_FILE};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 pub const LOCK_FILE: &str = "weir.lock";
 
 /// What makes two runs "the same run" for resuming: the spec (without seed and records), the
-/// seed and the record count.
+/// seed, the record count and the dataset's format (a CSV dataset is never resumed as JSONL).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunIdentity {
     /// Fingerprint of the spec with `seed` and `records` left out.
@@ -28,6 +28,8 @@ pub struct RunIdentity {
     pub seed: u64,
     /// Records requested.
     pub records: u64,
+    /// The dataset's format (`--format`).
+    pub format: DatasetFormat,
 }
 
 /// The exclusive lock on an output directory; released when dropped or when the process ends
@@ -127,7 +129,7 @@ pub fn decide(dir: &Path, identity: &RunIdentity, fresh: bool) -> Result<Decisio
     if fresh {
         return Ok(Decision::Fresh);
     }
-    let dataset = dir.join(DATASET_FILE);
+    let dataset = dir.join(identity.format.file_name());
     let dataset_len = match std::fs::metadata(&dataset) {
         Ok(m) => Some(m.len()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -154,6 +156,13 @@ pub fn decide(dir: &Path, identity: &RunIdentity, fresh: bool) -> Result<Decisio
         differs.push(format!(
             "records (checkpoint {}, this run {})",
             cp.records, identity.records
+        ));
+    }
+    if cp.format != identity.format {
+        differs.push(format!(
+            "format (checkpoint {}, this run {})",
+            cp.format.as_str(),
+            identity.format.as_str()
         ));
     }
     if cp.fingerprint != identity.fingerprint {

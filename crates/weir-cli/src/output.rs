@@ -22,14 +22,61 @@ use weir_contracts::{
 use weir_runtime::generators::Record;
 use weir_telemetry::{EventSink, JsonlEventSink};
 
-/// `dataset.jsonl`.
+/// `dataset.jsonl` (the default format).
 pub const DATASET_FILE: &str = "dataset.jsonl";
+/// `dataset.csv` (`--format csv`).
+pub const DATASET_CSV_FILE: &str = "dataset.csv";
 /// `events.jsonl`.
 pub const EVENTS_FILE: &str = "events.jsonl";
 /// `capacity-plan.json`.
 pub const CAPACITY_PLAN_FILE: &str = "capacity-plan.json";
 /// `summary.json`.
 pub const SUMMARY_FILE: &str = "summary.json";
+
+/// The dataset's file format (`--format`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum DatasetFormat {
+    /// `dataset.jsonl`: one JSON object per record, keys in declared column order (default).
+    #[default]
+    Jsonl,
+    /// `dataset.csv`: a header row of the declared columns, then one row per record; strings
+    /// as they are, `null` as an empty field, other values as their JSON text.
+    Csv,
+}
+
+impl DatasetFormat {
+    /// The dataset's file name in the output directory.
+    pub const fn file_name(self) -> &'static str {
+        match self {
+            Self::Jsonl => DATASET_FILE,
+            Self::Csv => DATASET_CSV_FILE,
+        }
+    }
+
+    /// The `--format` word.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Jsonl => "jsonl",
+            Self::Csv => "csv",
+        }
+    }
+
+    /// True for the default (kept out of `checkpoint.json`, so JSONL checkpoints are unchanged).
+    pub fn is_jsonl(&self) -> bool {
+        *self == Self::Jsonl
+    }
+}
 
 /// Which events go to `events.jsonl` (the report's collector sees every stream regardless).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -155,6 +202,9 @@ pub struct Checkpoint {
     pub complete: bool,
     /// Counters of every session so far (as of this checkpoint).
     pub carried: CarriedTotals,
+    /// The dataset's format (absent: `jsonl`, which every checkpoint before `--format` was).
+    #[serde(default, skip_serializing_if = "DatasetFormat::is_jsonl")]
+    pub format: DatasetFormat,
 }
 
 /// Row-group sizes of a run: `buffer_size` rows each, the last one shorter.
@@ -178,6 +228,10 @@ impl RowGroupShape {
 #[derive(Debug)]
 struct DatasetState {
     file: BufWriter<File>,
+    format: DatasetFormat,
+    /// Output key order: the declared columns (keys a record has beyond them follow in name
+    /// order; empty = name order, the runtime's `Record` order).
+    columns: Vec<String>,
     next_row_group: u64,
     pending: BTreeMap<u64, Vec<Record>>,
     written: u64,
@@ -190,7 +244,7 @@ struct DatasetState {
 }
 
 impl DatasetState {
-    /// Appends `rows` as JSON lines, counting records and bytes.
+    /// Appends `rows` (JSON lines or CSV rows), counting records and bytes.
     fn write_rows<'r>(
         &mut self,
         rows: impl IntoIterator<Item = &'r Record>,
@@ -198,18 +252,99 @@ impl DatasetState {
     ) -> Result<(), CliError> {
         for r in rows {
             self.line.clear();
-            serde_json::to_writer(&mut self.line, r).map_err(|e| {
-                CliError::run_failed(format!("cannot write {}: {e}", path.display()))
-            })?;
-            self.line.push(b'\n');
-            self.file
-                .write_all(&self.line)
-                .map_err(|e| CliError::io("cannot write", path, &e))?;
-            self.bytes += self.line.len() as u64;
+            match self.format {
+                DatasetFormat::Jsonl => {
+                    let ordered = OrderedRecord {
+                        record: r,
+                        columns: &self.columns,
+                    };
+                    serde_json::to_writer(&mut self.line, &ordered).map_err(|e| {
+                        CliError::run_failed(format!("cannot write {}: {e}", path.display()))
+                    })?;
+                    self.line.push(b'\n');
+                }
+                DatasetFormat::Csv => {
+                    let fields = self.columns.iter().map(|c| csv_field(r.get(c)));
+                    self.line = csv_line(std::mem::take(&mut self.line), fields, path)?;
+                }
+            }
+            self.append_line(path)?;
             self.written += 1;
         }
         Ok(())
     }
+
+    /// Writes the CSV header (the declared columns) at the start of a fresh `dataset.csv`.
+    fn write_csv_header(&mut self, path: &Path) -> Result<(), CliError> {
+        let header = self
+            .columns
+            .iter()
+            .map(|c| std::borrow::Cow::Borrowed(c.as_str()));
+        self.line = csv_line(std::mem::take(&mut self.line), header, path)?;
+        self.append_line(path)
+    }
+
+    /// Appends the serialized `line` to the file, counting its bytes.
+    fn append_line(&mut self, path: &Path) -> Result<(), CliError> {
+        self.file
+            .write_all(&self.line)
+            .map_err(|e| CliError::io("cannot write", path, &e))?;
+        self.bytes += self.line.len() as u64;
+        Ok(())
+    }
+}
+
+/// A record serialized with its keys in declared column order (then any other keys by name).
+pub(crate) struct OrderedRecord<'a> {
+    /// The record.
+    pub(crate) record: &'a Record,
+    /// The declared columns.
+    pub(crate) columns: &'a [String],
+}
+
+impl serde::Serialize for OrderedRecord<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.record.len()))?;
+        for c in self.columns {
+            if let Some(v) = self.record.get(c) {
+                map.serialize_entry(c, v)?;
+            }
+        }
+        for (k, v) in self.record {
+            if !self.columns.contains(k) {
+                map.serialize_entry(k, v)?;
+            }
+        }
+        map.end()
+    }
+}
+
+/// One CSV field: a string as it is, a missing value or `null` empty, anything else (numbers,
+/// booleans, nested arrays and objects) as its compact JSON text.
+fn csv_field(value: Option<&serde_json::Value>) -> std::borrow::Cow<'_, str> {
+    use serde_json::Value;
+    match value {
+        None | Some(Value::Null) => std::borrow::Cow::Borrowed(""),
+        Some(Value::String(s)) => std::borrow::Cow::Borrowed(s.as_str()),
+        Some(other) => std::borrow::Cow::Owned(other.to_string()),
+    }
+}
+
+/// Encodes one CSV row (RFC 4180 quoting, `\n` line end) into `buf`, which comes back holding it.
+fn csv_line<'f>(
+    buf: Vec<u8>,
+    fields: impl Iterator<Item = std::borrow::Cow<'f, str>>,
+    path: &Path,
+) -> Result<Vec<u8>, CliError> {
+    let fail = |e: String| CliError::run_failed(format!("cannot write {}: {e}", path.display()));
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .buffer_capacity(1024)
+        .from_writer(buf);
+    w.write_record(fields.map(|f| f.into_owned()))
+        .map_err(|e| fail(e.to_string()))?;
+    w.into_inner().map_err(|e| fail(e.to_string()))
 }
 
 /// How often the checkpoint (and an fsync of the dataset) happens at most: rewriting it after
@@ -221,6 +356,8 @@ const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
 #[derive(Debug)]
 pub struct RunOutputs {
     dir: PathBuf,
+    /// `dir/dataset.jsonl` or `dir/dataset.csv`.
+    dataset_path: PathBuf,
     events_mode: EventsMode,
     events: Option<Arc<JsonlEventSink>>,
     collector: Arc<TimelineCollector>,
@@ -255,6 +392,11 @@ pub struct OpenSpec {
     pub lock: Option<OutDirLock>,
     /// How closely the report's collector follows the scheduler stream.
     pub detail: CollectorDetail,
+    /// The dataset's format.
+    pub format: DatasetFormat,
+    /// Output columns in key order: the spec's declared columns (a seed dataset's columns,
+    /// once seed datasets exist, go first). Empty: keys in name order.
+    pub columns: Vec<String>,
 }
 
 impl RunOutputs {
@@ -269,12 +411,15 @@ impl RunOutputs {
                     fingerprint: String::new(),
                     seed: 0,
                     records: 0,
+                    format: DatasetFormat::Jsonl,
                 },
                 shape: None,
                 column_models: BTreeMap::new(),
                 resume: None,
                 lock: None,
                 detail: CollectorDetail::Full,
+                format: DatasetFormat::Jsonl,
+                columns: Vec::new(),
             },
         )
     }
@@ -285,7 +430,7 @@ impl RunOutputs {
     pub fn open(dir: &Path, o: OpenSpec) -> Result<Self, CliError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| CliError::io("cannot create output directory", dir, &e))?;
-        let dataset_path = dir.join(DATASET_FILE);
+        let dataset_path = dir.join(o.format.file_name());
         let file = match &o.resume {
             Some(cp) => {
                 let f = std::fs::OpenOptions::new()
@@ -304,6 +449,8 @@ impl RunOutputs {
             None => {
                 // A fresh run: outputs of an earlier run no longer describe the dataset.
                 for stale in [
+                    DATASET_FILE,
+                    DATASET_CSV_FILE,
                     CHECKPOINT_FILE,
                     SUMMARY_FILE,
                     CAPACITY_PLAN_FILE,
@@ -350,8 +497,26 @@ impl RunOutputs {
                     cp.dataset_bytes,
                 )
             });
+        let fresh = o.resume.is_none();
+        let mut dataset = DatasetState {
+            file: BufWriter::with_capacity(256 * 1024, file),
+            format: o.format,
+            columns: o.columns,
+            next_row_group,
+            pending: BTreeMap::new(),
+            written,
+            dropped,
+            bytes,
+            line: Vec::with_capacity(1024),
+            last_checkpoint: None,
+        };
+        if fresh && o.format == DatasetFormat::Csv {
+            // The header is part of the checkpointed bytes, so a resume never writes it twice.
+            dataset.write_csv_header(&dataset_path)?;
+        }
         Ok(Self {
             dir: dir.to_path_buf(),
+            dataset_path,
             events_mode: o.events,
             events: sink,
             collector: Arc::new(TimelineCollector::with_detail(
@@ -364,16 +529,7 @@ impl RunOutputs {
             column_models: o.column_models,
             session_started: Instant::now(),
             written_counter: Arc::new(std::sync::atomic::AtomicU64::new(written)),
-            dataset: Mutex::new(DatasetState {
-                file: BufWriter::with_capacity(256 * 1024, file),
-                next_row_group,
-                pending: BTreeMap::new(),
-                written,
-                dropped,
-                bytes,
-                line: Vec::with_capacity(1024),
-                last_checkpoint: None,
-            }),
+            dataset: Mutex::new(dataset),
             _lock: o.lock,
         })
     }
@@ -438,7 +594,7 @@ impl RunOutputs {
     }
 
     fn write_group(&self, row_group: u64, n: u64, rows: GroupRows<'_>) -> Result<(), CliError> {
-        let path = self.dir.join(DATASET_FILE);
+        let path = self.dataset_path.clone();
         let mut d = self.dataset.lock().unwrap_or_else(PoisonError::into_inner);
         if row_group == d.next_row_group {
             match rows {
@@ -483,7 +639,7 @@ impl RunOutputs {
     /// Flushes and fsyncs the dataset, then rewrites the checkpoint (which must never claim
     /// bytes the disk does not have yet) with this session's counters so far.
     fn sync_and_checkpoint(&self, d: &mut DatasetState, complete: bool) -> Result<(), CliError> {
-        let path = self.dir.join(DATASET_FILE);
+        let path = self.dataset_path.clone();
         d.file
             .flush()
             .map_err(|e| CliError::io("cannot write", &path, &e))?;
@@ -525,6 +681,7 @@ impl RunOutputs {
             dataset_bytes: d.bytes,
             complete,
             carried,
+            format: self.identity.format,
         }
     }
 
@@ -544,7 +701,7 @@ impl RunOutputs {
     /// Rewrites the checkpoint with the session's final, cumulative figures; `complete` once
     /// every row group is written.
     pub fn final_checkpoint(&self, totals: CarriedTotals, complete: bool) -> Result<(), CliError> {
-        let path = self.dir.join(DATASET_FILE);
+        let path = self.dataset_path.clone();
         let mut d = self.dataset.lock().unwrap_or_else(PoisonError::into_inner);
         d.file
             .flush()
@@ -592,7 +749,7 @@ impl RunOutputs {
     /// set from the dataset. Row groups still pending (a gap left by a group never handed over)
     /// are not written: they follow a group that is missing, so resuming regenerates them.
     pub fn finish(self, mut data: ReportData) -> Result<ReportData, CliError> {
-        let path = self.dir.join(DATASET_FILE);
+        let path = self.dataset_path.clone();
         {
             let mut d = self.dataset.lock().unwrap_or_else(PoisonError::into_inner);
             d.pending.clear();
@@ -696,4 +853,152 @@ pub fn summary_from(built: &BuiltWorkflow, collector: &TimelineCollector) -> Sum
         s.per_model.push(row);
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn record(i: u64) -> Record {
+        let mut r = Record::new();
+        r.insert("zeta".into(), json!(i));
+        r.insert("alpha".into(), json!(format!("a, \"quoted\"\nline {i}")));
+        r.insert("nested".into(), json!({"k": [i, null]}));
+        r.insert("empty".into(), serde_json::Value::Null);
+        r
+    }
+
+    fn open(dir: &Path, format: DatasetFormat, resume: Option<Checkpoint>) -> RunOutputs {
+        let lock = OutDirLock::acquire(dir).expect("lock");
+        RunOutputs::open(
+            dir,
+            OpenSpec {
+                events: EventsMode::None,
+                identity: RunIdentity {
+                    fingerprint: "f".into(),
+                    seed: 1,
+                    records: 4,
+                    format,
+                },
+                shape: Some(RowGroupShape {
+                    records: 4,
+                    buffer_size: 2,
+                }),
+                column_models: BTreeMap::new(),
+                resume,
+                lock: Some(lock),
+                detail: CollectorDetail::Coarse,
+                format,
+                columns: vec![
+                    "zeta".into(),
+                    "alpha".into(),
+                    "nested".into(),
+                    "empty".into(),
+                ],
+            },
+        )
+        .expect("open")
+    }
+
+    fn scratch(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("weir-output-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    /// One session writing both row groups, or two sessions split at the checkpoint: the same
+    /// bytes (the CSV header is written once, by the fresh session).
+    fn written_in(format: DatasetFormat, sessions: usize) -> Vec<u8> {
+        let dir = scratch(&format!("{}-{sessions}", format.as_str()));
+        let o = open(&dir, format, None);
+        o.write_row_group(0, vec![record(0), record(1)])
+            .expect("group 0");
+        if sessions == 2 {
+            o.final_checkpoint(CarriedTotals::default(), false)
+                .expect("checkpoint");
+            drop(o);
+            let cp = crate::outdir::read_checkpoint(&dir)
+                .expect("readable")
+                .expect("present");
+            assert_eq!(cp.format, format);
+            assert_eq!(cp.row_groups_written, 1);
+            let o = open(&dir, format, Some(cp));
+            o.write_row_group(1, vec![record(2), record(3)])
+                .expect("group 1");
+            o.final_checkpoint(CarriedTotals::default(), true)
+                .expect("checkpoint");
+        } else {
+            o.write_row_group(1, vec![record(2), record(3)])
+                .expect("group 1");
+            o.final_checkpoint(CarriedTotals::default(), true)
+                .expect("checkpoint");
+        }
+        let bytes = std::fs::read(dir.join(format.file_name())).expect("dataset");
+        let _ = std::fs::remove_dir_all(&dir);
+        bytes
+    }
+
+    #[test]
+    fn jsonl_keys_follow_the_declared_columns() {
+        let bytes = written_in(DatasetFormat::Jsonl, 1);
+        let text = String::from_utf8(bytes).expect("utf8");
+        let first = text.lines().next().expect("a line");
+        assert_eq!(
+            first,
+            r#"{"zeta":0,"alpha":"a, \"quoted\"\nline 0","nested":{"k":[0,null]},"empty":null}"#
+        );
+        assert_eq!(text.lines().count(), 4);
+    }
+
+    #[test]
+    fn csv_has_the_declared_header_and_json_text_for_nested_values() {
+        let bytes = written_in(DatasetFormat::Csv, 1);
+        let mut rows = csv::Reader::from_reader(bytes.as_slice());
+        let header: Vec<String> = rows
+            .headers()
+            .expect("header")
+            .iter()
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(header, ["zeta", "alpha", "nested", "empty"]);
+        let rows: Vec<csv::StringRecord> = rows.records().map(|r| r.expect("row")).collect();
+        assert_eq!(rows.len(), 4);
+        assert_eq!(&rows[1][0], "1");
+        assert_eq!(&rows[1][1], "a, \"quoted\"\nline 1");
+        assert_eq!(&rows[1][2], r#"{"k":[1,null]}"#);
+        assert_eq!(&rows[1][3], "");
+    }
+
+    #[test]
+    fn resumed_datasets_are_byte_identical_in_both_formats() {
+        for format in [DatasetFormat::Jsonl, DatasetFormat::Csv] {
+            assert_eq!(
+                written_in(format, 1),
+                written_in(format, 2),
+                "{}",
+                format.as_str()
+            );
+        }
+    }
+
+    #[test]
+    fn jsonl_checkpoints_keep_their_old_shape() {
+        let cp = Checkpoint {
+            fingerprint: "f".into(),
+            seed: 0,
+            records: 1,
+            row_groups_written: 0,
+            records_written: 0,
+            rows_dropped: 0,
+            dataset_bytes: 0,
+            complete: false,
+            carried: CarriedTotals::default(),
+            format: DatasetFormat::Jsonl,
+        };
+        let text = serde_json::to_string(&cp).expect("serializes");
+        assert!(!text.contains("format"), "{text}");
+        let back: Checkpoint = serde_json::from_str(&text).expect("parses");
+        assert_eq!(back, cp);
+    }
 }

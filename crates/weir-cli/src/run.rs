@@ -16,7 +16,7 @@
 use crate::error::CliError;
 use crate::failures::{self, FailureGroup};
 use crate::outdir::{self, Decision, OutDirLock, RunIdentity};
-use crate::output::{summary_from, EventsMode, OpenSpec, RowGroupShape, RunOutputs};
+use crate::output::{summary_from, DatasetFormat, EventsMode, OpenSpec, RowGroupShape, RunOutputs};
 use crate::progress::{self, ProgressMode, ProgressSources};
 use crate::progress_cells::CellCounter;
 use crate::report::{CollectorDetail, ReportData};
@@ -43,6 +43,8 @@ pub struct RunOptions {
     pub events: EventsMode,
     /// Discard the directory's earlier outputs instead of resuming or refusing (`--fresh`).
     pub fresh: bool,
+    /// The dataset's format (`--format`).
+    pub format: DatasetFormat,
 }
 
 /// How a run ended; decides the exit status.
@@ -66,6 +68,53 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
+    /// The process exit status of a run that ended so, having written `written` of
+    /// `requested` records (0, 3, 4, 130, 143): the run contract `weir run` and `weir preview`
+    /// share.
+    pub fn exit_code(&self, written: u64, requested: u64) -> i32 {
+        use crate::error::{EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_RUN_FAILED, EXIT_TERMINATED};
+        match self {
+            Self::Completed => 0,
+            Self::AlreadyComplete => {
+                if written < requested {
+                    EXIT_INCOMPLETE
+                } else {
+                    0
+                }
+            }
+            Self::CompletedWithDrops => EXIT_INCOMPLETE,
+            Self::StoppedEarly(_) | Self::Failed(_) => EXIT_RUN_FAILED,
+            Self::Interrupted => EXIT_INTERRUPTED,
+            Self::Terminated => EXIT_TERMINATED,
+        }
+    }
+
+    /// How a session ended: the signal that stopped it first, then the engine's stop reason,
+    /// then whether every row group was written (`complete`) and any row dropped.
+    pub(crate) fn of_session(
+        signal: u8,
+        result: &Result<RunResult, EngineError>,
+        complete: bool,
+        rows_dropped: u64,
+    ) -> Self {
+        match result {
+            _ if signal == SIGNAL_TERM => Self::Terminated,
+            _ if signal == SIGNAL_INT => Self::Interrupted,
+            Err(e) => Self::Failed(e.to_string()),
+            Ok(r) => match r.report.stopped.as_ref() {
+                Some(StopReason::Cancelled) => Self::Interrupted,
+                Some(reason) => Self::StoppedEarly(
+                    failures::stop_reason_text(reason).unwrap_or_else(|| "stopped".to_string()),
+                ),
+                None if !complete => {
+                    Self::StoppedEarly("the engine ended before every row group".to_string())
+                }
+                None if rows_dropped > 0 => Self::CompletedWithDrops,
+                None => Self::Completed,
+            },
+        }
+    }
+
     /// The status word in `report-data.json` and the report's header.
     pub fn label(&self) -> &'static str {
         match self {
@@ -93,21 +142,8 @@ pub struct RunOutcome {
 impl RunOutcome {
     /// The process exit status (0, 3, 4, 130, 143).
     pub fn exit_code(&self) -> i32 {
-        use crate::error::{EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_RUN_FAILED, EXIT_TERMINATED};
-        match &self.status {
-            RunStatus::Completed => 0,
-            RunStatus::AlreadyComplete => {
-                if self.summary.records_written < self.summary.records_requested {
-                    EXIT_INCOMPLETE
-                } else {
-                    0
-                }
-            }
-            RunStatus::CompletedWithDrops => EXIT_INCOMPLETE,
-            RunStatus::StoppedEarly(_) | RunStatus::Failed(_) => EXIT_RUN_FAILED,
-            RunStatus::Interrupted => EXIT_INTERRUPTED,
-            RunStatus::Terminated => EXIT_TERMINATED,
-        }
+        self.status
+            .exit_code(self.summary.records_written, self.summary.records_requested)
     }
 
     /// The closing message on stderr (`None` for a clean run).
@@ -187,15 +223,22 @@ pub fn spec_fingerprint(spec: &WorkflowSpec) -> String {
 }
 
 /// The identity a checkpoint must match for a resume.
-pub fn run_identity(spec: &WorkflowSpec) -> RunIdentity {
+pub fn run_identity(spec: &WorkflowSpec, format: DatasetFormat) -> RunIdentity {
     RunIdentity {
         fingerprint: spec_fingerprint(spec),
         seed: spec.seed,
         records: spec.records,
+        format,
     }
 }
 
-fn engine_input_error(e: EngineError) -> CliError {
+/// The dataset's key order: the declared columns. Seed datasets (issue 15, deliverable 6) will
+/// put their columns first here, so every writer (JSONL keys, CSV header) follows.
+pub fn output_columns(spec: &WorkflowSpec) -> Vec<String> {
+    spec.columns.iter().map(|c| c.name.clone()).collect()
+}
+
+pub(crate) fn engine_input_error(e: EngineError) -> CliError {
     match e {
         EngineError::InvalidConfig { field, message } => {
             CliError::invalid_input(format!("{field}: {message}"))
@@ -205,12 +248,12 @@ fn engine_input_error(e: EngineError) -> CliError {
 }
 
 /// Which signal stopped the run (0: none).
-const SIGNAL_NONE: u8 = 0;
-const SIGNAL_INT: u8 = 1;
-const SIGNAL_TERM: u8 = 2;
+pub(crate) const SIGNAL_NONE: u8 = 0;
+pub(crate) const SIGNAL_INT: u8 = 1;
+pub(crate) const SIGNAL_TERM: u8 = 2;
 
 /// Waits for SIGINT or SIGTERM, records which, and asks the run to stop (once).
-async fn watch_signals(stop: weir_runtime::scheduler::StopHandle, which: Arc<AtomicU8>) {
+pub(crate) async fn watch_signals(stop: weir_runtime::scheduler::StopHandle, which: Arc<AtomicU8>) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -257,11 +300,10 @@ pub fn run_workflow_on(
     opts: RunOptions,
 ) -> Result<RunOutcome, CliError> {
     let built = build_in(runtime, &spec)?;
-    // The engine settings were checked by validation; bad input leaves no directory behind.
-    let config = spec
-        .engine_config()
+    // Checked before the directory is touched (the engine itself is made after the lock).
+    spec.engine_config()
         .map_err(|e| CliError::invalid_input(e.to_string()))?;
-    let identity = run_identity(&spec);
+    let identity = run_identity(&spec, opts.format);
     let lock = OutDirLock::acquire(&opts.out_dir)?;
     let resume = match outdir::decide(&opts.out_dir, &identity, opts.fresh)? {
         Decision::Fresh => None,
@@ -278,14 +320,9 @@ pub fn run_workflow_on(
             });
         }
     };
-    let providers: Vec<(String, Arc<dyn ModelProvider>)> = built.engine_providers();
     let first_row_group = resume.as_ref().map_or(0, |cp| cp.row_groups_written);
     let records_at_start = resume.as_ref().map_or(0, |cp| cp.records_written);
-    let column_models: BTreeMap<String, String> = spec
-        .columns
-        .iter()
-        .filter_map(|c| Some((c.name.clone(), c.model.clone()?)))
-        .collect();
+    let column_models = column_models(&spec);
     if let (Some(cp), false) = (&resume, opts.quiet) {
         eprintln!(
             "resuming {:?} after {} row group(s) ({} records already written)",
@@ -305,12 +342,11 @@ pub fn run_workflow_on(
             resume,
             lock: Some(lock),
             detail: collector_detail(&spec),
+            format: opts.format,
+            columns: output_columns(&spec),
         },
     )?;
-    let mut engine = Engine::new(Arc::new(built.workflow.clone()), providers)
-        .with_config(config)
-        .starting_at_row_group(first_row_group)
-        .with_run_id(format!("{}-{}", spec.name, std::process::id()));
+    let mut engine = new_engine(&spec, &built, first_row_group)?;
     for s in outputs.scheduler_sinks() {
         engine = engine.with_scheduler_sink(s);
     }
@@ -350,33 +386,8 @@ pub fn run_workflow_on(
     let signal = signal.load(Ordering::SeqCst);
     let complete = outputs.row_groups_written() >= built.workflow.row_group_count();
     let mut summary: Summary = summary_from(&built, outputs.collector());
-    let status = match &result {
-        _ if signal == SIGNAL_TERM => RunStatus::Terminated,
-        _ if signal == SIGNAL_INT => RunStatus::Interrupted,
-        Err(e) => RunStatus::Failed(e.to_string()),
-        Ok(r) => match r.report.stopped.as_ref() {
-            Some(StopReason::Cancelled) => RunStatus::Interrupted,
-            Some(reason) => RunStatus::StoppedEarly(
-                failures::stop_reason_text(reason).unwrap_or_else(|| "stopped".to_string()),
-            ),
-            None if !complete => {
-                RunStatus::StoppedEarly("the engine ended before every row group".to_string())
-            }
-            None if outputs.rows_dropped() > 0 => RunStatus::CompletedWithDrops,
-            None => RunStatus::Completed,
-        },
-    };
-    let empty = BTreeMap::new();
-    let (runtime_failures, drop_causes) = match &result {
-        Ok(r) => (r.report.failures.as_slice(), &r.report.drop_causes),
-        Err(_) => (&[][..], &empty),
-    };
-    summary.failures = failures::session_groups(
-        runtime_failures,
-        &outputs.collector().counts().failed_cells,
-        drop_causes,
-        |c| column_models.get(c).cloned(),
-    );
+    let status = RunStatus::of_session(signal, &result, complete, outputs.rows_dropped());
+    summary.failures = session_failures(&result, outputs.collector(), &column_models);
     if let Ok(r) = &result {
         fill_summary(&mut summary, r);
     }
@@ -417,6 +428,51 @@ pub fn run_workflow_on(
     })
 }
 
+/// The session's failure groups: the runtime's own, else the collector's events, else the
+/// drop causes (see `failures::session_groups`).
+pub(crate) fn session_failures(
+    result: &Result<RunResult, EngineError>,
+    collector: &crate::report::TimelineCollector,
+    column_models: &BTreeMap<String, String>,
+) -> Vec<FailureGroup> {
+    let empty = BTreeMap::new();
+    let (runtime_failures, drop_causes) = match result {
+        Ok(r) => (r.report.failures.as_slice(), &r.report.drop_causes),
+        Err(_) => (&[][..], &empty),
+    };
+    failures::session_groups(
+        runtime_failures,
+        &collector.counts().failed_cells,
+        drop_causes,
+        |c| column_models.get(c).cloned(),
+    )
+}
+
+/// Column → model alias of the columns that call a model.
+pub(crate) fn column_models(spec: &WorkflowSpec) -> BTreeMap<String, String> {
+    spec.columns
+        .iter()
+        .filter_map(|c| Some((c.name.clone(), c.model.clone()?)))
+        .collect()
+}
+
+/// The engine of a built workflow with the spec's settings, from row group `first_row_group`.
+pub(crate) fn new_engine(
+    spec: &WorkflowSpec,
+    built: &BuiltWorkflow,
+    first_row_group: u64,
+) -> Result<Engine, CliError> {
+    // The engine settings were checked by validation; bad input leaves no directory behind.
+    let config = spec
+        .engine_config()
+        .map_err(|e| CliError::invalid_input(e.to_string()))?;
+    let providers: Vec<(String, Arc<dyn ModelProvider>)> = built.engine_providers();
+    Ok(Engine::new(Arc::new(built.workflow.clone()), providers)
+        .with_config(config)
+        .starting_at_row_group(first_row_group)
+        .with_run_id(format!("{}-{}", spec.name, std::process::id())))
+}
+
 /// Per-task transitions are followed (layer attribution) when the workflow calls a model;
 /// a workflow of local columns only has no admission layer to attribute, and following its
 /// tasks would cost more than the work itself. `WEIR_COLLECTOR=full|coarse` overrides.
@@ -440,7 +496,7 @@ pub fn failure_groups(outcome: &RunOutcome) -> &[FailureGroup] {
 }
 
 /// Fills the figures only the engine knows.
-fn fill_summary(summary: &mut Summary, r: &RunResult) {
+pub(crate) fn fill_summary(summary: &mut Summary, r: &RunResult) {
     summary.wall_seconds = r.report.wall_seconds;
     summary.final_task_snapshot.active_leases = r.report.final_task_snapshot.active_lease_count;
     summary.final_task_snapshot.queued = r.report.queued_at_end;

@@ -1,4 +1,4 @@
-//! The workflow spec: the JSON contract `weir` reads, its parsing with exact JSON paths, and overrides.
+//! The workflow spec: the JSON contract `weir` reads (also as YAML), its parsing with exact JSON paths, and overrides.
 //!
 //! Shape and syntax errors come from `serde_path_to_error` (`columns[2].kind: unknown variant ...`);
 //! meaning errors (unknown alias, cycle, ...) from [`WorkflowSpec::validate`]; conversion into the
@@ -12,6 +12,7 @@ mod validate;
 pub use build::{BuiltWorkflow, SimulatedEndpoint};
 pub use validate::SpecNotice;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fmt;
@@ -85,7 +86,7 @@ impl fmt::Display for SpecErrors {
 impl std::error::Error for SpecErrors {}
 
 /// A workflow file: what to generate, with which models, on which providers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WorkflowSpec {
     /// Workflow name (used for the default output directory `./weir-out/<name>`).
@@ -94,15 +95,18 @@ pub struct WorkflowSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// Records to generate (≥ 1).
+    #[schemars(range(min = 1, max = validate::MAX_RECORDS))]
     pub records: u64,
     /// Seed of every sampler and simulated provider (default 0).
     #[serde(default)]
     pub seed: u64,
     /// Rows per row group (≥ 1; default `min(records, 1000)`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = validate::MAX_BUFFER_SIZE))]
     pub buffer_size: Option<u64>,
     /// Row groups in flight at once (≥ 1; default 3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = validate::MAX_CONCURRENT_ROW_GROUPS))]
     pub max_concurrent_row_groups: Option<u32>,
     /// Model providers.
     #[serde(default)]
@@ -118,7 +122,7 @@ pub struct WorkflowSpec {
 }
 
 /// Provider kinds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ProviderKind {
     /// The embedded simulated provider (hidden capacity, latency, faults).
@@ -139,7 +143,7 @@ impl ProviderKind {
 
 /// One provider. `simulated` uses `models`; `openai` uses `base_url`, `api_key_env`,
 /// `timeout_s`, `pool_size`, `max_response_bytes`, `ca_file`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderSpec {
     /// Canonical provider name (unique).
@@ -171,7 +175,7 @@ pub struct ProviderSpec {
 }
 
 /// A model alias: the name columns use, bound to a provider's model endpoint.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSpec {
     /// The alias (unique).
@@ -182,6 +186,7 @@ pub struct ModelSpec {
     pub model_id: String,
     /// Static cap on concurrent requests (≥ 1; default 4).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = validate::MAX_PARALLEL_REQUESTS))]
     pub max_parallel_requests: Option<u32>,
     /// Request and token budgets of the endpoint, per minute (`requests_per_minute`,
     /// `tokens_per_minute`, `input_tokens_per_minute`, `output_tokens_per_minute`; each
@@ -199,7 +204,7 @@ impl ModelSpec {
 }
 
 /// Column kinds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ColumnKind {
     /// A seeded sampler (`sampler`).
@@ -250,7 +255,7 @@ impl ColumnKind {
 }
 
 /// One output column. Which optional fields apply depends on `kind`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ColumnDef {
     /// Column name (unique).
@@ -287,7 +292,7 @@ pub struct ColumnDef {
 }
 
 /// Sampler types.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SamplerType {
     /// One of `values`, optionally by `weights`.
@@ -313,7 +318,7 @@ impl SamplerType {
 }
 
 /// Sampler settings; which fields apply depends on `type`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SamplerSpec {
     /// Sampler type.
@@ -334,18 +339,19 @@ pub struct SamplerSpec {
 }
 
 /// How many chat calls a `custom` column makes per row: drawn from the cell seed in `[min, max]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CallsSpec {
     /// Fewest calls.
     pub min: u32,
     /// Most calls (≥ min).
+    #[schemars(range(max = validate::MAX_CALLS_PER_CELL))]
     pub max: u32,
 }
 
 /// The public request-admission tuning: the five AIMD fields (same shape and defaults as
 /// weir-request-admission's `RequestAdmissionTuningConfig`).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RequestAdmissionSpec {
     /// Multiplicative decrease factor, 0 < x < 1 (default 0.75).
@@ -365,7 +371,7 @@ pub struct RequestAdmissionSpec {
 }
 
 /// The adaptive request policy named in a spec.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RequestPolicySpec {
     /// weir's default goodput policy.
@@ -397,7 +403,37 @@ impl Default for RequestAdmissionSpec {
     }
 }
 
+/// The syntax a workflow file is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SpecSyntax {
+    /// JSON (`.json`, and any file that is not `.yaml`/`.yml`).
+    #[default]
+    Json,
+    /// YAML (`.yaml`, `.yml`).
+    Yaml,
+}
+
+impl SpecSyntax {
+    /// The syntax a file's extension says: `.yaml`/`.yml` (any case) are YAML, the rest JSON.
+    pub fn of_path(path: &Path) -> Self {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some(ext) if ext.eq_ignore_ascii_case("yaml") || ext.eq_ignore_ascii_case("yml") => {
+                Self::Yaml
+            }
+            _ => Self::Json,
+        }
+    }
+}
+
 impl WorkflowSpec {
+    /// The JSON Schema of a workflow file (`weir schema`), generated from these types: every
+    /// field's doc comment is its `description`; `deny_unknown_fields` is
+    /// `additionalProperties: false`. Bounds and cross-field rules beyond the types are checked
+    /// by [`WorkflowSpec::validate`] and named in the descriptions.
+    pub fn json_schema() -> serde_json::Value {
+        serde_json::to_value(schemars::schema_for!(WorkflowSpec)).unwrap_or_default()
+    }
+
     /// Parses JSON text; a syntax or shape error names its JSON path. Does not validate meaning.
     pub fn from_json(text: &str) -> Result<Self, SpecError> {
         let de = &mut serde_json::Deserializer::from_str(text);
@@ -408,19 +444,47 @@ impl WorkflowSpec {
         })
     }
 
+    /// Parses YAML text into the same types as [`WorkflowSpec::from_json`]: a syntax or shape
+    /// error names the same JSON path (`models[1].rate_limits.rpm`) and the YAML file's line and
+    /// column. Does not validate meaning.
+    pub fn from_yaml(text: &str) -> Result<Self, SpecError> {
+        let de = serde_norway::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let message = yaml_message(&path, &e.inner().to_string());
+            shape_error(&path, &message)
+        })
+    }
+
+    /// Parses text of the given syntax (no meaning checks).
+    pub fn parse(text: &str, syntax: SpecSyntax) -> Result<Self, SpecError> {
+        match syntax {
+            SpecSyntax::Json => Self::from_json(text),
+            SpecSyntax::Yaml => Self::from_yaml(text),
+        }
+    }
+
     /// Parses and validates JSON text: every problem found, or the notices of a valid spec.
     pub fn parse_and_validate(text: &str) -> Result<(Self, Vec<SpecNotice>), SpecErrors> {
-        let spec = Self::from_json(text)?;
+        Self::parse_and_validate_as(text, SpecSyntax::Json)
+    }
+
+    /// Parses text of the given syntax and validates it: every problem found, or the notices.
+    pub fn parse_and_validate_as(
+        text: &str,
+        syntax: SpecSyntax,
+    ) -> Result<(Self, Vec<SpecNotice>), SpecErrors> {
+        let spec = Self::parse(text, syntax)?;
         let notices = spec.validate()?;
         Ok((spec, notices))
     }
 
-    /// Reads, parses and validates a workflow file.
+    /// Reads, parses (JSON, or YAML for `.yaml`/`.yml`) and validates a workflow file.
     pub fn load(path: &Path) -> Result<(Self, Vec<SpecNotice>), SpecErrors> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             SpecError::new("(file)", format!("cannot read {}: {e}", path.display()))
         })?;
-        Self::parse_and_validate(&text)
+        Self::parse_and_validate_as(&text, SpecSyntax::of_path(path))
     }
 
     /// Applies `--records` / `--seed` overrides (a default `buffer_size` follows the new records).
@@ -449,6 +513,22 @@ impl WorkflowSpec {
     /// Request-admission tuning in effect: declared, or the defaults.
     pub fn effective_request_admission(&self) -> RequestAdmissionSpec {
         self.request_admission.unwrap_or_default()
+    }
+}
+
+/// serde_norway prefixes its messages with its own path (`models[1].rate_limits: unknown
+/// field ...`); the path is reported separately (and exactly, by serde_path_to_error), so the
+/// prefix goes. Its position reads `at line L column C`, as serde_json's does.
+fn yaml_message(path: &str, message: &str) -> String {
+    // Its path may stop short of serde_path_to_error's (`models[1].rate_limits` for the unknown
+    // key `rpm` inside it), so any leading `P: ` where P begins the exact path is dropped.
+    match message.split_once(": ") {
+        Some((prefix, rest))
+            if !prefix.is_empty() && !prefix.contains(' ') && path.starts_with(prefix) =>
+        {
+            rest.to_string()
+        }
+        _ => message.to_string(),
     }
 }
 

@@ -156,6 +156,8 @@ mod tests {
             gate_remaining: None,
             gate_seconds_left: None,
             header_pushbacks: 0,
+            probing: false,
+            probe_refusals: 0,
         }
     }
 

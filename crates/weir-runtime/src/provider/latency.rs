@@ -11,6 +11,7 @@ use std::time::Duration;
 /// `{"dist": "fixed", "value": 100}`, `{"dist": "uniform", "min": 50, "max": 150}`,
 /// `{"dist": "lognormal", "median": 100, "sigma": 0.5}`,
 /// `{"dist": "beta", "alpha": 2, "beta": 5, "scale": 400}`.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "dist", rename_all = "snake_case", deny_unknown_fields)]
 pub enum LatencyDist {

@@ -39,6 +39,7 @@ impl fmt::Display for SimulatedConfigError {
 impl std::error::Error for SimulatedConfigError {}
 
 /// From `at_s` seconds after the provider started, the hidden capacity is `capacity`.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CapacityStep {
@@ -49,6 +50,7 @@ pub struct CapacityStep {
 }
 
 /// A request token bucket: `burst` calls at once, refilled at `per_second`.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RequestBucketConfig {
@@ -59,6 +61,7 @@ pub struct RequestBucketConfig {
 }
 
 /// A fixed window: `limit` calls per `window_s` seconds, windows tiling time from the first call.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FixedWindowConfig {
@@ -69,6 +72,7 @@ pub struct FixedWindowConfig {
 }
 
 /// A tokens-per-minute bucket; a call costs ⌈prompt chars / 4⌉ + `max_tokens`.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenBucketConfig {
@@ -96,6 +100,7 @@ fn default_max_tokens() -> u32 {
 ///   "token_bucket": {"tokens_per_minute": 360000, "burst": 400},
 ///   "max_tokens": 16, "output_tokens": null, "sporadic_429_rate": 0.0,
 ///   "rate_limit_headers": false, "queueing": false}`
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SimulatedModelConfig {

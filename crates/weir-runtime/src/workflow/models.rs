@@ -16,6 +16,7 @@ use weir_request_admission::BudgetLimits;
 
 /// Configured request/token budgets of an alias, per minute (each optional): the workflow's
 /// form of request admission's `BudgetLimits` (the spec's `rate_limits` object).
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelRateLimits {

@@ -58,7 +58,7 @@ pub struct RunFacts {
     pub leaks: Vec<String>,
     /// Hidden waiters per the view.
     pub hidden_waiters_view: u64,
-    /// Hidden waiters per the engine's probes.
+    /// Hidden waiters (workers running before their task lease; 0 by construction).
     pub hidden_waiters_engine: u64,
     /// `request_lease_acquired` events.
     pub request_leases: u64,

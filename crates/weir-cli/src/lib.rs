@@ -43,7 +43,6 @@ pub mod outdir;
 pub mod output;
 pub mod preview;
 pub mod progress;
-pub mod progress_cells;
 pub mod progress_model;
 pub mod report;
 pub mod run;

@@ -18,7 +18,6 @@ use crate::failures::{self, FailureGroup};
 use crate::outdir::{self, Decision, OutDirLock, RunIdentity};
 use crate::output::{summary_from, DatasetFormat, EventsMode, OpenSpec, RowGroupShape, RunOutputs};
 use crate::progress::{self, ProgressMode, ProgressSources};
-use crate::progress_cells::CellCounter;
 use crate::report::{CollectorDetail, ReportData};
 use crate::spec::{BuiltWorkflow, WorkflowSpec};
 use crate::summary::{CarriedTotals, Summary};
@@ -350,10 +349,10 @@ pub fn run_workflow_on(
     for s in outputs.scheduler_sinks() {
         engine = engine.with_scheduler_sink(s);
     }
-    let cells = Arc::new(CellCounter::default());
-    if !opts.quiet {
-        engine = engine.with_scheduler_sink(cells.clone());
-    }
+    // The run's own live counters: the progress line and the coarse collector read them, so
+    // no sink needs a per-task event.
+    let cells = engine.progress();
+    outputs.collector().use_progress(cells.clone());
     for s in outputs.request_sinks() {
         engine = engine.with_request_sink(s);
     }
@@ -371,7 +370,7 @@ pub fn run_workflow_on(
             records_written: Box::new(progress_counter(&outputs)),
             records_total,
             records_at_start,
-            cells_done: Box::new(move || cells_done.cells_done()),
+            cells_done: Box::new(move || cells_done.cells_completed()),
             cells_total: session_records.saturating_mul(built.workflow.columns.len() as u64),
             models: progress::model_lines(&prepared),
         };

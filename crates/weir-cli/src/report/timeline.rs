@@ -21,11 +21,12 @@ use crate::summary::{LayerAttribution, RequestCounts, ResourceLayerSeconds, Task
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use weir_contracts::{
     RequestAdmissionEvent, RequestEventKind as R, SchedulerAdmissionEvent, SchedulerEventKind as S,
     SchedulerEventPayload as SP, TaskTerminalOutcome,
 };
+use weir_runtime::scheduler::RunProgress;
 use weir_telemetry::EventSink;
 
 /// Default bound on points per series.
@@ -211,6 +212,9 @@ pub struct TimelineCollector {
     detail: CollectorDetail,
     /// `task_completed` events, counted without the state lock (the most frequent event).
     completed: std::sync::atomic::AtomicU64,
+    /// At coarse detail, the run's own live counters give the completed tasks (see
+    /// [`use_progress`](Self::use_progress)): no per-task event is built for the report.
+    progress: std::sync::OnceLock<Arc<RunProgress>>,
 }
 
 impl Default for TimelineCollector {
@@ -234,6 +238,7 @@ impl TimelineCollector {
         Self {
             detail,
             completed: std::sync::atomic::AtomicU64::new(0),
+            progress: std::sync::OnceLock::new(),
             state: Mutex::new(State {
                 max_points,
                 last_t: 0.0,
@@ -287,10 +292,20 @@ impl TimelineCollector {
         }
     }
 
+    /// Reads completed tasks from the run's live counters (`PreparedRun::progress`) instead
+    /// of events; at coarse detail the collector then subscribes to no per-task event at all.
+    /// Set once, before the run starts.
+    pub fn use_progress(&self, progress: Arc<RunProgress>) {
+        let _ = self.progress.set(progress);
+    }
+
     /// The counters so far.
     pub fn counts(&self) -> CollectedCounts {
         let mut c = self.lock().counts.clone();
-        c.tasks.completed += self.completed.load(std::sync::atomic::Ordering::Relaxed);
+        c.tasks.completed += match (self.detail, self.progress.get()) {
+            (CollectorDetail::Coarse, Some(p)) => p.tasks_completed(),
+            _ => self.completed.load(std::sync::atomic::Ordering::Relaxed),
+        };
         c
     }
 
@@ -623,10 +638,7 @@ impl EventSink<SchedulerAdmissionEvent> for TimelineCollector {
                     | S::RowGroupCheckpointed
                     | S::RetryDeferred
                     | S::NonRetryableDropped
-                    // Built anyway for the engine's own probes (so free to share), unlike
-                    // `task_completed`: completions are counted from its result.
-                    | S::TaskLeaseReleased
-            );
+            ) || (kind == S::TaskLeaseReleased && self.progress.get().is_none());
         }
         matches!(
             kind,

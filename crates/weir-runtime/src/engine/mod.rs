@@ -8,12 +8,10 @@
 mod advisory;
 mod facade;
 mod known_limits;
-mod probes;
 
 pub use advisory::CooldownAdvisory;
 pub use facade::ExecutorFacade;
 pub use known_limits::{KnownLimit, LimitSource, LimitWindow};
-pub use probes::RunProbes;
 
 use crate::executor::{AttemptCounts, ExecutorConfig, ModelRequestExecutor, ModelRoute};
 use crate::provider::ModelProvider;
@@ -189,6 +187,7 @@ pub struct Engine {
     request_sinks: Vec<Arc<dyn EventSink<RequestAdmissionEvent>>>,
     first_row_group: u64,
     run_id: Option<String>,
+    progress: Arc<crate::scheduler::RunProgress>,
 }
 
 impl Engine {
@@ -205,7 +204,14 @@ impl Engine {
             request_sinks: Vec::new(),
             first_row_group: 0,
             run_id: None,
+            progress: Arc::default(),
         }
+    }
+
+    /// The live counters the run will update (`PreparedRun::progress` returns the same): hand
+    /// them to a progress display before `prepare`, whose sinks then need no per-task event.
+    pub fn progress(&self) -> Arc<crate::scheduler::RunProgress> {
+        self.progress.clone()
     }
 
     /// Engine settings.
@@ -251,7 +257,6 @@ impl Engine {
             .validate()
             .map_err(|(f, m)| invalid(format!("executor.{f}"), m))?;
         let clock = MonotonicClock::start();
-        let probes = Arc::new(RunProbes::default());
         let request_events = EventStream::new(self.request_sinks.clone(), clock);
         let controller = Arc::new(
             AdaptiveRequestAdmissionController::builder()
@@ -302,9 +307,10 @@ impl Engine {
             ExecutorFacade::new(executor.clone(), routes)
                 .with_attempts_per_call(self.config.executor.max_attempts),
         );
-        let mut scheduler_sinks = self.scheduler_sinks.clone();
-        scheduler_sinks.push(probes.clone());
-        let scheduler_events = EventStream::new(scheduler_sinks, clock);
+        // No sink of its own: with none attached the scheduler builds no per-task events
+        // (building three per task for a hidden-waiter probe was 42 % of a local run's
+        // instructions; a worker cannot run without its lease: `Running` owns it).
+        let scheduler_events = EventStream::new(self.scheduler_sinks.clone(), clock);
         let scheduler_config = SchedulerConfig {
             max_concurrent_row_groups: self.workflow.max_concurrent_row_groups,
             ..self.config.scheduler.clone()
@@ -313,6 +319,7 @@ impl Engine {
             .with_config(scheduler_config.clone())
             .with_events(scheduler_events.clone())
             .with_pressure_advisory(Arc::new(CooldownAdvisory::new(controller.pressure())))
+            .with_progress(self.progress.clone())
             .starting_at_row_group(self.first_row_group);
         if let Some(ta) = self.config.task_admission.clone() {
             scheduler = scheduler.with_task_admission(ta);
@@ -339,7 +346,6 @@ impl Engine {
             workflow: self.workflow,
             controller,
             executor,
-            probes,
             aliases_by_endpoint,
             run_id,
             task_admission: self.config.task_admission,
@@ -357,7 +363,6 @@ pub struct PreparedRun {
     workflow: Arc<Workflow>,
     controller: Arc<AdaptiveRequestAdmissionController>,
     executor: Arc<ModelRequestExecutor>,
-    probes: Arc<RunProbes>,
     aliases_by_endpoint: BTreeMap<ProviderModelKey, Vec<String>>,
     run_id: String,
     task_admission: Option<TaskAdmissionConfig>,
@@ -365,6 +370,11 @@ pub struct PreparedRun {
 }
 
 impl PreparedRun {
+    /// Live counters of the run's completed tasks and cells (for a progress display).
+    pub fn progress(&self) -> Arc<crate::scheduler::RunProgress> {
+        self.scheduler.progress()
+    }
+
     /// Stops the run gracefully (admission stops; running work gets the configured grace).
     pub fn stop_handle(&self) -> StopHandle {
         self.stop.clone()
@@ -477,7 +487,7 @@ impl PreparedRun {
             .map_err(|e| invalid(format!("capacity_plan.{}", e.field), e.message))?;
         Ok(RunResult {
             run_id: self.run_id,
-            hidden_scheduler_resource_waiters: self.probes.hidden_waiters(),
+            hidden_scheduler_resource_waiters: report.hidden_scheduler_resource_waiters,
             request_release_diagnostics: pressure.release_diagnostics(),
             budget_snapshots: self.executor.budgets().snapshots(),
             report,

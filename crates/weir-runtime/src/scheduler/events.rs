@@ -23,6 +23,8 @@ pub(crate) struct TaskEventFields<'a> {
 pub(crate) struct SchedulerEvents {
     pub stream: SchedulerEventStream,
     pub run_id: Arc<str>,
+    /// The live counters progress displays read (`AsyncTaskScheduler::progress`).
+    pub progress: Arc<super::RunProgress>,
 }
 
 impl SchedulerEvents {

@@ -16,6 +16,7 @@ mod events;
 pub mod fail_fast;
 pub mod failure_window;
 pub mod failures;
+mod progress;
 pub mod records;
 pub mod report;
 mod retries;
@@ -26,6 +27,7 @@ pub use config::{
     CircuitBreakerConfig, EarlyShutdownConfig, RowGroupMode, SchedulerConfig, TaskRetryConfig,
 };
 pub use fail_fast::{is_configuration_failure, is_unreachable_endpoint};
+pub use progress::RunProgress;
 pub use records::{InMemoryRecordSink, JsonlRecordSink, RecordSink};
 pub use report::{RunFailure, SchedulerError, SchedulerReport, StopReason};
 
@@ -88,6 +90,7 @@ pub struct AsyncTaskScheduler {
     first_row_group: u64,
     inline_local: bool,
     stop_tx: Arc<watch::Sender<bool>>,
+    progress: Arc<RunProgress>,
 }
 
 impl AsyncTaskScheduler {
@@ -115,6 +118,7 @@ impl AsyncTaskScheduler {
             first_row_group: 0,
             inline_local: true,
             stop_tx: Arc::new(stop_tx),
+            progress: Arc::default(),
         }
     }
 
@@ -160,6 +164,17 @@ impl AsyncTaskScheduler {
     pub fn with_inline_local_tasks(mut self, inline: bool) -> Self {
         self.inline_local = inline;
         self
+    }
+
+    /// Updates `progress` (instead of counters of its own) as tasks complete.
+    pub fn with_progress(mut self, progress: Arc<RunProgress>) -> Self {
+        self.progress = progress;
+        self
+    }
+
+    /// Live counters of this run's completed tasks and cells.
+    pub fn progress(&self) -> Arc<RunProgress> {
+        self.progress.clone()
     }
 
     /// A handle that stops this run gracefully.
@@ -216,6 +231,7 @@ impl AsyncTaskScheduler {
             events::SchedulerEvents {
                 stream: self.events.clone(),
                 run_id: self.run_id.clone(),
+                progress: self.progress.clone(),
             },
             self.advisory.clone(),
             tracker,

@@ -227,6 +227,15 @@ impl RunLoop {
             .map_err(|e| internal(format!("mark complete: {e}")))?;
         self.retries.forget(&r.task_id);
         self.report.tasks_completed += 1;
+        let cells = match r.task.row_index {
+            Some(_) => 1,
+            None => self
+                .pipeline
+                .buffers
+                .get(&r.task.row_group)
+                .map_or(1, |b| b.rows.len() as u64),
+        };
+        self.events.progress.record(cells);
         // Local columns call no model: skip the clock read on the hot path.
         let models = &self.columns[r.column].models;
         let now = (!models.is_empty()).then(Instant::now);

@@ -70,7 +70,11 @@ enum Command {
         workflow: PathBuf,
     },
     /// Print the JSON Schema of a workflow file (generated from weir's spec types).
-    Schema,
+    Schema {
+        /// Print the reference page (Markdown, as in docs/spec.md) instead of the JSON Schema.
+        #[arg(long)]
+        markdown: bool,
+    },
     /// Re-render DIR/report.html from DIR/report-data.json.
     Report {
         /// A run's output directory.
@@ -238,7 +242,11 @@ fn dispatch(command: Command) -> Result<i32, CliError> {
             }
             Ok(outcome.exit_code())
         }
-        Command::Schema => {
+        Command::Schema { markdown: true } => {
+            write_stdout(WorkflowSpec::reference_markdown().trim_end())?;
+            Ok(EXIT_OK)
+        }
+        Command::Schema { markdown: false } => {
             let text = serde_json::to_string_pretty(&WorkflowSpec::json_schema())
                 .map_err(|e| CliError::run_failed(format!("cannot print the schema: {e}")))?;
             write_stdout(&text)?;

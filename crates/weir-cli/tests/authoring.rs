@@ -224,14 +224,14 @@ fn yaml_errors_name_the_json_path_and_the_yaml_line() {
             "kind: llm_judge",
             "kind: llm_judg",
             "columns[4].kind: unknown variant `llm_judg`",
-            "at line 43 column 11",
+            "at line 48 column 11",
         ),
         (
             "missing",
             "    kind: expression\n",
             "",
             "columns[5].kind: required field is missing",
-            "(line 46 column 5)",
+            "(line 51 column 5)",
         ),
     ];
     for (tag, from, to, message, position) in cases {

@@ -7,6 +7,7 @@
 //! every error, including ones inside them, keeps its exact path.
 
 mod build;
+pub mod reference;
 mod validate;
 
 pub use build::{BuiltWorkflow, SimulatedEndpoint};
@@ -260,6 +261,9 @@ impl ColumnKind {
 pub struct ColumnDef {
     /// Column name (unique).
     pub name: String,
+    /// What the column is for (free text for readers of the spec; the run ignores it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
     /// Column kind.
     pub kind: ColumnKind,
     /// `cell` or `full_column` (default: the kind's only strategy).
@@ -432,6 +436,12 @@ impl WorkflowSpec {
     /// by [`WorkflowSpec::validate`] and named in the descriptions.
     pub fn json_schema() -> serde_json::Value {
         serde_json::to_value(schemars::schema_for!(WorkflowSpec)).unwrap_or_default()
+    }
+
+    /// The spec reference page (`docs/spec.md`, `weir schema --markdown`), rendered from
+    /// [`json_schema`](Self::json_schema).
+    pub fn reference_markdown() -> String {
+        reference::reference_markdown(&Self::json_schema())
     }
 
     /// Parses JSON text; a syntax or shape error names its JSON path. Does not validate meaning.

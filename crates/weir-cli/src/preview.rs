@@ -98,11 +98,7 @@ impl PreviewOutcome {
 
 /// Runs `records` records of a validated spec in memory (a fresh multi-threaded runtime).
 pub fn preview_workflow(spec: WorkflowSpec, records: u64) -> Result<PreviewOutcome, CliError> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::run_failed(format!("cannot start the async runtime: {e}")))?;
-    preview_workflow_on(&runtime, spec, records)
+    preview_workflow_on(&run::new_runtime()?, spec, records)
 }
 
 /// [`preview_workflow`] on a given runtime (tests drive it on a paused clock).

@@ -285,11 +285,15 @@ pub(crate) async fn watch_signals(stop: weir_runtime::scheduler::StopHandle, whi
 /// row groups are written and checkpointed, every lease is released, and the status maps to
 /// exit 130 / 143. The same command then resumes after the last checkpointed row group.
 pub fn run_workflow(spec: WorkflowSpec, opts: RunOptions) -> Result<RunOutcome, CliError> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    run_workflow_on(&new_runtime()?, spec, opts)
+}
+
+/// A fresh multi-threaded tokio runtime for one run or preview.
+pub(crate) fn new_runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| CliError::run_failed(format!("cannot start the async runtime: {e}")))?;
-    run_workflow_on(&runtime, spec, opts)
+        .map_err(|e| CliError::run_failed(format!("cannot start the async runtime: {e}")))
 }
 
 /// [`run_workflow`] on a given runtime (tests drive it on a paused-clock runtime).

@@ -110,11 +110,13 @@ impl Scope {
     /// settled responses that reported usage (rounded up), plus what token-window 429s showed
     /// the provider charges beyond the reservation (`charge_extra`).
     fn learned_output(&self) -> Option<u64> {
-        (self.usage_samples > 0).then(|| {
-            self.output_tokens_seen
-                .div_ceil(self.usage_samples)
-                .saturating_add(self.charge_extra)
-        })
+        self.mean_output()
+            .map(|m| m.saturating_add(self.charge_extra))
+    }
+
+    /// Mean output tokens of the settled responses that reported usage (rounded up).
+    fn mean_output(&self) -> Option<u64> {
+        (self.usage_samples > 0).then(|| self.output_tokens_seen.div_ceil(self.usage_samples))
     }
 
     /// True while the scope knows no limit and no reservation has ended yet.
@@ -663,16 +665,14 @@ impl BudgetReservation {
     /// it wait, else it passes every one (counted, or taking a probe).
     fn probe_verdict(&mut self, now: Instant) -> ProbeVerdict {
         let mut s = lock(&self.scope);
-        let probed: Vec<usize> = (0..2)
-            .filter(|i| self.units[*i] > 0 && !s.probes[*i].is_idle())
-            .collect();
-        for &i in &probed {
+        let probed = self.probed_windows(&s);
+        for i in (0..2).filter(|i| probed[*i]) {
             if s.probes[i].would_wait(now, self.probe_of[i], self.counted[i]) {
                 return s.probes[i].admit(now, self.probe_of[i], self.counted[i]);
             }
         }
         let mut verdict = ProbeVerdict::Pass;
-        for &i in &probed {
+        for i in (0..2).filter(|i| probed[*i]) {
             let v = s.probes[i].admit(now, self.probe_of[i], self.counted[i]);
             if v == ProbeVerdict::Probe {
                 self.probe_of[i] = true;
@@ -681,6 +681,12 @@ impl BudgetReservation {
             self.counted[i] = Some(s.probes[i].generation());
         }
         verdict
+    }
+
+    /// Which of the probed windows (requests, tokens) this reservation takes units of while
+    /// they have learned something (an idle probe passes everyone uncounted).
+    fn probed_windows(&self, s: &Scope) -> [bool; 2] {
+        [0, 1].map(|i| self.units[i] > 0 && !s.probes[i].is_idle())
     }
 
     /// Hands the probe of every window this reservation was probing to the next waiter (it
@@ -704,11 +710,8 @@ impl BudgetReservation {
     /// True when a probed window would hold this reservation now (it passed `ready` before the
     /// window was exhausted, e.g. while it waited for a concurrency lease).
     fn probe_holds(&self, s: &Scope, now: Instant) -> bool {
-        (0..2).any(|i| {
-            self.units[i] > 0
-                && !s.probes[i].is_idle()
-                && s.probes[i].would_wait(now, self.probe_of[i], self.counted[i])
-        })
+        let probed = self.probed_windows(s);
+        (0..2).any(|i| probed[i] && s.probes[i].would_wait(now, self.probe_of[i], self.counted[i]))
     }
 
     /// Re-checks the reservation just before sending: it re-books when the scope's pacing
@@ -899,12 +902,7 @@ impl BudgetReservation {
         let Some(needed) = needed else { return };
         let mut s = lock(&scope);
         // What weir estimates without the extra: the prompt plus the replies' mean output.
-        let mean_output = if s.usage_samples > 0 {
-            s.output_tokens_seen.div_ceil(s.usage_samples)
-        } else {
-            output
-        };
-        let usage_based = input.saturating_add(mean_output);
+        let usage_based = input.saturating_add(s.mean_output().unwrap_or(output));
         // Bounded: a refusal is a noisy reading (rounding, the burst), so never more than the
         // estimate again, and never past the window's burst.
         let burst = s.windows[BudgetKind::Tokens.index()].burst();

@@ -48,6 +48,7 @@
 mod body;
 mod config;
 mod limits;
+mod redis_server;
 mod server;
 mod slots;
 
@@ -55,4 +56,5 @@ pub use config::{
     CapacityStep, Fault, FixedWindow, LoopbackConfig, Overflow, RequestBucket, RetryAfter,
     Sporadic429, TokenBucket,
 };
+pub use redis_server::{RedisServer, RedisServerError};
 pub use server::{LoopbackServer, LoopbackStats};

@@ -157,13 +157,26 @@ fn goodput_classifies_unexplained_rate_limits_by_evidence() {
     let t = apply_outcome(&config, &mut s, rate_limited(10, 32, Some(1.0)));
     assert_eq!(t.rate_limit_class, Some(RateLimitClass::Isolated));
     assert_eq!((t.decreased, t.cooldown, s.current()), (None, None, 32));
-    // At the limit with a Retry-After: concurrency, as the plan (decrease + cooldown).
+    // At the limit with a Retry-After and nothing else in flight: concurrency, as the plan
+    // (decrease + cooldown).
+    s.in_flight = 0;
     let t = apply_outcome(&config, &mut s, rate_limited(32, 32, Some(1.0)));
     assert_eq!(
         t.rate_limit_class,
         Some(RateLimitClass::Concurrency { cooldown: true })
     );
     assert!(t.decreased.is_some() && t.cooldown == Some(Duration::from_secs(1)));
+    // The same overshoot while others are still being served: the refused call waits its own
+    // Retry-After; the endpoint decreases but does not pause.
+    let mut s = goodput_state_serving(&config, 32, 32);
+    s.in_flight = 31;
+    let t = apply_outcome(&config, &mut s, rate_limited(33, 32, Some(1.0)));
+    assert_eq!(
+        t.rate_limit_class,
+        Some(RateLimitClass::Concurrency { cooldown: false })
+    );
+    assert!(t.decreased.is_some());
+    assert_eq!((t.cooldown, s.cooldown_end()), (None, None));
     // At the limit without a Retry-After: no cooldown ever; a decrease only once a quarter
     // of the loss window were rate limits.
     let mut s = goodput_state_serving(&config, 32, 32);

@@ -515,3 +515,56 @@ fn an_interrupted_then_resumed_seeded_run_is_byte_identical_and_a_changed_seed_f
     assert_eq!(first_line["id"], json!(row.to_string()));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn seed_rows_do_not_depend_on_row_group_size_or_concurrency() {
+    let dir = scratch("grouping");
+    let seed: String = std::iter::once("n\n".to_string())
+        .chain((0..13).map(|i| format!("{i}\n")))
+        .collect();
+    std::fs::write(dir.join("specs/seeds/n.csv"), seed).expect("seed");
+    let mut datasets = Vec::new();
+    for (buffer, groups) in [(1, 1), (4, 3), (7, 2), (50, 1)] {
+        for sampling in ["ordered", "shuffle", "with_replacement"] {
+            let spec = json!({
+                "name": "grouping", "records": 50, "seed": 3,
+                "buffer_size": buffer, "max_concurrent_row_groups": groups,
+                "seed_dataset": {"path": "seeds/n.csv", "format": "csv", "sampling": sampling},
+                "columns": [
+                    {"name": "r", "kind": "sampler", "sampler": {"type": "uniform_int", "low": 0, "high": 99}},
+                    {"name": "both", "kind": "expression", "template": "{{ n }}-{{ r }}"}
+                ]
+            });
+            let file = dir.join("specs/grouping.json");
+            std::fs::write(&file, spec.to_string()).expect("spec");
+            let out = dir.join(format!("out-{buffer}-{sampling}"));
+            let o = weir(
+                &[
+                    "run",
+                    file.to_str().expect("utf8"),
+                    "--out",
+                    out.to_str().expect("utf8"),
+                    "--quiet",
+                ],
+                &dir,
+            );
+            assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+            datasets.push((
+                sampling,
+                std::fs::read(out.join("dataset.jsonl")).expect("dataset"),
+            ));
+        }
+    }
+    for (sampling, bytes) in &datasets[3..] {
+        let same = datasets
+            .iter()
+            .find(|(s, _)| s == sampling)
+            .map(|(_, b)| b)
+            .expect("first");
+        assert!(
+            same == bytes,
+            "{sampling}: another grouping, another dataset"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

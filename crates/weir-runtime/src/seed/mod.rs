@@ -196,7 +196,6 @@ impl fmt::Display for SeedError {
 impl std::error::Error for SeedError {}
 
 /// An indexed seed file: its columns, how many records it holds and where each starts.
-#[derive(Debug)]
 pub struct SeedDataset {
     path: PathBuf,
     format: SeedFormat,
@@ -206,6 +205,19 @@ pub struct SeedDataset {
     file_len: u64,
     modified: Option<SystemTime>,
     content_hash: u64,
+}
+
+impl fmt::Debug for SeedDataset {
+    // Never the index: it holds one entry per record (a spec's Debug would print millions).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SeedDataset")
+            .field("path", &self.path)
+            .field("format", &self.format)
+            .field("columns", &self.columns)
+            .field("rows", &self.index.len())
+            .field("content_hash", &format_args!("{:016x}", self.content_hash))
+            .finish_non_exhaustive()
+    }
 }
 
 impl SeedDataset {

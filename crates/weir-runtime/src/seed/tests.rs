@@ -169,3 +169,21 @@ fn a_file_changed_after_indexing_is_refused_at_read_time() {
     let again = SeedDataset::open(&path, SeedFormat::Jsonl).expect("valid");
     assert_ne!(again.content_hash(), before, "the hash sees the edit");
 }
+
+#[test]
+fn a_large_seed_file_keeps_four_bytes_per_record_and_none_of_its_rows() {
+    // 200,000 lines of ~120 bytes (24 MB): the index is ~800 KB, not the rows.
+    let pad = "p".repeat(100);
+    let text: String = (0..200_000)
+        .map(|i| format!("{{\"id\":{i},\"pad\":\"{pad}\"}}\n"))
+        .collect();
+    let ds = open("large.jsonl", &text, SeedFormat::Jsonl).expect("valid");
+    assert_eq!(ds.rows(), 200_000);
+    assert!(ds.index_bytes() <= 4 * 200_000 + 64, "{}", ds.index_bytes());
+    assert_eq!(ds.read_row(123_456).expect("row")[0], json(123_456));
+    let rows: Vec<u64> = (0..1000)
+        .map(|i| SeedSampling::Shuffle.seed_row(ds.rows(), 1, i))
+        .collect();
+    let ids = ds.read_column(&rows, 0).expect("column");
+    assert!(ids.iter().zip(&rows).all(|(v, r)| *v == json(*r)));
+}

@@ -2,7 +2,8 @@
 //!
 //! Runs after the shape is known to be right. Checks names (unique, non-empty), references
 //! (provider, model alias, model id, column), per-kind required and forbidden fields, sampler and
-//! custom-call ranges, the request-admission tuning, and dependency cycles. All errors are
+//! custom-call ranges, the request-admission tuning, the seed dataset (its file, indexed once,
+//! and its column names against the declared ones), and dependency cycles. All errors are
 //! collected (document order) so one `weir validate` shows every problem at once.
 
 use super::{

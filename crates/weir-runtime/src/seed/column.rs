@@ -19,27 +19,9 @@ pub struct SeedColumn {
 }
 
 impl SeedColumn {
-    /// Column `name` of `dataset` (`None` when the dataset has no such column), for a workflow
-    /// seeded `seed` whose row groups hold `buffer_size` rows (the global row index is
+    /// Every column of `dataset` as generators, in the file's order, for a workflow seeded
+    /// `seed` whose row groups hold `buffer_size` rows (the global row index is
     /// `row_group × buffer_size + row_index`).
-    pub fn new(
-        dataset: Arc<SeedDataset>,
-        name: &str,
-        sampling: SeedSampling,
-        seed: u64,
-        buffer_size: u64,
-    ) -> Option<Self> {
-        let column = dataset.position(name)?;
-        Some(Self {
-            dataset,
-            column,
-            sampling,
-            seed,
-            buffer_size,
-        })
-    }
-
-    /// Every column of `dataset` as generators, in the file's order.
     pub fn all(
         dataset: &Arc<SeedDataset>,
         sampling: SeedSampling,

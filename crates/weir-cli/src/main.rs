@@ -161,6 +161,15 @@ fn dispatch(command: Command) -> Result<i32, CliError> {
                 spec.models.len(),
                 spec.providers.len()
             );
+            if let (Some(seed), Ok(Some(ds))) = (&spec.seed_dataset, spec.seed()) {
+                println!(
+                    "seed dataset {}: {} rows, columns {} ({} sampling)",
+                    seed.path,
+                    ds.rows(),
+                    ds.columns().join(", "),
+                    seed.sampling
+                );
+            }
             for n in notices {
                 println!("note: {n}");
             }

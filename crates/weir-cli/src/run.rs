@@ -218,7 +218,15 @@ pub fn spec_fingerprint(spec: &WorkflowSpec) -> String {
     normalized.seed = 0;
     normalized.records = 0;
     let text = serde_json::to_string(&normalized).unwrap_or_default();
-    identity_hash(&[text.as_str()])
+    match spec.seed() {
+        // The seed file's bytes are part of what the dataset came from: resuming after the
+        // file changed would mix two files' rows (specs without one keep their fingerprint).
+        Ok(Some(ds)) => {
+            let content = format!("seed_dataset:{:016x}", ds.content_hash());
+            identity_hash(&[text.as_str(), content.as_str()])
+        }
+        _ => identity_hash(&[text.as_str()]),
+    }
 }
 
 /// The identity a checkpoint must match for a resume.
@@ -231,10 +239,12 @@ pub fn run_identity(spec: &WorkflowSpec, format: DatasetFormat) -> RunIdentity {
     }
 }
 
-/// The dataset's key order: the declared columns. Seed datasets (issue 15, deliverable 6) will
-/// put their columns first here, so every writer (JSONL keys, CSV header) follows.
+/// The dataset's key order: the seed file's columns (in its order), then the declared
+/// columns, so every writer (JSONL keys, CSV header) follows.
 pub fn output_columns(spec: &WorkflowSpec) -> Vec<String> {
-    spec.columns.iter().map(|c| c.name.clone()).collect()
+    let mut columns = spec.seed_columns();
+    columns.extend(spec.columns.iter().map(|c| c.name.clone()));
+    columns
 }
 
 pub(crate) fn engine_input_error(e: EngineError) -> CliError {

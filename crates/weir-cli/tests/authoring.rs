@@ -452,11 +452,17 @@ fn every_bundled_example_validates_against_weir_schema() {
     let mut checked = Vec::new();
     for entry in std::fs::read_dir(&dir).expect("examples dir") {
         let path = entry.expect("entry").path();
-        let text = std::fs::read_to_string(&path).expect("read");
-        let instance: Value = match path.extension().and_then(|e| e.to_str()) {
-            Some("json") => serde_json::from_str(&text).expect("JSON example"),
-            Some("yaml" | "yml") => serde_norway::from_str(&text).expect("YAML example"),
+        // Spec files only (`examples/seeds/` holds seed datasets, not specs).
+        let is_yaml = match path.extension().and_then(|e| e.to_str()) {
+            Some("json") => false,
+            Some("yaml" | "yml") => true,
             _ => continue,
+        };
+        let text = std::fs::read_to_string(&path).expect("read");
+        let instance: Value = if is_yaml {
+            serde_norway::from_str(&text).expect("YAML example")
+        } else {
+            serde_json::from_str(&text).expect("JSON example")
         };
         let errors: Vec<String> = validator
             .iter_errors(&instance)
@@ -479,7 +485,8 @@ fn every_bundled_example_validates_against_weir_schema() {
             "heavy-root.json",
             "quickstart.json",
             "quickstart.yaml",
-            "rate-limited.json"
+            "rate-limited.json",
+            "seeded.yaml"
         ]
     );
     // The embedded examples are the same files; the schema is not a blanket "anything goes".

@@ -8,5 +8,6 @@ pub mod model_facade;
 pub mod provider;
 pub mod resolver;
 pub mod scheduler;
+pub mod seed;
 pub mod template;
 pub mod workflow;

@@ -139,6 +139,10 @@ impl WorkflowSpec {
             workflow = workflow.with_model(m.clone());
         }
         let registry = workflow.model_registry();
+        // Seed columns first, in the file's order: roots every other column may read.
+        for seed in self.seed_column_specs()? {
+            workflow = workflow.with_column(seed);
+        }
         for (i, col) in self.columns.iter().enumerate() {
             let generator = build_generator(&registry, col).map_err(|e| {
                 SpecError::new(

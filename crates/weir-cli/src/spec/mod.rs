@@ -8,9 +8,11 @@
 
 mod build;
 pub mod reference;
+mod seed;
 mod validate;
 
 pub use build::{BuiltWorkflow, SimulatedEndpoint};
+pub use seed::{SeedDatasetSpec, SpecSource, SEED_PATH_FIELD};
 pub use validate::SpecNotice;
 
 use schemars::JsonSchema;
@@ -115,11 +117,20 @@ pub struct WorkflowSpec {
     /// Model aliases: alias → provider/model_id with a static concurrency cap.
     #[serde(default)]
     pub models: Vec<ModelSpec>,
+    /// Seed rows (a JSONL or CSV file): its columns come first in every record and every
+    /// template may use them (`{{ country }}`). Optional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed_dataset: Option<SeedDatasetSpec>,
     /// Output columns, in order (at least one).
     pub columns: Vec<ColumnDef>,
     /// Public request-admission (AIMD) tuning; omitted fields take the defaults.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_admission: Option<RequestAdmissionSpec>,
+    /// Where the spec was read from (the base of `seed_dataset.path`) and its indexed seed
+    /// file; not part of the file.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub source: SpecSource,
 }
 
 /// Provider kinds.
@@ -494,7 +505,14 @@ impl WorkflowSpec {
         let text = std::fs::read_to_string(path).map_err(|e| {
             SpecError::new("(file)", format!("cannot read {}: {e}", path.display()))
         })?;
-        Self::parse_and_validate_as(&text, SpecSyntax::of_path(path))
+        // Paths inside the spec (`seed_dataset.path`) are relative to the spec file.
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let spec = Self::parse(&text, SpecSyntax::of_path(path))?.with_base_dir(dir);
+        let notices = spec.validate()?;
+        Ok((spec, notices))
     }
 
     /// Applies `--records` / `--seed` overrides (a default `buffer_size` follows the new records).

@@ -2,7 +2,8 @@
 //!
 //! Runs after the shape is known to be right. Checks names (unique, non-empty), references
 //! (provider, model alias, model id, column), per-kind required and forbidden fields, sampler and
-//! custom-call ranges, the request-admission tuning, and dependency cycles. All errors are
+//! custom-call ranges, the request-admission tuning, the seed dataset (its file, indexed once,
+//! and its column names against the declared ones), and dependency cycles. All errors are
 //! collected (document order) so one `weir validate` shows every problem at once.
 
 use super::{
@@ -128,7 +129,15 @@ impl WorkflowSpec {
         }
         let providers = check_providers(&mut c, &self.providers, &mut notices);
         let aliases = self.check_models(&mut c, &providers);
-        self.check_columns(&mut c, &aliases);
+        // The seed file's columns (`None`: it is unusable, so references cannot be checked).
+        let seed_columns = match self.seed() {
+            Ok(ds) => Some(ds.map(|d| d.columns().to_vec()).unwrap_or_default()),
+            Err(e) => {
+                c.errors.push(e);
+                None
+            }
+        };
+        self.check_columns(&mut c, &aliases, seed_columns.as_deref());
         if let Some(ra) = &self.request_admission {
             let f = ra.multiplicative_decrease_factor;
             if !(f.is_finite() && f > 0.0 && f < 1.0) {
@@ -252,7 +261,12 @@ impl WorkflowSpec {
         aliases
     }
 
-    fn check_columns(&self, c: &mut Checker, aliases: &BTreeMap<String, usize>) {
+    fn check_columns(
+        &self,
+        c: &mut Checker,
+        aliases: &BTreeMap<String, usize>,
+        seed_columns: Option<&[String]>,
+    ) {
         if self.columns.is_empty() {
             c.err("columns", "a workflow needs at least one column");
             return;
@@ -271,6 +285,27 @@ impl WorkflowSpec {
                 );
             } else {
                 index.insert(col.name.as_str(), i);
+            }
+            if seed_columns.is_some_and(|seed| seed.contains(&col.name)) {
+                c.err(
+                    format!("columns[{i}].name"),
+                    format!(
+                        "column {:?} is also a column of the seed dataset ({})",
+                        col.name,
+                        super::SEED_PATH_FIELD
+                    ),
+                );
+            }
+        }
+        // Every name a reference may use: the seed file's columns, then the declared ones.
+        let mut known: Vec<&str> = seed_columns
+            .unwrap_or_default()
+            .iter()
+            .map(String::as_str)
+            .collect();
+        for name in index.keys() {
+            if !known.contains(name) {
+                known.push(name);
             }
         }
         // upstream[i] = indices column i reads (only resolvable references).
@@ -330,14 +365,16 @@ impl WorkflowSpec {
                     Some(j) => {
                         upstream[i].insert(*j);
                     }
+                    // A seed column is a root: no edge, no cycle through it.
+                    None if seed_columns.is_some_and(|seed| seed.iter().any(|s| s == name)) => {}
+                    // The seed file is unusable (reported at seed_dataset.path): the name may
+                    // be one of its columns.
+                    None if seed_columns.is_none() => refs_ok = false,
                     None => {
                         refs_ok = false;
                         c.err(
                             path,
-                            format!(
-                                "unknown column {name:?}{how} (columns: {})",
-                                list(index.keys())
-                            ),
+                            format!("unknown column {name:?}{how} (columns: {})", list(&known)),
                         );
                     }
                 };

@@ -479,7 +479,8 @@ fn every_bundled_example_validates_against_weir_schema() {
             "heavy-root.json",
             "quickstart.json",
             "quickstart.yaml",
-            "rate-limited.json"
+            "rate-limited.json",
+            "structured.json"
         ]
     );
     // The embedded examples are the same files; the schema is not a blanket "anything goes".

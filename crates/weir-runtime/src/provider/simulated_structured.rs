@@ -13,8 +13,12 @@ use serde_json::{Map, Value};
 
 /// Deepest nesting generated (a recursive schema ends in `null`s past it).
 const MAX_DEPTH: usize = 16;
+/// Most values in one reply.
+const MAX_NODES: usize = 2_000;
 /// Longest array generated.
 const MAX_ITEMS: u64 = 8;
+/// Longest string generated (a larger `minLength` is not met).
+const MAX_STRING_CHARS: usize = 4096;
 
 const WORDS: [&str; 16] = [
     "amber", "brook", "cedar", "delta", "ember", "fjord", "grove", "heath", "inlet", "juniper",
@@ -26,6 +30,7 @@ pub fn conforming_value(schema: &Value, seed: u64) -> Value {
     let mut g = Gen {
         state: seed,
         root: schema,
+        nodes_left: MAX_NODES,
     };
     g.value(schema, 0)
 }
@@ -33,6 +38,8 @@ pub fn conforming_value(schema: &Value, seed: u64) -> Value {
 struct Gen<'s> {
     state: u64,
     root: &'s Value,
+    /// Values still allowed (a wide recursive schema would otherwise grow exponentially).
+    nodes_left: usize,
 }
 
 impl<'s> Gen<'s> {
@@ -61,9 +68,10 @@ impl<'s> Gen<'s> {
 
     fn value(&mut self, schema: &'s Value, depth: usize) -> Value {
         let schema = self.resolve(schema);
-        if depth > MAX_DEPTH {
+        if depth > MAX_DEPTH || self.nodes_left == 0 {
             return Value::Null;
         }
+        self.nodes_left -= 1;
         if let Some(c) = schema.get("const") {
             return c.clone();
         }
@@ -117,12 +125,16 @@ impl<'s> Gen<'s> {
 
     fn array(&mut self, schema: &'s Value, depth: usize) -> Value {
         let min = schema.get("minItems").and_then(Value::as_u64).unwrap_or(1);
+        let min = min.min(MAX_ITEMS);
         let max = schema
             .get("maxItems")
             .and_then(Value::as_u64)
             .unwrap_or(min.max(3))
+            .min(MAX_ITEMS)
             .max(min);
-        let len = (min + self.next() % (max - min + 1)).min(MAX_ITEMS.max(min));
+        // Bounded whatever the schema asks (a `minItems` past the cap gives a reply the column
+        // then refuses, rather than a huge allocation).
+        let len = (min + self.next() % (max - min + 1)).min(MAX_ITEMS);
         let items = schema
             .get("items")
             .filter(|i| i.is_object())
@@ -180,8 +192,12 @@ impl<'s> Gen<'s> {
             }
             s.push_str(WORDS[(self.next() % 16) as usize]);
         }
-        while s.chars().count() < min {
-            s.push('a');
+        let have = s.chars().count();
+        if have < min {
+            s.extend(std::iter::repeat_n(
+                'a',
+                min.min(MAX_STRING_CHARS) - have.min(min),
+            ));
         }
         if let Some(max) = max {
             s = s.chars().take(max.max(min)).collect();
@@ -197,6 +213,25 @@ static NO_SCHEMA: Value = Value::Null;
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn extreme_bounds_stay_small_and_never_panic() {
+        for schema in [
+            json!({"type": "array", "minItems": u64::MAX, "maxItems": u64::MAX}),
+            json!({"type": "array", "maxItems": u64::MAX}),
+            json!({"type": "string", "minLength": u64::MAX}),
+            json!({"type": "integer", "minimum": -1e308, "maximum": 1e308}),
+            json!({"type": "number", "minimum": -1e308, "maximum": 1e308}),
+            json!({"$ref": "#"}),
+            json!({"type": "object", "properties": {"a": {"$ref": "#"}}}),
+            json!({"type": "object", "properties": {
+                "a": {"$ref": "#"}, "b": {"$ref": "#"}, "c": {"$ref": "#"}, "d": {"$ref": "#"}
+            }}),
+        ] {
+            let v = conforming_value(&schema, 3);
+            assert!(v.to_string().len() < 100_000, "{schema}");
+        }
+    }
 
     #[test]
     fn values_conform_and_are_deterministic() {

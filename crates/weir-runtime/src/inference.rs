@@ -7,7 +7,7 @@
 //! defaults; a column's `inference` overrides them field by field ([`InferenceParams::over`]).
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::{Map, Number, Value};
 
 /// Largest accepted `max_tokens` (10⁶: beyond any context window; keeps budget estimates finite).
 pub const MAX_MAX_TOKENS: u32 = 1_000_000;
@@ -34,12 +34,13 @@ pub const RESERVED_BODY_KEYS: &[&str] = &[
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InferenceParams {
-    /// Sampling temperature, finite, in [0, 2] (sent as `temperature`).
+    /// Sampling temperature in [0, 2] (sent as `temperature`, the number as written: `1`
+    /// stays `1`, never `1.0`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub temperature: Option<f64>,
-    /// Nucleus sampling mass, finite, in (0, 1] (sent as `top_p`).
+    pub temperature: Option<Number>,
+    /// Nucleus sampling mass in (0, 1] (sent as `top_p`, the number as written).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub top_p: Option<f64>,
+    pub top_p: Option<Number>,
     /// Longest reply in tokens, 1..=1,000,000 (sent as `max_tokens`). Also the output part of
     /// the token-budget estimate of each call (prompt estimate + `max_tokens`); the simulated
     /// provider writes at most this many tokens and reports them as usage.
@@ -113,8 +114,11 @@ impl InferenceParams {
             extra_body.insert(k.clone(), v.clone());
         }
         InferenceParams {
-            temperature: self.temperature.or(base.temperature),
-            top_p: self.top_p.or(base.top_p),
+            temperature: self
+                .temperature
+                .clone()
+                .or_else(|| base.temperature.clone()),
+            top_p: self.top_p.clone().or_else(|| base.top_p.clone()),
             max_tokens: self.max_tokens.or(base.max_tokens),
             stop: self.stop.clone().or_else(|| base.stop.clone()),
             seed: self.seed.or(base.seed),
@@ -125,7 +129,7 @@ impl InferenceParams {
     /// Every problem, each naming its field.
     pub fn validate(&self) -> Vec<InferenceParamError> {
         let mut errors = Vec::new();
-        if let Some(t) = self.temperature {
+        if let Some(t) = self.temperature.as_ref().and_then(Number::as_f64) {
             if !(t.is_finite() && (0.0..=2.0).contains(&t)) {
                 errors.push(InferenceParamError::new(
                     "temperature",
@@ -133,7 +137,7 @@ impl InferenceParams {
                 ));
             }
         }
-        if let Some(p) = self.top_p {
+        if let Some(p) = self.top_p.as_ref().and_then(Number::as_f64) {
             if !(p.is_finite() && p > 0.0 && p <= 1.0) {
                 errors.push(InferenceParamError::new(
                     "top_p",
@@ -194,11 +198,11 @@ impl InferenceParams {
     /// The body keys these parameters add, in a fixed order (typed fields, then `extra_body`).
     pub fn body_entries(&self) -> Map<String, Value> {
         let mut out = Map::new();
-        if let Some(t) = self.temperature {
-            out.insert("temperature".into(), Value::from(t));
+        if let Some(t) = &self.temperature {
+            out.insert("temperature".into(), Value::Number(t.clone()));
         }
-        if let Some(p) = self.top_p {
-            out.insert("top_p".into(), Value::from(p));
+        if let Some(p) = &self.top_p {
+            out.insert("top_p".into(), Value::Number(p.clone()));
         }
         if let Some(m) = self.max_tokens {
             out.insert("max_tokens".into(), Value::from(m));
@@ -311,7 +315,7 @@ mod tests {
         let col: InferenceParams =
             serde_json::from_value(json!({"max_tokens": 7, "extra_body": {"b": 3}})).unwrap();
         let m = col.over(&base);
-        assert_eq!(m.temperature, Some(0.2));
+        assert_eq!(m.temperature.and_then(|t| t.as_f64()), Some(0.2));
         assert_eq!(m.max_tokens, Some(7));
         assert_eq!(
             m.extra_body,
@@ -344,12 +348,15 @@ mod tests {
     #[test]
     fn body_entries_are_exactly_as_given() {
         let p: InferenceParams = serde_json::from_value(json!({
-            "temperature": 0.7, "stop": "END", "seed": -3, "extra_body": {"logit_bias": {"1": 2}}
+            "temperature": 1, "top_p": 0.9, "stop": "END", "seed": -3,
+            "extra_body": {"logit_bias": {"1": 2}}
         }))
         .unwrap();
+        let body = Value::Object(p.body_entries());
         assert_eq!(
-            Value::Object(p.body_entries()),
-            json!({"temperature": 0.7, "stop": "END", "seed": -3, "logit_bias": {"1": 2}})
+            body,
+            json!({"temperature": 1, "top_p": 0.9, "stop": "END", "seed": -3, "logit_bias": {"1": 2}})
         );
+        assert!(body.to_string().contains("\"temperature\":1,"), "{body}");
     }
 }

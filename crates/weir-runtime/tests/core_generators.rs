@@ -331,7 +331,7 @@ async fn chat_options_merge_column_over_model_and_render_the_system_prompt() {
         .with_inference(&col)
         .unwrap();
     let o = g.chat_options();
-    assert_eq!(o.inference.temperature, Some(0.1));
+    assert_eq!(o.inference.temperature, serde_json::Number::from_f64(0.1));
     assert_eq!(o.inference.max_tokens, Some(9));
     assert_eq!(o.inference.extra_body.len(), 2);
     assert_eq!(

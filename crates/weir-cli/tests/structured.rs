@@ -261,6 +261,30 @@ fn bad_structured_and_judge_settings_are_typed_errors_naming_the_field() {
     assert_error(&e, "columns[2].name", "may not contain '.'");
     let e = errors_of(|d| d["columns"][1]["system_prompt"] = json!("About {{ nope }}"));
     assert_error(&e, "columns[1].system_prompt", "unknown column \"nope\"");
+    // Nested fields that can never exist are caught before the run.
+    let e = errors_of(|d| d["columns"][3]["prompt"] = json!("Rate {{ product.nmae }}"));
+    assert_error(
+        &e,
+        "columns[3].prompt",
+        "column \"product\" has no field \"nmae\"",
+    );
+    let e = errors_of(|d| {
+        d["columns"][2]["template"] = json!("{{ review.clarty }}");
+        d["columns"][2]["depends_on"] = json!([]);
+    });
+    assert_error(
+        &e,
+        "columns[2].template",
+        "judge column \"review\" has no score \"clarty\"",
+    );
+    // A schema that declares itself open may hold more fields: no error.
+    assert_eq!(
+        errors_of(|d| {
+            d["columns"][3]["prompt"] = json!("Rate {{ product.colour }}");
+            d["columns"][1]["schema"]["additionalProperties"] = json!(true);
+        }),
+        Vec::<String>::new()
+    );
 }
 
 #[test]

@@ -148,6 +148,20 @@ impl Template {
         out
     }
 
+    /// Every `{{ column.path }}` reference that reads a nested field, in order: the column and
+    /// the path segments (never empty).
+    pub fn field_references(&self) -> Vec<(&str, &[String])> {
+        self.parts
+            .iter()
+            .filter_map(|part| match part {
+                Part::Column(name, path) if !path.is_empty() => {
+                    Some((name.as_str(), path.as_slice()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Renders against `record`; a referenced column missing from the record is a typed error.
     pub fn render(&self, record: &BTreeMap<String, Value>) -> Result<String, TemplateError> {
         let mut out = String::with_capacity(self.source.len());
@@ -270,6 +284,11 @@ mod tests {
         let t =
             Template::parse("{{ product.name }} {{product.tags.1}} {{ product.dim.h }}").unwrap();
         assert_eq!(t.referenced_columns(), vec!["product".to_string()]);
+        assert_eq!(t.field_references().len(), 3);
+        assert_eq!(
+            t.field_references()[1].1,
+            ["tags".to_string(), "1".to_string()]
+        );
         assert_eq!(t.render(&r).unwrap(), "lamp b 2");
         assert_eq!(
             render("{{ product.price }}", &r).unwrap_err(),

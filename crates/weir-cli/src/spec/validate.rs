@@ -367,6 +367,14 @@ impl WorkflowSpec {
                             let how = format!(" referenced as {{{{ {name} }}}}");
                             reference(c, format!("{p}.{field}"), &name, &how);
                         }
+                        for (name, path) in t.field_references() {
+                            let Some(source) = index.get(name).map(|j| &self.columns[*j]) else {
+                                continue;
+                            };
+                            if let Some(problem) = nested_field_problem(source, &path[0]) {
+                                c.err(format!("{p}.{field}"), problem);
+                            }
+                        }
                     }
                     Err(e) => {
                         template_ok = false;
@@ -734,6 +742,45 @@ fn check_kind_fields(c: &mut Checker, p: &str, col: &ColumnDef) {
         }
     }
     check_structured_fields(c, p, col);
+}
+
+/// Why `{{ source.field }}` is refused before the run: a structured column whose schema lists
+/// no such property (unless the schema says it is open: `additionalProperties` other than
+/// `false`, or `patternProperties`; an absent `additionalProperties` counts as closed here, as
+/// a field the schema never names is almost surely a typo), a judge with no such score, or a
+/// judge without `scores` (its value is a bare integer). Other kinds are only known at run time.
+fn nested_field_problem(source: &ColumnDef, field: &str) -> Option<String> {
+    let name = &source.name;
+    match source.kind {
+        ColumnKind::LlmStructured => {
+            let schema = source.schema.as_ref()?.as_object()?;
+            let open = schema.contains_key("patternProperties")
+                || schema
+                    .get("additionalProperties")
+                    .is_some_and(|a| a.as_bool() != Some(false));
+            let props = schema.get("properties").and_then(|p| p.as_object());
+            let known = props.is_some_and(|p| p.contains_key(field));
+            (!known && !open).then(|| {
+                format!(
+                    "column {name:?} has no field {field:?} (its schema's properties: {})",
+                    list(props.into_iter().flat_map(|p| p.keys()))
+                )
+            })
+        }
+        ColumnKind::LlmJudge => match &source.scores {
+            None => Some(format!(
+                "column {name:?} is a judge without `scores`: its value is one integer, with no \
+                 field {field:?} (declare `scores` to get one field per score)"
+            )),
+            Some(scores) => (!scores.iter().any(|s| s.name == field)).then(|| {
+                format!(
+                    "judge column {name:?} has no score {field:?} (its scores: {})",
+                    list(scores.iter().map(|s| s.name.as_str()))
+                )
+            }),
+        },
+        _ => None,
+    }
 }
 
 /// The structured-output and chat settings of a column, every problem at once (the runtime's

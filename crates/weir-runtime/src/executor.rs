@@ -352,9 +352,9 @@ impl ModelRequestExecutor {
         } else {
             request.max_tokens().map(u64::from)
         };
-        let mut reservation =
-            self.budgets
-                .reserve_for(&key, request.input.chars().count(), max_tokens);
+        let mut reservation = self
+            .budgets
+            .reserve_for(&key, request.prompt_chars(), max_tokens);
         let budget_wait = reservation.wait();
         if let Some(a) = allowance {
             if budget_wait > a {

@@ -99,6 +99,17 @@ impl ProviderRequest {
         self
     }
 
+    /// Characters of prompt text the call sends: the input plus the system prompt (the input
+    /// side of the token estimate).
+    pub fn prompt_chars(&self) -> usize {
+        self.input.chars().count()
+            + self
+                .options
+                .system_prompt
+                .as_deref()
+                .map_or(0, |s| s.chars().count())
+    }
+
     /// The reply length the request asks for (`inference.max_tokens`), if any.
     pub fn max_tokens(&self) -> Option<u32> {
         self.options.inference.max_tokens

@@ -252,7 +252,7 @@ impl SimulatedProvider {
         let elapsed = now.saturating_duration_since(self.started_at);
         let capacity = self.capacity_of(model, now);
         let config = &model.config;
-        let prompt_tokens = prompt_token_estimate(&request.input);
+        let prompt_tokens = (request.prompt_chars() as u64).div_ceil(4);
         let (max_tokens, output_tokens) = call_tokens(config, request);
         let charge = prompt_tokens + max_tokens;
         let usage = TokenUsage {

@@ -314,3 +314,54 @@ fn bad_extra_headers_are_typed_errors_naming_the_header() {
         "header values are never shown: {e:#?}"
     );
 }
+
+#[test]
+fn the_structured_example_runs_on_the_simulated_provider_with_valid_nested_values() {
+    let dir = std::env::temp_dir().join(format!("weir-structured-example-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["run", "structured", "--records", "20", "--quiet", "--out"])
+        .arg(&dir)
+        .current_dir(std::env::temp_dir())
+        .output()
+        .expect("spawn weir");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(dir.join("dataset.jsonl")).expect("dataset");
+    let rows: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    assert_eq!(rows.len(), 20);
+    for row in &rows {
+        let product = &row["product"];
+        let price = product["price"].as_f64().expect("price");
+        assert!((1.0..=500.0).contains(&price), "{row}");
+        assert!(
+            ["black", "white", "green", "oak"]
+                .contains(&product["colour"].as_str().expect("colour")),
+            "{row}"
+        );
+        let clarity = row["review"]["clarity"].as_i64().expect("clarity");
+        let appeal = row["review"]["appeal"].as_i64().expect("appeal");
+        assert!(
+            (1..=10).contains(&clarity) && (1..=5).contains(&appeal),
+            "{row}"
+        );
+        assert_eq!(
+            row["summary"],
+            json!(format!(
+                "{}: clarity {clarity}/10, appeal {appeal}/5",
+                product["name"].as_str().expect("name")
+            ))
+        );
+        // The column's max_tokens (24) bounds the simulated reply.
+        let words = row["blurb"].as_str().expect("blurb").split(' ').count();
+        assert_eq!(words, 24, "{row}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

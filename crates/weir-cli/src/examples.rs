@@ -44,6 +44,10 @@ pub const EXAMPLES: &[Example] = &[
         name: "cross-provider-cooldown",
         text: include_str!("../../../examples/cross-provider-cooldown.json"),
     },
+    Example {
+        name: "structured",
+        text: include_str!("../../../examples/structured.json"),
+    },
 ];
 
 /// The example called `name` (`quickstart` or `quickstart.json`).

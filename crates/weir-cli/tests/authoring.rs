@@ -486,7 +486,8 @@ fn every_bundled_example_validates_against_weir_schema() {
             "quickstart.json",
             "quickstart.yaml",
             "rate-limited.json",
-            "seeded.yaml"
+            "seeded.yaml",
+            "structured.json"
         ]
     );
     // The embedded examples are the same files; the schema is not a blanket "anything goes".

@@ -362,7 +362,8 @@ fn every_example_validates_from_file_and_by_name() {
             "dual-model-judge",
             "heavy-root",
             "quickstart",
-            "rate-limited"
+            "rate-limited",
+            "structured"
         ]
     );
     for name in &names {
@@ -373,7 +374,7 @@ fn every_example_validates_from_file_and_by_name() {
 }
 
 #[test]
-fn examples_lists_all_five_and_prints_one() {
+fn examples_lists_all_six_and_prints_one() {
     let dir = scratch("list");
     let out = weir(&["examples"], &dir);
     assert_eq!(out.status.code(), Some(0));
@@ -384,6 +385,7 @@ fn examples_lists_all_five_and_prints_one() {
         "dual-model-judge",
         "rate-limited",
         "cross-provider-cooldown",
+        "structured",
     ] {
         let line = stdout
             .lines()

@@ -14,12 +14,13 @@ use weir_cli::output::EventsMode;
 use weir_cli::run::{run_workflow_on, RunOptions, RunStatus};
 use weir_cli::spec::WorkflowSpec;
 
-const EXAMPLES: [&str; 5] = [
+const EXAMPLES: [&str; 6] = [
     include_str!("../../../examples/quickstart.json"),
     include_str!("../../../examples/heavy-root.json"),
     include_str!("../../../examples/dual-model-judge.json"),
     include_str!("../../../examples/rate-limited.json"),
     include_str!("../../../examples/cross-provider-cooldown.json"),
+    include_str!("../../../examples/structured.json"),
 ];
 
 /// Placeholder replaced, after serializing, by a number token JSON parsers cannot represent.

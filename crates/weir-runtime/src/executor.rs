@@ -345,10 +345,16 @@ impl ModelRequestExecutor {
     ) -> (Result<ProviderResponse, AttemptFailure>, Duration) {
         let key = resource.provider_model();
         // Budgets first: waiting for a budget slot must not hold a concurrency lease.
-        let max_tokens = (request.domain == RequestDomain::Embedding).then_some(0);
-        let mut reservation =
-            self.budgets
-                .reserve_for(&key, request.input.chars().count(), max_tokens);
+        // An embedding writes no output tokens; a chat call's configured `max_tokens` is its
+        // output estimate (unset: the ledger's learned estimate).
+        let max_tokens = if request.domain == RequestDomain::Embedding {
+            Some(0)
+        } else {
+            request.max_tokens().map(u64::from)
+        };
+        let mut reservation = self
+            .budgets
+            .reserve_for(&key, request.prompt_chars(), max_tokens);
         let budget_wait = reservation.wait();
         if let Some(a) = allowance {
             if budget_wait > a {

@@ -4,6 +4,7 @@ pub mod completion;
 pub mod engine;
 pub mod executor;
 pub mod generators;
+pub mod inference;
 pub mod model_facade;
 pub mod provider;
 pub mod resolver;

@@ -5,6 +5,7 @@
 //! top of `ModelRequestExecutor` (each call attempt is admitted separately), so a task may make
 //! zero, one or many calls.
 
+use crate::inference::ChatRequest;
 use crate::provider::ProviderError;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -268,8 +269,18 @@ impl std::error::Error for ModelCallError {}
 /// The generator-facing model-call boundary. Implementations own admission, retries and providers.
 #[async_trait]
 pub trait ModelFacade: Send + Sync {
-    /// One chat call to the endpoint behind `alias`.
-    async fn chat(&self, alias: &str, prompt: &str) -> Result<ModelReply, ModelCallError>;
+    /// One chat call to the endpoint behind `alias` with a system prompt, inference parameters
+    /// and a response format (see [`ChatRequest`]).
+    async fn chat_request(
+        &self,
+        alias: &str,
+        request: &ChatRequest,
+    ) -> Result<ModelReply, ModelCallError>;
+
+    /// One plain chat call (the prompt only): [`chat_request`](Self::chat_request) with no options.
+    async fn chat(&self, alias: &str, prompt: &str) -> Result<ModelReply, ModelCallError> {
+        self.chat_request(alias, &ChatRequest::new(prompt)).await
+    }
     /// One embedding call to the endpoint behind `alias`.
     async fn embed(&self, alias: &str, input: &str) -> Result<Vec<f32>, ModelCallError>;
 }
@@ -280,7 +291,11 @@ pub struct NoModelFacade;
 
 #[async_trait]
 impl ModelFacade for NoModelFacade {
-    async fn chat(&self, alias: &str, _prompt: &str) -> Result<ModelReply, ModelCallError> {
+    async fn chat_request(
+        &self,
+        alias: &str,
+        _request: &ChatRequest,
+    ) -> Result<ModelReply, ModelCallError> {
         Err(ModelCallError::unknown_alias(alias))
     }
 

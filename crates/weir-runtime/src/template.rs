@@ -1,8 +1,11 @@
 //! `{{ name }}` templates over a row's column values: parsing, referenced columns and rendering.
 //!
 //! A template is literal text with `{{ column }}` references (whitespace inside the braces is
-//! allowed). Rendering inserts string values raw and every other JSON value as compact JSON.
-//! There is no escaping and no expression language: a `{{` always opens a reference.
+//! allowed). `{{ column.field.sub }}` reads a nested field of a column's JSON object (a
+//! structured or judge column); a numeric segment indexes an array (`{{ items.0 }}`). So a
+//! column name never contains `.`. Rendering inserts string values raw and every other JSON
+//! value as compact JSON. There is no escaping and no expression language: a `{{` always opens
+//! a reference.
 
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -31,6 +34,13 @@ pub enum TemplateError {
         /// The referenced column.
         column: String,
     },
+    /// A `{{ column.path }}` reference names a field the column's value does not have.
+    MissingField {
+        /// The referenced column.
+        column: String,
+        /// The dotted path inside it (`name`, `product.name`).
+        path: String,
+    },
 }
 
 impl fmt::Display for TemplateError {
@@ -48,6 +58,12 @@ impl fmt::Display for TemplateError {
             Self::MissingColumn { column } => {
                 write!(f, "template: column {column:?} has no value in this row")
             }
+            Self::MissingField { column, path } => {
+                write!(
+                    f,
+                    "template: column {column:?} has no field {path:?} in this row"
+                )
+            }
         }
     }
 }
@@ -57,7 +73,8 @@ impl std::error::Error for TemplateError {}
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Part {
     Literal(String),
-    Column(String),
+    /// A column, and the nested field path inside its value (empty: the whole value).
+    Column(String, Vec<String>),
 }
 
 /// A parsed template: alternating literal text and column references.
@@ -91,7 +108,15 @@ impl Template {
                     reference: name.to_string(),
                 });
             }
-            parts.push(Part::Column(name.to_string()));
+            let mut segments = name.split('.').map(str::to_string);
+            let column = segments.next().unwrap_or_default();
+            let path: Vec<String> = segments.collect();
+            if column.is_empty() || path.iter().any(String::is_empty) {
+                return Err(TemplateError::InvalidReference {
+                    reference: name.to_string(),
+                });
+            }
+            parts.push(Part::Column(column, path));
             let advance = open + 2 + close + 2;
             consumed += advance;
             rest = &rest[advance..];
@@ -114,7 +139,7 @@ impl Template {
     pub fn referenced_columns(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         for part in &self.parts {
-            if let Part::Column(name) = part {
+            if let Part::Column(name, _) = part {
                 if !out.iter().any(|c| c == name) {
                     out.push(name.clone());
                 }
@@ -123,23 +148,54 @@ impl Template {
         out
     }
 
+    /// Every `{{ column.path }}` reference that reads a nested field, in order: the column and
+    /// the path segments (never empty).
+    pub fn field_references(&self) -> Vec<(&str, &[String])> {
+        self.parts
+            .iter()
+            .filter_map(|part| match part {
+                Part::Column(name, path) if !path.is_empty() => {
+                    Some((name.as_str(), path.as_slice()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Renders against `record`; a referenced column missing from the record is a typed error.
     pub fn render(&self, record: &BTreeMap<String, Value>) -> Result<String, TemplateError> {
         let mut out = String::with_capacity(self.source.len());
         for part in &self.parts {
             match part {
                 Part::Literal(text) => out.push_str(text),
-                Part::Column(name) => {
-                    let value = record
-                        .get(name)
-                        .ok_or_else(|| TemplateError::MissingColumn {
-                            column: name.clone(),
-                        })?;
+                Part::Column(name, path) => {
+                    let mut value =
+                        record
+                            .get(name)
+                            .ok_or_else(|| TemplateError::MissingColumn {
+                                column: name.clone(),
+                            })?;
+                    for segment in path {
+                        value =
+                            field(value, segment).ok_or_else(|| TemplateError::MissingField {
+                                column: name.clone(),
+                                path: path.join("."),
+                            })?;
+                    }
                     push_value(&mut out, value);
                 }
             }
         }
         Ok(out)
+    }
+}
+
+/// One step into a value: an object's field, or an array's element by decimal index.
+fn field<'v>(value: &'v Value, segment: &str) -> Option<&'v Value> {
+    match value {
+        Value::Object(map) => map.get(segment),
+        Value::Array(items) => segment.parse::<usize>().ok().and_then(|i| items.get(i)),
+        _ => None,
     }
 }
 
@@ -217,6 +273,39 @@ mod tests {
                 column: "missing".into()
             }
         );
+    }
+
+    #[test]
+    fn dotted_references_read_nested_fields() {
+        let r = record(&[(
+            "product",
+            json!({"name": "lamp", "tags": ["a", "b"], "dim": {"h": 2}}),
+        )]);
+        let t =
+            Template::parse("{{ product.name }} {{product.tags.1}} {{ product.dim.h }}").unwrap();
+        assert_eq!(t.referenced_columns(), vec!["product".to_string()]);
+        assert_eq!(t.field_references().len(), 3);
+        assert_eq!(
+            t.field_references()[1].1,
+            ["tags".to_string(), "1".to_string()]
+        );
+        assert_eq!(t.render(&r).unwrap(), "lamp b 2");
+        assert_eq!(
+            render("{{ product.price }}", &r).unwrap_err(),
+            TemplateError::MissingField {
+                column: "product".into(),
+                path: "price".into()
+            }
+        );
+        assert!(render("{{ product.name.x }}", &r).is_err());
+        assert!(matches!(
+            Template::parse("{{ product..name }}").unwrap_err(),
+            TemplateError::InvalidReference { .. }
+        ));
+        assert!(matches!(
+            Template::parse("{{ .name }}").unwrap_err(),
+            TemplateError::InvalidReference { .. }
+        ));
     }
 
     #[test]

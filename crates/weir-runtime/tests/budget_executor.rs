@@ -14,6 +14,7 @@ use weir_request_admission::{
     RequestAdmissionConfig,
 };
 use weir_runtime::executor::{ExecutorConfig, ModelRequestExecutor};
+use weir_runtime::inference::{ChatOptions, InferenceParams};
 use weir_runtime::model_facade::ModelCallErrorKind;
 use weir_runtime::provider::{
     ProviderError, ProviderRequest, ProviderResponse, ScriptedProvider, ScriptedStep,
@@ -204,4 +205,35 @@ async fn a_call_dropped_while_waiting_on_the_budget_leaves_nothing_behind() {
     let s = pressure.snapshot(&resource()).unwrap();
     assert_eq!((s.in_flight_count, s.waiters), (0, 0));
     assert_eq!(p.stats("m").calls, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_configured_max_tokens_is_the_output_part_of_the_token_estimate() {
+    let limits = BudgetLimits {
+        tokens_per_minute: Some(1_000_000),
+        ..BudgetLimits::none()
+    };
+    for (max_tokens, system) in [(37u32, None), (500, Some("s".repeat(40)))] {
+        let ex = executor(ExecutorConfig::default(), limits);
+        let p = ScriptedProvider::new("p");
+        // No usage in the answer: the reservation keeps its estimate.
+        p.push("m", ScriptedStep::err(ProviderError::client(400, "bad")));
+        let inference: InferenceParams =
+            serde_json::from_value(serde_json::json!({"max_tokens": max_tokens})).unwrap();
+        let system_tokens = system.as_ref().map_or(0, |s| s.len() as u64 / 4);
+        let req = request().with_options(ChatOptions {
+            inference,
+            system_prompt: system,
+            ..ChatOptions::default()
+        });
+        let _ = ex.execute("a", &p, &resource(), req).await;
+        let snap = ex.budgets().snapshot(&key(), Instant::now()).unwrap();
+        let tokens = snap.window(BudgetKind::Tokens).unwrap();
+        // 400 prompt characters ≈ 100 tokens (plus the system prompt's), plus max_tokens.
+        assert_eq!(
+            tokens.reserved_units + tokens.admitted_units,
+            100 + system_tokens + u64::from(max_tokens),
+            "{tokens:?}"
+        );
+    }
 }

@@ -5,9 +5,10 @@ use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use weir_runtime::generators::{
     BatchContext, BatchRow, Category, CellContext, ColumnGenerator, Custom, CustomCalls, Embedding,
-    Expression, GenerationError, GenerationErrorClass, LlmJudge, LlmText, Record, UniformFloat,
-    UniformInt, Uuid, Validator,
+    Expression, GenerationError, GenerationErrorClass, JudgeScore, LlmJudge, LlmStructured,
+    LlmText, Record, UniformFloat, UniformInt, Uuid, Validator,
 };
+use weir_runtime::inference::{ChatRequest, InferenceParams};
 use weir_runtime::model_facade::{ModelCallError, ModelCallErrorKind, ModelFacade, ModelReply};
 use weir_runtime::workflow::{ModelAlias, ModelRegistry, Strategy};
 
@@ -38,7 +39,12 @@ impl Scripted {
 
 #[async_trait]
 impl ModelFacade for Scripted {
-    async fn chat(&self, alias: &str, prompt: &str) -> Result<ModelReply, ModelCallError> {
+    async fn chat_request(
+        &self,
+        alias: &str,
+        request: &ChatRequest,
+    ) -> Result<ModelReply, ModelCallError> {
+        let prompt = request.prompt.as_str();
         self.calls
             .lock()
             .unwrap()
@@ -227,26 +233,117 @@ async fn embedding_returns_the_float_array() {
 }
 
 #[tokio::test]
-async fn judge_parses_scores_and_rejects_garbage() {
-    let g = LlmJudge::new(&registry(), "writer", "Rate: {{ text }}").unwrap();
+async fn judge_reads_scores_only_from_valid_structured_replies() {
+    let scores = vec![
+        JudgeScore::new("clarity", 1, 10).with_description("how clear"),
+        JudgeScore::new("accuracy", 0, 5),
+    ];
+    let g = LlmJudge::with_scores(&registry(), "writer", "Rate: {{ text }}", scores).unwrap();
     let r = rec(&[("text", json!("hello"))]);
-    for (reply, expected) in [
-        ("Score: 7/10", Some(7)),
-        ("10", Some(10)),
-        ("zero", None),
-        ("12", None),
+    let format = g.chat_options().response_format.clone().unwrap();
+    assert_eq!(
+        format.schema["properties"]["clarity"],
+        json!({"type": "integer", "minimum": 1, "maximum": 10, "description": "how clear"})
+    );
+    let ok: Arc<dyn ModelFacade> =
+        Scripted::new(|_, _| Ok(r#"{"clarity": 7, "accuracy": 5}"#.to_string()));
+    assert_eq!(
+        cell(&g, &ok, &r, 0).await.unwrap(),
+        json!({"clarity": 7, "accuracy": 5})
+    );
+    // The old rule read "1" out of this reply; now it is a counted failure after 3 asks.
+    for bad in [
+        "On a scale of 1 to 10, I'd give it 7",
+        r#"{"clarity": 11, "accuracy": 5}"#,
+        r#"{"clarity": 7}"#,
+        r#"{"clarity": 7.5, "accuracy": 1}"#,
     ] {
-        let models: Arc<dyn ModelFacade> = Scripted::new(move |_, _| Ok(reply.to_string()));
-        let got = cell(&g, &models, &r, 0).await;
-        match expected {
-            Some(n) => assert_eq!(got.unwrap(), json!(n)),
-            None => {
-                let e = got.unwrap_err();
-                assert_eq!(e.class(), GenerationErrorClass::NonRetryable);
-                assert_eq!(e.error_type(), "bad_output");
-            }
-        }
+        let fake = Scripted::new(move |_, _| Ok(bad.to_string()));
+        let models: Arc<dyn ModelFacade> = fake.clone();
+        let e = cell(&g, &models, &r, 0).await.unwrap_err();
+        assert_eq!(e.class(), GenerationErrorClass::NonRetryable);
+        assert_eq!(e.error_type(), "invalid_structured_output", "{bad}");
+        assert_eq!(fake.calls().len(), 3, "{bad}");
     }
+    // Without declared scores: one `score` in 1..=10, a bare integer.
+    let plain = LlmJudge::new(&registry(), "writer", "Rate: {{ text }}").unwrap();
+    let models: Arc<dyn ModelFacade> = Scripted::new(|_, _| Ok(r#"{"score": 8}"#.to_string()));
+    assert_eq!(cell(&plain, &models, &r, 0).await.unwrap(), json!(8));
+}
+
+#[tokio::test]
+async fn structured_column_retries_invalid_replies_then_gives_up() {
+    let schema = json!({
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "price": {"type": "number"}},
+        "required": ["name", "price"]
+    });
+    let g = LlmStructured::new(&registry(), "writer", "Invent {{ t }}", "product", schema)
+        .unwrap()
+        .with_invalid_output_retries(1)
+        .unwrap();
+    let r = rec(&[("t", json!("a lamp"))]);
+    let n = Arc::new(Mutex::new(0u32));
+    let seen = n.clone();
+    let models: Arc<dyn ModelFacade> = Scripted::new(move |_, _| {
+        let mut k = seen.lock().unwrap();
+        *k += 1;
+        Ok(if *k == 1 {
+            "not json".to_string()
+        } else {
+            r#"{"name": "Lumo", "price": 12.5}"#.to_string()
+        })
+    });
+    assert_eq!(
+        cell(&g, &models, &r, 0).await.unwrap(),
+        json!({"name": "Lumo", "price": 12.5})
+    );
+    assert_eq!(*n.lock().unwrap(), 2);
+    let fake = Scripted::new(|_, _| Ok(r#"{"name": 3}"#.to_string()));
+    let models: Arc<dyn ModelFacade> = fake.clone();
+    let e = cell(&g, &models, &r, 0).await.unwrap_err();
+    assert_eq!(e.error_type(), "invalid_structured_output");
+    assert_eq!(fake.calls().len(), 2);
+    assert!(e.to_string().contains("2 attempt(s)"), "{e}");
+    assert!(g.with_invalid_output_retries(11).is_err());
+    assert_eq!(
+        LlmStructured::new(&registry(), "writer", "p", "x", json!("nope"))
+            .unwrap_err()
+            .field,
+        "schema"
+    );
+}
+
+#[tokio::test]
+async fn chat_options_merge_column_over_model_and_render_the_system_prompt() {
+    let base: InferenceParams = serde_json::from_value(
+        json!({"temperature": 0.1, "max_tokens": 50, "extra_body": {"a": 1}}),
+    )
+    .unwrap();
+    let models =
+        ModelRegistry::new([ModelAlias::new("writer", "sim", "m", 8).with_inference(base)]);
+    let col: InferenceParams =
+        serde_json::from_value(json!({"max_tokens": 9, "extra_body": {"b": 2}})).unwrap();
+    let g = LlmText::new(&models, "writer", "{{ a }}")
+        .unwrap()
+        .with_system_prompt("You write about {{ topic }}.")
+        .unwrap()
+        .with_inference(&col)
+        .unwrap();
+    let o = g.chat_options();
+    assert_eq!(o.inference.temperature, serde_json::Number::from_f64(0.1));
+    assert_eq!(o.inference.max_tokens, Some(9));
+    assert_eq!(o.inference.extra_body.len(), 2);
+    assert_eq!(
+        g.required_columns(),
+        vec!["a".to_string(), "topic".to_string()]
+    );
+    let zero: InferenceParams = serde_json::from_value(json!({"max_tokens": 0})).unwrap();
+    let e = LlmText::new(&models, "writer", "x")
+        .unwrap()
+        .with_inference(&zero)
+        .unwrap_err();
+    assert_eq!(e.field, "inference.max_tokens");
 }
 
 #[tokio::test]

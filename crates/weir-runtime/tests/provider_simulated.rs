@@ -6,6 +6,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio::time::{sleep, sleep_until, Instant};
 use weir_contracts::{Fnv64, RequestDomain};
+use weir_runtime::inference::{ChatOptions, InferenceParams, ResponseFormat};
 use weir_runtime::provider::simulated::{
     simulated_embedding, simulated_text, EMBEDDING_DIM, RATE_LIMIT_LATENCY,
 };
@@ -352,4 +353,86 @@ async fn sampled_latencies_match_the_configured_mean() {
             "{dist:?}: measured {measured}, expected {expected}"
         );
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_tokens_bounds_the_reply_and_its_usage() {
+    let provider = SimulatedProvider::single(fixed("m", 4, 5.0), 1).unwrap();
+    let with = |max_tokens: u32| {
+        let inference: InferenceParams =
+            serde_json::from_value(serde_json::json!({"max_tokens": max_tokens})).unwrap();
+        chat("m", "hello").with_options(ChatOptions {
+            inference,
+            ..ChatOptions::default()
+        })
+    };
+    for n in [1u32, 3, 40] {
+        let r = provider.call(with(n)).await.unwrap();
+        let text = r.text.unwrap();
+        assert_eq!(text.split(' ').count(), n as usize, "{text}");
+        assert_eq!(r.usage.unwrap().output_tokens, u64::from(n));
+    }
+    // Without max_tokens: the configured default (16) as usage, the usual six-word text.
+    let r = provider.call(chat("m", "hello")).await.unwrap();
+    assert_eq!(r.usage.unwrap().output_tokens, 16);
+    assert_eq!(r.text.unwrap(), simulated_text("m", "hello"));
+    // An explicit output_tokens is the model's natural length, capped by max_tokens.
+    let mut natural = fixed("m", 4, 5.0);
+    natural.output_tokens = Some(5);
+    let short = SimulatedProvider::single(natural, 1).unwrap();
+    assert_eq!(
+        short
+            .call(with(3))
+            .await
+            .unwrap()
+            .usage
+            .unwrap()
+            .output_tokens,
+        3
+    );
+    assert_eq!(
+        short
+            .call(with(50))
+            .await
+            .unwrap()
+            .usage
+            .unwrap()
+            .output_tokens,
+        5
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn structured_requests_get_schema_conforming_json() {
+    let provider = SimulatedProvider::single(fixed("m", 4, 5.0), 1).unwrap();
+    let schema = serde_json::json!({
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "rating": {"type": "integer", "minimum": 1, "maximum": 5},
+            "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 2}
+        },
+        "required": ["name", "rating", "tags"],
+        "additionalProperties": false
+    });
+    let validator = check_by_hand;
+    for i in 0..20 {
+        let req = chat("m", &format!("p{i}")).with_options(ChatOptions {
+            response_format: Some(ResponseFormat::json_schema("x", schema.clone())),
+            ..ChatOptions::default()
+        });
+        let text = provider.call(req.clone()).await.unwrap().text.unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        validator(&v);
+        assert_eq!(provider.call(req).await.unwrap().text.unwrap(), text);
+    }
+}
+
+/// The schema above, checked by hand (the test does not use the validator it would test).
+fn check_by_hand(v: &serde_json::Value) {
+    assert!(v["name"].is_string(), "{v}");
+    let r = v["rating"].as_i64().unwrap();
+    assert!((1..=5).contains(&r), "{v}");
+    assert!(v["tags"].as_array().unwrap().len() <= 2, "{v}");
+    assert_eq!(v.as_object().unwrap().len(), 3, "{v}");
 }

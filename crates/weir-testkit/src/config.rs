@@ -50,6 +50,9 @@ pub enum Fault {
     DropConnection,
     /// Extra latency before an otherwise normal answer.
     Delay(Duration),
+    /// A normal 200 chat answer whose assistant content is this text (e.g. a structured
+    /// reply, or an invalid one).
+    Content(String),
 }
 
 /// A request token bucket: `burst` requests at once, refilled at `per_second`.
@@ -135,6 +138,11 @@ pub struct LoopbackConfig {
     pub rate_limit_headers: bool,
     /// Tokens charged for the completion when a request names no `max_tokens`.
     pub default_max_tokens: u64,
+    /// Keep every request (path, headers, JSON body) for [`crate::LoopbackServer::requests`].
+    pub record_requests: bool,
+    /// The assistant content of every chat answer not scripted otherwise (`None`: the
+    /// default `loopback:<model>:<hash>` text).
+    pub chat_content: Option<String>,
 }
 
 impl Default for LoopbackConfig {
@@ -153,6 +161,8 @@ impl Default for LoopbackConfig {
             sporadic_429: None,
             rate_limit_headers: false,
             default_max_tokens: 16,
+            record_requests: false,
+            chat_content: None,
         }
     }
 }
@@ -161,6 +171,18 @@ impl LoopbackConfig {
     /// Unlimited capacity, 10 ms latency, 429 + `Retry-After: 1` past capacity, no auth.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Records every request (see [`crate::LoopbackServer::requests`]).
+    pub fn record_requests(mut self) -> Self {
+        self.record_requests = true;
+        self
+    }
+
+    /// Every chat answer carries `content` as its assistant text.
+    pub fn chat_content(mut self, content: impl Into<String>) -> Self {
+        self.chat_content = Some(content.into());
+        self
     }
 
     /// Hidden capacity (requests served at once).

@@ -57,4 +57,4 @@ pub use config::{
     Sporadic429, TokenBucket,
 };
 pub use redis_server::{RedisServer, RedisServerError};
-pub use server::{LoopbackServer, LoopbackStats};
+pub use server::{LoopbackServer, LoopbackStats, RecordedRequest};

@@ -123,7 +123,30 @@ struct State {
     rng: Mutex<ChaCha8Rng>,
     started: tokio::time::Instant,
     script: Mutex<VecDeque<Fault>>,
+    recorded: Mutex<Vec<RecordedRequest>>,
     counters: Counters,
+}
+
+/// One request as the server read it (with `record_requests`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedRequest {
+    /// The URL path (`/v1/chat/completions`).
+    pub path: String,
+    /// Every header, name lower-cased, in arrival order.
+    pub headers: Vec<(String, String)>,
+    /// The JSON body.
+    pub body: Value,
+}
+
+impl RecordedRequest {
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// Keeps a gauge (and its maximum) right however the request ends (including a dropped
@@ -177,6 +200,7 @@ impl LoopbackServer {
             config,
             slots,
             script: Mutex::new(VecDeque::new()),
+            recorded: Mutex::new(Vec::new()),
             counters: Counters::default(),
         });
         let accept_state = state.clone();
@@ -228,6 +252,15 @@ impl LoopbackServer {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .extend(faults);
+    }
+
+    /// The requests read so far, in arrival order (empty unless `record_requests`).
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.state
+            .recorded
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// A copy of the counters.
@@ -297,6 +330,19 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Reply {
             return Ok(error_reply(401, &msg, None));
         }
     }
+    let headers: Vec<(String, String)> = if st.config.record_requests {
+        req.headers()
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let body = match Limited::new(req.into_body(), MAX_REQUEST_BYTES)
         .collect()
         .await
@@ -307,6 +353,16 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Reply {
     let Ok(request) = serde_json::from_slice::<Value>(&body) else {
         return Ok(error_reply(400, "request body is not JSON", None));
     };
+    if st.config.record_requests {
+        st.recorded
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(RecordedRequest {
+                path: path.clone(),
+                headers,
+                body: request.clone(),
+            });
+    }
     let model = request
         .get("model")
         .and_then(Value::as_str)
@@ -422,7 +478,17 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Reply {
     tokio::time::sleep(service + extra_delay).await;
     let completion_tokens = max_tokens.min(COMPLETION_TOKENS);
     let payload = match kind {
-        Endpoint::Chat => chat_reply(&model, input, prompt_tokens, completion_tokens),
+        Endpoint::Chat => {
+            let mut reply = chat_reply(&model, input, prompt_tokens, completion_tokens);
+            let content = match &fault {
+                Some(Fault::Content(text)) => Some(text.clone()),
+                _ => st.config.chat_content.clone(),
+            };
+            if let Some(text) = content {
+                reply["choices"][0]["message"]["content"] = Value::String(text);
+            }
+            reply
+        }
         Endpoint::Embeddings => embedding_reply(&model, input, prompt_tokens),
     };
     let bytes = Bytes::from(payload.to_string());

@@ -18,7 +18,7 @@ use weir_contracts::{Fnv64, ProviderModelKey};
 use weir_runtime::engine::{EngineConfig, EngineError};
 use weir_runtime::generators::{
     Category, ColumnGenerator, CustomCalls, Embedding, Expression, GeneratorConfigError, LlmJudge,
-    LlmText, UniformFloat, UniformInt, Uuid, Validator,
+    LlmStructured, LlmText, UniformFloat, UniformInt, Uuid, Validator,
 };
 use weir_runtime::provider::openai::{
     DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_POOL_SIZE, DEFAULT_TIMEOUT_SECONDS,
@@ -130,6 +130,7 @@ impl WorkflowSpec {
             .map(|m| {
                 ModelAlias::new(&m.alias, &m.provider, &m.model_id, m.cap())
                     .with_rate_limits(m.rate_limits.unwrap_or_default())
+                    .with_inference(m.inference.clone().unwrap_or_default())
             })
             .collect();
         let mut workflow = Workflow::new(&self.name, self.records, self.seed)
@@ -275,10 +276,14 @@ pub(super) fn openai_config(p: &super::ProviderSpec) -> OpenAiProviderConfig {
         )
         .with_pool_size(p.pool_size.unwrap_or(DEFAULT_POOL_SIZE))
         .with_max_response_bytes(p.max_response_bytes.unwrap_or(DEFAULT_MAX_RESPONSE_BYTES));
-    match &p.ca_file {
+    let mut config = match &p.ca_file {
         Some(path) => config.with_ca_file(path),
         None => config,
+    };
+    for (name, value) in p.extra_headers.iter().flatten() {
+        config = config.with_extra_header(name, value);
     }
+    config
 }
 
 /// Each provider gets its own seed stream derived from the workflow seed and its name.
@@ -289,12 +294,27 @@ fn provider_seed(seed: u64, provider: &str) -> u64 {
     h.finish()
 }
 
+/// A chat column's optional `system_prompt` and `inference`, applied to generator `g`.
+macro_rules! chat_settings {
+    ($g:expr, $col:expr) => {{
+        let mut g = $g;
+        if let Some(system) = &$col.system_prompt {
+            g = g.with_system_prompt(system)?;
+        }
+        if let Some(inference) = &$col.inference {
+            g = g.with_inference(inference)?;
+        }
+        g
+    }};
+}
+
 fn build_generator(
     registry: &ModelRegistry,
     col: &ColumnDef,
 ) -> Result<Arc<dyn ColumnGenerator>, GeneratorConfigError> {
     let missing = |field: &str| GeneratorConfigError::new(field, "required field is missing");
     let model = || col.model.as_deref().ok_or_else(|| missing("model"));
+    let prompt = || col.prompt.as_deref().ok_or_else(|| missing("prompt"));
     Ok(match col.kind {
         ColumnKind::Sampler => {
             let s = col.sampler.as_ref().ok_or_else(|| missing("sampler"))?;
@@ -331,16 +351,30 @@ fn build_generator(
         ColumnKind::Expression => Arc::new(Expression::new(
             col.template.as_deref().ok_or_else(|| missing("template"))?,
         )?),
-        ColumnKind::LlmText => Arc::new(LlmText::new(
-            registry,
-            model()?,
-            col.prompt.as_deref().ok_or_else(|| missing("prompt"))?,
-        )?),
-        ColumnKind::LlmJudge => Arc::new(LlmJudge::new(
-            registry,
-            model()?,
-            col.prompt.as_deref().ok_or_else(|| missing("prompt"))?,
-        )?),
+        ColumnKind::LlmText => {
+            let g = LlmText::new(registry, model()?, prompt()?)?;
+            Arc::new(chat_settings!(g, col))
+        }
+        ColumnKind::LlmStructured => {
+            let schema = col.schema.clone().ok_or_else(|| missing("schema"))?;
+            let mut g = LlmStructured::new(registry, model()?, prompt()?, &col.name, schema)?;
+            if let Some(n) = col.invalid_output_retries {
+                g = g.with_invalid_output_retries(n)?;
+            }
+            Arc::new(chat_settings!(g, col))
+        }
+        ColumnKind::LlmJudge => {
+            let mut g = match &col.scores {
+                Some(scores) => {
+                    LlmJudge::with_scores(registry, model()?, prompt()?, scores.clone())?
+                }
+                None => LlmJudge::new(registry, model()?, prompt()?)?,
+            };
+            if let Some(n) = col.invalid_output_retries {
+                g = g.with_invalid_output_retries(n)?;
+            }
+            Arc::new(chat_settings!(g, col))
+        }
         ColumnKind::Embedding => Arc::new(Embedding::new(
             registry,
             model()?,
@@ -371,9 +405,13 @@ fn field_path(col: &ColumnDef, field: &str) -> String {
         (ColumnKind::Custom, "min" | "max") => format!("calls.{field}"),
         (ColumnKind::Expression, "template") => "template".to_string(),
         (ColumnKind::Embedding, "template") => "input".to_string(),
-        (ColumnKind::LlmText | ColumnKind::LlmJudge | ColumnKind::Custom, "template") => {
-            "prompt".to_string()
-        }
+        (
+            ColumnKind::LlmText
+            | ColumnKind::LlmJudge
+            | ColumnKind::LlmStructured
+            | ColumnKind::Custom,
+            "template",
+        ) => "prompt".to_string(),
         (_, f) => f.to_string(),
     }
 }

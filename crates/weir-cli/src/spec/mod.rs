@@ -18,8 +18,11 @@ pub use validate::SpecNotice;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
+use weir_runtime::generators::JudgeScore;
+use weir_runtime::inference::InferenceParams;
 use weir_runtime::provider::SimulatedModelConfig;
 use weir_runtime::workflow::{ModelRateLimits, Strategy};
 
@@ -184,10 +187,16 @@ pub struct ProviderSpec {
     /// working directory), beside the system's certificate store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<String>,
+    /// Extra HTTP headers sent with every request (kind `openai`): header name → value, e.g.
+    /// `{"OpenAI-Organization": "org-…"}`. Names must be valid header names and may not be
+    /// `Authorization`, `Content-Type`, `Content-Length`, `Host`, `Transfer-Encoding` or
+    /// `Connection` (weir sets those); values are never shown in errors or logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra_headers: Option<BTreeMap<String, String>>,
 }
 
 /// A model alias: the name columns use, bound to a provider's model endpoint.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSpec {
     /// The alias (unique).
@@ -205,6 +214,12 @@ pub struct ModelSpec {
     /// optional, an integer in 1..=10⁹). Aliases of one endpoint share the tightest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limits: Option<ModelRateLimits>,
+    /// Default inference parameters of every chat call through this alias (`temperature`,
+    /// `top_p`, `max_tokens`, `stop`, `seed`, `extra_body`; each optional, sent exactly as
+    /// given). A column's `inference` overrides them field by field. Unknown keys are errors:
+    /// put provider-specific ones in `extra_body`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inference: Option<InferenceParams>,
 }
 
 impl ModelSpec {
@@ -225,8 +240,12 @@ pub enum ColumnKind {
     Expression,
     /// One chat call per row (`model`, `prompt`).
     LlmText,
-    /// One chat call per row whose reply carries a 1–10 score (`model`, `prompt`).
+    /// A structured chat call per row for named integer scores (`model`, `prompt`, optional
+    /// `scores`): one output field per score.
     LlmJudge,
+    /// A chat call per row whose reply must be JSON matching `schema` (`model`, `prompt`,
+    /// `schema`); the value is the parsed object.
+    LlmStructured,
     /// One embedding call per row (`model`, `input`).
     Embedding,
     /// A data-dependent number of chat calls per row (`model`, `calls`, optional `prompt`).
@@ -243,6 +262,7 @@ impl ColumnKind {
             Self::Expression => "expression",
             Self::LlmText => "llm_text",
             Self::LlmJudge => "llm_judge",
+            Self::LlmStructured => "llm_structured",
             Self::Embedding => "embedding",
             Self::Custom => "custom",
             Self::Validator => "validator",
@@ -261,8 +281,14 @@ impl ColumnKind {
     pub const fn uses_model(self) -> bool {
         matches!(
             self,
-            Self::LlmText | Self::LlmJudge | Self::Embedding | Self::Custom
+            Self::LlmText | Self::LlmJudge | Self::LlmStructured | Self::Embedding | Self::Custom
         )
+    }
+
+    /// True for kinds that make one templated chat call per row (they take `system_prompt`
+    /// and `inference`).
+    pub const fn is_chat(self) -> bool {
+        matches!(self, Self::LlmText | Self::LlmJudge | Self::LlmStructured)
     }
 }
 
@@ -289,12 +315,39 @@ pub struct ColumnDef {
     /// Template (kind `expression`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<String>,
-    /// Model alias (kinds `llm_text`, `llm_judge`, `embedding`, `custom`).
+    /// Model alias (kinds `llm_text`, `llm_structured`, `llm_judge`, `embedding`, `custom`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
-    /// Prompt template (kinds `llm_text`, `llm_judge`; optional for `custom`).
+    /// Prompt template (kinds `llm_text`, `llm_structured`, `llm_judge`; optional for `custom`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt: Option<String>,
+    /// System prompt template, sent as a `system` message before the prompt (kinds
+    /// `llm_text`, `llm_structured`, `llm_judge`; optional; `{{ column }}` references allowed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_prompt: Option<String>,
+    /// Inference parameters of this column's calls, overriding the model alias's `inference`
+    /// field by field (`extra_body` merges key by key). Kinds `llm_text`, `llm_structured`,
+    /// `llm_judge`; optional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inference: Option<InferenceParams>,
+    /// JSON Schema of the reply (kind `llm_structured`, required): an object schema
+    /// (`"type": "object"`), sent as `response_format: {"type": "json_schema", …}`. The value
+    /// is the parsed reply, a nested object under the column's name; later templates read its
+    /// fields as `{{ column.field }}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<serde_json::Map<String, Value>>")]
+    pub schema: Option<Value>,
+    /// Named scores a judge asks for (kind `llm_judge`, optional; 1–64, unique names): the
+    /// value is an object with one integer field per score (`{{ column.clarity }}`). Without
+    /// `scores`, the judge asks for one `score` in 1..=10 and the value is that integer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scores: Option<Vec<JudgeScore>>,
+    /// How many times an invalid structured reply (not JSON, or breaking the schema) is asked
+    /// again before the row is dropped with cause `invalid_structured_output` (kinds
+    /// `llm_structured`, `llm_judge`; 0–10, default 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 10))]
+    pub invalid_output_retries: Option<u32>,
     /// Embedding input template (kind `embedding`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input: Option<String>,

@@ -257,6 +257,9 @@ impl WorkflowSpec {
             if let Some(limits) = &m.rate_limits {
                 check_rate_limits(c, &format!("{p}.rate_limits"), limits);
             }
+            if let Some(inference) = &m.inference {
+                check_inference(c, &format!("{p}.inference"), inference);
+            }
         }
         aliases
     }
@@ -284,6 +287,16 @@ impl WorkflowSpec {
                     ),
                 );
             } else {
+                if col.name.contains('.') {
+                    c.err(
+                        format!("columns[{i}].name"),
+                        format!(
+                            "{:?} may not contain '.' (templates read {{{{ column.field }}}} as a \
+                             nested field)",
+                            col.name
+                        ),
+                    );
+                }
                 index.insert(col.name.as_str(), i);
             }
             if seed_columns.is_some_and(|seed| seed.contains(&col.name)) {
@@ -381,6 +394,7 @@ impl WorkflowSpec {
             for (field, text) in [
                 ("template", &col.template),
                 ("prompt", &col.prompt),
+                ("system_prompt", &col.system_prompt),
                 ("input", &col.input),
             ] {
                 let Some(text) = text else { continue };
@@ -389,6 +403,14 @@ impl WorkflowSpec {
                         for name in t.referenced_columns() {
                             let how = format!(" referenced as {{{{ {name} }}}}");
                             reference(c, format!("{p}.{field}"), &name, &how);
+                        }
+                        for (name, path) in t.field_references() {
+                            let Some(source) = index.get(name).map(|j| &self.columns[*j]) else {
+                                continue;
+                            };
+                            if let Some(problem) = nested_field_problem(source, &path[0]) {
+                                c.err(format!("{p}.{field}"), problem);
+                            }
                         }
                     }
                     Err(e) => {
@@ -467,6 +489,7 @@ fn check_providers<'a>(
                 forbid(c, "pool_size", prov.pool_size.is_some());
                 forbid(c, "max_response_bytes", prov.max_response_bytes.is_some());
                 forbid(c, "ca_file", prov.ca_file.is_some());
+                forbid(c, "extra_headers", prov.extra_headers.is_some());
                 match &prov.models {
                     None => c.err(
                         format!("{p}.models"),
@@ -520,9 +543,17 @@ fn check_providers<'a>(
                 }
                 // The provider's own config check (URL syntax, timeout, pool), the one
                 // `weir run` applies when it builds the provider; the key is not read here.
+                for (name, value) in prov.extra_headers.iter().flatten() {
+                    if let Err(e) = weir_runtime::provider::openai::extra_header(name, value) {
+                        c.err(format!("{p}.extra_headers.{name}"), e.message);
+                    }
+                }
                 if prov.base_url.is_some() {
-                    if let Err(e) = super::build::openai_config(prov).validate() {
-                        c.err(format!("{p}.{}", e.field), e.message);
+                    match super::build::openai_config(prov).validate() {
+                        // Reported per header above.
+                        Err(e) if e.field == "extra_headers" => {}
+                        Err(e) => c.err(format!("{p}.{}", e.field), e.message),
+                        Ok(()) => {}
                     }
                 }
                 match &prov.api_key_env {
@@ -693,11 +724,32 @@ fn check_kind_fields(c: &mut Checker, p: &str, col: &ColumnDef) {
         ("input", col.input.is_some()),
         ("calls", col.calls.is_some()),
         ("columns", col.columns.is_some()),
+        ("system_prompt", col.system_prompt.is_some()),
+        ("inference", col.inference.is_some()),
+        ("schema", col.schema.is_some()),
+        ("scores", col.scores.is_some()),
+        (
+            "invalid_output_retries",
+            col.invalid_output_retries.is_some(),
+        ),
     ];
     let (required, optional): (&[&str], &[&str]) = match col.kind {
         ColumnKind::Sampler => (&["sampler"], &[]),
         ColumnKind::Expression => (&["template"], &[]),
-        ColumnKind::LlmText | ColumnKind::LlmJudge => (&["model", "prompt"], &[]),
+        ColumnKind::LlmText => (&["model", "prompt"], &["system_prompt", "inference"]),
+        ColumnKind::LlmStructured => (
+            &["model", "prompt", "schema"],
+            &["system_prompt", "inference", "invalid_output_retries"],
+        ),
+        ColumnKind::LlmJudge => (
+            &["model", "prompt"],
+            &[
+                "system_prompt",
+                "inference",
+                "scores",
+                "invalid_output_retries",
+            ],
+        ),
         ColumnKind::Embedding => (&["model", "input"], &[]),
         ColumnKind::Custom => (&["model", "calls"], &["prompt"]),
         ColumnKind::Validator => (&["columns"], &[]),
@@ -725,6 +777,81 @@ fn check_kind_fields(c: &mut Checker, p: &str, col: &ColumnDef) {
         if cols.is_empty() {
             c.err(format!("{p}.columns"), "must name at least one column");
         }
+    }
+    check_structured_fields(c, p, col);
+}
+
+/// Why `{{ source.field }}` is refused before the run: a structured column whose schema lists
+/// no such property (unless the schema says it is open: `additionalProperties` other than
+/// `false`, or `patternProperties`; an absent `additionalProperties` counts as closed here, as
+/// a field the schema never names is almost surely a typo), a judge with no such score, or a
+/// judge without `scores` (its value is a bare integer). Other kinds are only known at run time.
+fn nested_field_problem(source: &ColumnDef, field: &str) -> Option<String> {
+    let name = &source.name;
+    match source.kind {
+        ColumnKind::LlmStructured => {
+            let schema = source.schema.as_ref()?.as_object()?;
+            let open = schema.contains_key("patternProperties")
+                || schema
+                    .get("additionalProperties")
+                    .is_some_and(|a| a.as_bool() != Some(false));
+            let props = schema.get("properties").and_then(|p| p.as_object());
+            let known = props.is_some_and(|p| p.contains_key(field));
+            (!known && !open).then(|| {
+                format!(
+                    "column {name:?} has no field {field:?} (its schema's properties: {})",
+                    list(props.into_iter().flat_map(|p| p.keys()))
+                )
+            })
+        }
+        ColumnKind::LlmJudge => match &source.scores {
+            None => Some(format!(
+                "column {name:?} is a judge without `scores`: its value is one integer, with no \
+                 field {field:?} (declare `scores` to get one field per score)"
+            )),
+            Some(scores) => (!scores.iter().any(|s| s.name == field)).then(|| {
+                format!(
+                    "judge column {name:?} has no score {field:?} (its scores: {})",
+                    list(scores.iter().map(|s| s.name.as_str()))
+                )
+            }),
+        },
+        _ => None,
+    }
+}
+
+/// The structured-output and chat settings of a column, every problem at once (the runtime's
+/// constructors check the same, one at a time).
+fn check_structured_fields(c: &mut Checker, p: &str, col: &ColumnDef) {
+    use weir_runtime::generators::structured::{validate_scores, MAX_INVALID_OUTPUT_RETRIES};
+    use weir_runtime::generators::ReplySchema;
+    if let Some(inference) = &col.inference {
+        check_inference(c, &format!("{p}.inference"), inference);
+    }
+    if let (ColumnKind::LlmStructured, Some(schema)) = (col.kind, &col.schema) {
+        if let Err(e) = ReplySchema::compile(schema.clone()) {
+            c.err(format!("{p}.schema"), e.message);
+        }
+    }
+    if let (ColumnKind::LlmJudge, Some(scores)) = (col.kind, &col.scores) {
+        for e in validate_scores(scores) {
+            c.err(format!("{p}.{}", e.field), e.message);
+        }
+    }
+    if let Some(n) = col.invalid_output_retries {
+        if n > MAX_INVALID_OUTPUT_RETRIES {
+            c.err(
+                format!("{p}.invalid_output_retries"),
+                format!("must be in 0..={MAX_INVALID_OUTPUT_RETRIES} (got {n})"),
+            );
+        }
+    }
+}
+
+/// An `inference` object (a model's or a column's): each bad field at its own path.
+fn check_inference(c: &mut Checker, p: &str, inference: &weir_runtime::inference::InferenceParams) {
+    for e in inference.validate() {
+        c.err(format!("{p}.{}", e.field), e.message);
     }
 }
 

@@ -1,6 +1,7 @@
 //! `ExecutorFacade`: the `ModelFacade` generators call, routing each alias through the executor.
 
 use crate::executor::{ModelRequestExecutor, ModelRoute};
+use crate::inference::{ChatOptions, ChatRequest};
 use crate::model_facade::{ModelCallError, ModelCallErrorKind, ModelFacade, ModelReply};
 use crate::provider::ProviderRequest;
 use async_trait::async_trait;
@@ -38,13 +39,17 @@ impl ExecutorFacade {
         alias: &str,
         domain: RequestDomain,
         input: &str,
+        options: Option<&ChatOptions>,
     ) -> Result<crate::provider::ProviderResponse, ModelCallError> {
         let route = self
             .routes
             .get(alias)
             .ok_or_else(|| ModelCallError::unknown_alias(alias))?;
         let resource = route.endpoint.with_domain(domain);
-        let request = ProviderRequest::new(route.endpoint.model_id.to_string(), domain, input);
+        let mut request = ProviderRequest::new(route.endpoint.model_id.to_string(), domain, input);
+        if let Some(options) = options {
+            request = request.with_options(options.clone());
+        }
         self.executor
             .execute(alias, route.provider.as_ref(), &resource, request)
             .await
@@ -61,8 +66,19 @@ impl ExecutorFacade {
 
 #[async_trait]
 impl ModelFacade for ExecutorFacade {
-    async fn chat(&self, alias: &str, prompt: &str) -> Result<ModelReply, ModelCallError> {
-        let response = self.call(alias, RequestDomain::Chat, prompt).await?;
+    async fn chat_request(
+        &self,
+        alias: &str,
+        request: &ChatRequest,
+    ) -> Result<ModelReply, ModelCallError> {
+        let response = self
+            .call(
+                alias,
+                RequestDomain::Chat,
+                &request.prompt,
+                Some(&request.options),
+            )
+            .await?;
         match response.text {
             Some(text) => Ok(ModelReply::new(text)),
             None => Err(ModelCallError::new(
@@ -74,7 +90,9 @@ impl ModelFacade for ExecutorFacade {
     }
 
     async fn embed(&self, alias: &str, input: &str) -> Result<Vec<f32>, ModelCallError> {
-        let response = self.call(alias, RequestDomain::Embedding, input).await?;
+        let response = self
+            .call(alias, RequestDomain::Embedding, input, None)
+            .await?;
         response.embedding.ok_or_else(|| {
             ModelCallError::new(
                 alias,

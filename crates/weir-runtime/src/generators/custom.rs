@@ -5,6 +5,7 @@
 //! so task admission groups it by its alias set and each concrete call is admitted separately.
 
 use super::{CellContext, ColumnGenerator, GenerationError, GeneratorConfigError, Record};
+use crate::inference::{ChatOptions, ChatRequest};
 use crate::model_facade::ModelFacade;
 use crate::template::Template;
 use crate::workflow::{ModelRegistry, Strategy};
@@ -156,11 +157,13 @@ impl fmt::Debug for Custom {
 }
 
 /// Makes `n` chat calls per row, `n` drawn from the cell seed in `[min, max]`; the value is the
-/// array of reply texts. Call `i` (0-based) sends the rendered prompt followed by ` #i`.
+/// array of reply texts. Call `i` (0-based) sends the rendered prompt followed by ` #i`, with
+/// the alias's inference defaults.
 #[derive(Debug, Clone)]
 pub struct CustomCalls {
     alias: String,
     template: Template,
+    options: ChatOptions,
     min: u32,
     max: u32,
     metadata: Result<SchedulingMetadata, SchedulingMetadataError>,
@@ -195,9 +198,17 @@ impl CustomCalls {
             )
             .with_diagnostic("alias", alias)),
         };
+        let options = ChatOptions {
+            inference: models
+                .get(alias)
+                .map(|m| m.inference.clone())
+                .unwrap_or_default(),
+            ..ChatOptions::default()
+        };
         Ok(Self {
             alias: alias.to_string(),
             template: Template::parse(prompt)?,
+            options,
             min,
             max,
             metadata,
@@ -233,10 +244,9 @@ impl ColumnGenerator for CustomCalls {
         let n = self.calls_for_seed(ctx.seed);
         let mut replies = Vec::with_capacity(n as usize);
         for i in 0..n {
-            let reply = ctx
-                .models
-                .chat(&self.alias, &format!("{prompt} #{i}"))
-                .await?;
+            let request =
+                ChatRequest::new(format!("{prompt} #{i}")).with_options(self.options.clone());
+            let reply = ctx.models.chat_request(&self.alias, &request).await?;
             replies.push(Value::String(reply.text));
         }
         Ok(Value::Array(replies))

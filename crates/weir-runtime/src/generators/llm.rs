@@ -1,22 +1,33 @@
-//! Model-backed generators: `LlmText` (one chat call), `Embedding` (one embedding call) and
-//! `LlmJudge` (one chat call whose reply must carry a 1–10 score).
+//! Model-backed generators: `LlmText` (one chat call), `LlmStructured` (a chat call whose
+//! reply must be JSON matching a schema), `Embedding` (one embedding call) and `LlmJudge` (a
+//! structured call for named integer scores).
+//!
+//! Chat columns take an optional system prompt (a template, like the prompt) and inference
+//! parameters: the model alias's `inference`, overridden field by field by the column's.
 //!
 //! Each is built with the workflow's [`ModelRegistry`] so its scheduling metadata is resolved
 //! once, at construction: `model(provider, model_id, "chat"|"embedding", cap)`. An unknown alias
 //! is kept as a fatal metadata error (workflow validation reports it as well).
 
+use super::structured::{self, JudgeScore, ReplySchema};
 use super::{CellContext, ColumnGenerator, GenerationError, GeneratorConfigError};
+use crate::inference::{ChatOptions, ChatRequest, InferenceParams, ResponseFormat};
 use crate::template::Template;
 use crate::workflow::{ModelRegistry, Strategy};
 use async_trait::async_trait;
 use serde_json::Value;
 use weir_contracts::{SchedulingMetadata, SchedulingMetadataError};
 
-/// The alias, prompt template and pre-resolved metadata every model-backed built-in shares.
+/// The alias, prompt template, chat options and pre-resolved metadata every model-backed
+/// built-in shares.
 #[derive(Debug, Clone)]
 struct ModelBinding {
     alias: String,
     template: Template,
+    system: Option<Template>,
+    /// The alias's own inference defaults (a column override is merged over them).
+    model_inference: InferenceParams,
+    options: ChatOptions,
     metadata: Result<SchedulingMetadata, SchedulingMetadataError>,
 }
 
@@ -35,12 +46,127 @@ impl ModelBinding {
             ));
         }
         let aliases = [alias.to_string()];
+        let model_inference = models
+            .get(alias)
+            .map(|m| m.inference.clone())
+            .unwrap_or_default();
         Ok(Self {
             alias: alias.to_string(),
             template: Template::parse(template)?,
+            system: None,
+            options: ChatOptions {
+                inference: model_inference.clone(),
+                ..ChatOptions::default()
+            },
+            model_inference,
             metadata: models.metadata_for(&aliases, generation_kind, namespace),
         })
     }
+
+    fn set_system_prompt(&mut self, system: &str) -> Result<(), GeneratorConfigError> {
+        self.system = Some(
+            Template::parse(system)
+                .map_err(|e| GeneratorConfigError::new("system_prompt", e.to_string()))?,
+        );
+        Ok(())
+    }
+
+    fn set_inference(&mut self, column: &InferenceParams) -> Result<(), GeneratorConfigError> {
+        if let Some(e) = column.validate().into_iter().next() {
+            return Err(GeneratorConfigError::new(
+                format!("inference.{}", e.field),
+                e.message,
+            ));
+        }
+        self.options.inference = column.over(&self.model_inference);
+        Ok(())
+    }
+
+    fn required_columns(&self) -> Vec<String> {
+        let mut out = self.template.referenced_columns();
+        if let Some(system) = &self.system {
+            for c in system.referenced_columns() {
+                if !out.contains(&c) {
+                    out.push(c);
+                }
+            }
+        }
+        out
+    }
+
+    /// The chat request for one row: rendered prompt and system prompt, and the options.
+    fn request(&self, record: &super::Record) -> Result<ChatRequest, GenerationError> {
+        let mut options = self.options.clone();
+        if let Some(system) = &self.system {
+            options.system_prompt = Some(system.render(record)?);
+        }
+        Ok(ChatRequest::new(self.template.render(record)?).with_options(options))
+    }
+
+    /// Asks until the reply satisfies `schema`, at most `1 + retries` times; every attempt is
+    /// one admitted model call (provider failures end the cell as usual).
+    async fn structured(
+        &self,
+        ctx: &CellContext<'_>,
+        schema: &ReplySchema,
+        retries: u32,
+    ) -> Result<Value, GenerationError> {
+        let request = self.request(ctx.record)?;
+        let mut last = String::new();
+        for _ in 0..=retries {
+            let reply = ctx.models.chat_request(&self.alias, &request).await?;
+            match schema.check(&reply.text) {
+                Ok(value) => return Ok(value),
+                Err(problem) => last = problem,
+            }
+        }
+        Err(structured::exhausted(retries + 1, &last))
+    }
+}
+
+/// Checks an `invalid_output_retries` setting.
+fn checked_retries(retries: u32) -> Result<u32, GeneratorConfigError> {
+    if retries > structured::MAX_INVALID_OUTPUT_RETRIES {
+        return Err(GeneratorConfigError::new(
+            "invalid_output_retries",
+            format!(
+                "must be in 0..={} (got {retries})",
+                structured::MAX_INVALID_OUTPUT_RETRIES
+            ),
+        ));
+    }
+    Ok(retries)
+}
+
+/// The chat-column settings shared by `LlmText`, `LlmStructured` and `LlmJudge`.
+macro_rules! chat_settings {
+    ($t:ty) => {
+        impl $t {
+            /// The same column with a system prompt (a template over the row's columns).
+            pub fn with_system_prompt(
+                mut self,
+                system: &str,
+            ) -> Result<Self, GeneratorConfigError> {
+                self.binding.set_system_prompt(system)?;
+                Ok(self)
+            }
+
+            /// The same column with inference parameters merged over the alias's defaults
+            /// (each set field wins; `extra_body` merges key by key).
+            pub fn with_inference(
+                mut self,
+                inference: &InferenceParams,
+            ) -> Result<Self, GeneratorConfigError> {
+                self.binding.set_inference(inference)?;
+                Ok(self)
+            }
+
+            /// The options every call of this column sends (merged inference, format).
+            pub fn chat_options(&self) -> &ChatOptions {
+                &self.binding.options
+            }
+        }
+    };
 }
 
 /// Renders a prompt template and makes one chat call; the value is the reply text.
@@ -73,7 +199,7 @@ impl ColumnGenerator for LlmText {
     }
 
     fn required_columns(&self) -> Vec<String> {
-        self.binding.template.referenced_columns()
+        self.binding.required_columns()
     }
 
     fn model_aliases(&self) -> Vec<String> {
@@ -81,9 +207,83 @@ impl ColumnGenerator for LlmText {
     }
 
     async fn generate_cell(&self, ctx: &CellContext<'_>) -> Result<Value, GenerationError> {
-        let prompt = self.binding.template.render(ctx.record)?;
-        let reply = ctx.models.chat(&self.binding.alias, &prompt).await?;
+        let request = self.binding.request(ctx.record)?;
+        let reply = ctx
+            .models
+            .chat_request(&self.binding.alias, &request)
+            .await?;
         Ok(Value::String(reply.text))
+    }
+}
+
+chat_settings!(LlmText);
+
+/// Asks for a JSON reply matching `schema` (sent as `response_format: json_schema`); the value
+/// is the parsed object. An invalid reply (not JSON, or breaking the schema) is asked again up
+/// to `invalid_output_retries` times, then the row is dropped with
+/// [`GenerationError::InvalidStructuredOutput`] (`invalid_structured_output`).
+#[derive(Debug, Clone)]
+pub struct LlmStructured {
+    binding: ModelBinding,
+    schema: ReplySchema,
+    retries: u32,
+}
+
+impl LlmStructured {
+    /// `schema` must be an object schema (see [`ReplySchema::compile`]); `name` names the
+    /// response format (the column name).
+    pub fn new(
+        models: &ModelRegistry,
+        alias: &str,
+        prompt: &str,
+        name: &str,
+        schema: Value,
+    ) -> Result<Self, GeneratorConfigError> {
+        let schema = ReplySchema::compile(schema)?;
+        let mut binding = ModelBinding::new(models, alias, prompt, "chat", "weir.llm_structured")?;
+        binding.options.response_format =
+            Some(ResponseFormat::json_schema(name, schema.schema().clone()));
+        Ok(Self {
+            binding,
+            schema,
+            retries: structured::DEFAULT_INVALID_OUTPUT_RETRIES,
+        })
+    }
+
+    /// Extra attempts after an invalid reply (0..=10; default 2).
+    pub fn with_invalid_output_retries(
+        mut self,
+        retries: u32,
+    ) -> Result<Self, GeneratorConfigError> {
+        self.retries = checked_retries(retries)?;
+        Ok(self)
+    }
+}
+
+chat_settings!(LlmStructured);
+
+#[async_trait]
+impl ColumnGenerator for LlmStructured {
+    fn get_scheduling_metadata(&self) -> Result<SchedulingMetadata, SchedulingMetadataError> {
+        self.binding.metadata.clone()
+    }
+
+    fn strategy(&self) -> Strategy {
+        Strategy::Cell
+    }
+
+    fn required_columns(&self) -> Vec<String> {
+        self.binding.required_columns()
+    }
+
+    fn model_aliases(&self) -> Vec<String> {
+        vec![self.binding.alias.clone()]
+    }
+
+    async fn generate_cell(&self, ctx: &CellContext<'_>) -> Result<Value, GenerationError> {
+        self.binding
+            .structured(ctx, &self.schema, self.retries)
+            .await
     }
 }
 
@@ -120,7 +320,7 @@ impl ColumnGenerator for Embedding {
     }
 
     fn required_columns(&self) -> Vec<String> {
-        self.binding.template.referenced_columns()
+        self.binding.required_columns()
     }
 
     fn model_aliases(&self) -> Vec<String> {
@@ -141,49 +341,90 @@ impl ColumnGenerator for Embedding {
     }
 }
 
-/// Asks a model to judge other columns; the value is the integer score 1–10 from the reply.
+/// Asks a model to judge other columns for named integer scores, with structured output
+/// (one required integer field per score, bounded by its `min`/`max`, sent as
+/// `response_format: json_schema`). The value is an object with one field per score
+/// (`{"clarity": 7, "accuracy": 9}`), or, for a judge built with [`LlmJudge::new`] (no declared
+/// scores), the single `score` (1–10) as a bare integer.
 ///
-/// A reply with no parsable score is a non-retryable [`GenerationError::BadOutput`]: the same
-/// prompt is likely to get the same kind of answer, and retry budget belongs to transient
-/// provider failures (see [`parse_judge_score`] for the rule).
+/// A reply that is not JSON or breaks the schema is never turned into a guessed number: it is
+/// asked again up to `invalid_output_retries` times, then the row is dropped with
+/// [`GenerationError::InvalidStructuredOutput`] (a counted failure).
 #[derive(Debug, Clone)]
 pub struct LlmJudge {
     binding: ModelBinding,
+    schema: ReplySchema,
+    /// `None`: the single 1–10 `score`, written as a bare integer.
+    scores: Option<Vec<JudgeScore>>,
+    retries: u32,
 }
 
+/// The field name of a judge without declared scores.
+const IMPLICIT_SCORE: &str = "score";
+
 impl LlmJudge {
-    /// `alias` must be defined in `models` for scheduling metadata to resolve.
+    /// A judge with one implicit score, `score` in 1..=10, written as a bare integer.
     pub fn new(
         models: &ModelRegistry,
         alias: &str,
         prompt: &str,
     ) -> Result<Self, GeneratorConfigError> {
+        Self::build(models, alias, prompt, None)
+    }
+
+    /// A judge for the declared `scores` (see [`structured::validate_scores`]); the value is
+    /// an object with one field per score.
+    pub fn with_scores(
+        models: &ModelRegistry,
+        alias: &str,
+        prompt: &str,
+        scores: Vec<JudgeScore>,
+    ) -> Result<Self, GeneratorConfigError> {
+        if let Some(e) = structured::validate_scores(&scores).into_iter().next() {
+            return Err(e);
+        }
+        Self::build(models, alias, prompt, Some(scores))
+    }
+
+    fn build(
+        models: &ModelRegistry,
+        alias: &str,
+        prompt: &str,
+        scores: Option<Vec<JudgeScore>>,
+    ) -> Result<Self, GeneratorConfigError> {
+        let declared = scores
+            .clone()
+            .unwrap_or_else(|| vec![JudgeScore::new(IMPLICIT_SCORE, 1, 10)]);
+        let schema = ReplySchema::compile(structured::judge_schema(&declared))?;
+        let mut binding = ModelBinding::new(models, alias, prompt, "chat", "weir.llm_judge")?;
+        binding.options.response_format = Some(ResponseFormat::json_schema(
+            "judge_scores",
+            schema.schema().clone(),
+        ));
         Ok(Self {
-            binding: ModelBinding::new(models, alias, prompt, "chat", "weir.llm_judge")?,
+            binding,
+            schema,
+            scores,
+            retries: structured::DEFAULT_INVALID_OUTPUT_RETRIES,
         })
+    }
+
+    /// Extra attempts after an invalid reply (0..=10; default 2).
+    pub fn with_invalid_output_retries(
+        mut self,
+        retries: u32,
+    ) -> Result<Self, GeneratorConfigError> {
+        self.retries = checked_retries(retries)?;
+        Ok(self)
+    }
+
+    /// The declared scores (`None` for the implicit single `score`).
+    pub fn scores(&self) -> Option<&[JudgeScore]> {
+        self.scores.as_deref()
     }
 }
 
-/// The score in a judge reply: the first run of ASCII digits, which must be 1–10 and not
-/// preceded by `-` or `.`; anything else is `None`.
-pub fn parse_judge_score(reply: &str) -> Option<u8> {
-    let bytes = reply.as_bytes();
-    let start = bytes.iter().position(u8::is_ascii_digit)?;
-    if start > 0 && matches!(bytes[start - 1], b'-' | b'.') {
-        return None;
-    }
-    let len = bytes[start..]
-        .iter()
-        .take_while(|b| b.is_ascii_digit())
-        .count();
-    let end = start + len;
-    if end < bytes.len() && bytes[end] == b'.' && bytes.get(end + 1).is_some_and(u8::is_ascii_digit)
-    {
-        return None; // a decimal like 7.5 is not an integer score
-    }
-    let n: u32 = reply[start..end].parse().ok()?;
-    (1..=10).contains(&n).then_some(n as u8)
-}
+chat_settings!(LlmJudge);
 
 #[async_trait]
 impl ColumnGenerator for LlmJudge {
@@ -196,7 +437,7 @@ impl ColumnGenerator for LlmJudge {
     }
 
     fn required_columns(&self) -> Vec<String> {
-        self.binding.template.referenced_columns()
+        self.binding.required_columns()
     }
 
     fn model_aliases(&self) -> Vec<String> {
@@ -204,29 +445,14 @@ impl ColumnGenerator for LlmJudge {
     }
 
     async fn generate_cell(&self, ctx: &CellContext<'_>) -> Result<Value, GenerationError> {
-        let prompt = self.binding.template.render(ctx.record)?;
-        let reply = ctx.models.chat(&self.binding.alias, &prompt).await?;
-        let score = parse_judge_score(&reply.text).ok_or_else(|| {
-            GenerationError::bad_output("judge reply has no integer score in 1..=10")
-        })?;
-        Ok(Value::from(score))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_judge_score;
-
-    #[test]
-    fn judge_score_rule() {
-        assert_eq!(parse_judge_score("Score: 8/10"), Some(8));
-        assert_eq!(parse_judge_score("10"), Some(10));
-        assert_eq!(parse_judge_score("I'd say 3. Reason: 9 things"), Some(3));
-        assert_eq!(parse_judge_score("0"), None);
-        assert_eq!(parse_judge_score("11 out of 10"), None);
-        assert_eq!(parse_judge_score("-3"), None);
-        assert_eq!(parse_judge_score("7.5"), None);
-        assert_eq!(parse_judge_score("great"), None);
-        assert_eq!(parse_judge_score("99999999999999999999"), None);
+        let value = self
+            .binding
+            .structured(ctx, &self.schema, self.retries)
+            .await?;
+        if self.scores.is_some() {
+            return Ok(value);
+        }
+        // The schema made `score` a required integer, so it is there.
+        Ok(value.get(IMPLICIT_SCORE).cloned().unwrap_or(Value::Null))
     }
 }

@@ -10,12 +10,14 @@ mod custom;
 mod expression;
 mod llm;
 mod samplers;
+pub mod structured;
 mod validator;
 
 pub use custom::{BoxFuture, Custom, CustomCallContext, CustomCalls, CustomFn};
 pub use expression::Expression;
-pub use llm::{parse_judge_score, Embedding, LlmJudge, LlmText};
+pub use llm::{Embedding, LlmJudge, LlmStructured, LlmText};
 pub use samplers::{Category, UniformFloat, UniformInt, Uuid};
+pub use structured::{JudgeScore, ReplySchema};
 pub use validator::Validator;
 
 use crate::model_facade::{ModelCallError, ModelCallErrorKind, ModelFacade};
@@ -198,6 +200,13 @@ pub enum GenerationError {
         /// Sanitized explanation.
         message: String,
     },
+    /// A structured reply (`llm_structured`, `llm_judge`) was not JSON or did not match its
+    /// schema, on every attempt the column allows.
+    InvalidStructuredOutput {
+        /// Sanitized explanation: the attempts and the last problem (where in the reply and
+        /// which schema rule, never the reply's content).
+        message: String,
+    },
     /// Input or output failed validation.
     Validation {
         /// Sanitized explanation.
@@ -255,6 +264,7 @@ impl GenerationError {
             Self::Cancelled { .. } => "cancelled",
             Self::Provider { .. } => "provider_error",
             Self::BadOutput { .. } => "bad_output",
+            Self::InvalidStructuredOutput { .. } => "invalid_structured_output",
             Self::Validation { .. } => "validation_failure",
             Self::Template(_) => "template_error",
             Self::UnsupportedStrategy { .. } => "unsupported_strategy",
@@ -309,6 +319,9 @@ impl fmt::Display for GenerationError {
             | Self::Cancelled { source }
             | Self::Provider { source } => write!(f, "{}: {source}", self.error_type()),
             Self::BadOutput { message } => write!(f, "bad model output: {message}"),
+            Self::InvalidStructuredOutput { message } => {
+                write!(f, "invalid structured output: {message}")
+            }
             Self::Validation { message } => write!(f, "validation failed: {message}"),
             Self::Template(e) => write!(f, "{e}"),
             Self::UnsupportedStrategy { strategy } => {

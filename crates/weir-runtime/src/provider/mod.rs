@@ -44,6 +44,7 @@ pub mod scripted;
 pub mod simulated;
 pub mod simulated_config;
 mod simulated_limits;
+pub mod simulated_structured;
 
 pub use error::{parse_retry_after_seconds, ProviderError, ProviderErrorKind};
 pub use latency::LatencyDist;
@@ -55,6 +56,7 @@ pub use simulated_config::{
     SimulatedModelConfig, TokenBucketConfig,
 };
 
+use crate::inference::ChatOptions;
 use async_trait::async_trait;
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,6 +73,8 @@ pub struct ProviderRequest {
     pub input: String,
     /// Transport timeout of this attempt, if any.
     pub timeout: Option<Duration>,
+    /// Chat options: system prompt, inference parameters, response format (default: none).
+    pub options: ChatOptions,
 }
 
 impl ProviderRequest {
@@ -85,7 +89,30 @@ impl ProviderRequest {
             domain,
             input: input.into(),
             timeout: None,
+            options: ChatOptions::default(),
         }
+    }
+
+    /// The same request with chat options.
+    pub fn with_options(mut self, options: ChatOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Characters of prompt text the call sends: the input plus the system prompt (the input
+    /// side of the token estimate).
+    pub fn prompt_chars(&self) -> usize {
+        self.input.chars().count()
+            + self
+                .options
+                .system_prompt
+                .as_deref()
+                .map_or(0, |s| s.chars().count())
+    }
+
+    /// The reply length the request asks for (`inference.max_tokens`), if any.
+    pub fn max_tokens(&self) -> Option<u32> {
+        self.options.inference.max_tokens
     }
 
     /// The same request with a transport timeout.

@@ -17,7 +17,7 @@ pub mod wire;
 
 use super::{ModelProvider, ProviderError, ProviderErrorKind, ProviderRequest, ProviderResponse};
 use async_trait::async_trait;
-use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, LOCATION};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, LOCATION};
 use std::error::Error as StdError;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -78,6 +78,8 @@ pub struct OpenAiProviderConfig {
     pub max_response_bytes: u64,
     /// Extra trusted certificate authorities (a PEM file), beside the system store.
     pub ca_file: Option<PathBuf>,
+    /// Extra request headers sent on every call (name, value), e.g. an organisation id.
+    pub extra_headers: Vec<(String, String)>,
 }
 
 impl OpenAiProviderConfig {
@@ -91,7 +93,14 @@ impl OpenAiProviderConfig {
             pool_size: DEFAULT_POOL_SIZE,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             ca_file: None,
+            extra_headers: Vec::new(),
         }
+    }
+
+    /// Adds a header sent on every call.
+    pub fn with_extra_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.extra_headers.push((name.into(), value.into()));
+        self
     }
 
     /// Sets the bearer token.
@@ -179,6 +188,9 @@ impl OpenAiProviderConfig {
                 ),
             ));
         }
+        for (name, value) in &self.extra_headers {
+            extra_header(name, value)?;
+        }
         if let Some(key) = &self.api_key {
             if HeaderValue::from_str(&format!("Bearer {}", key.0)).is_err() {
                 return Err(OpenAiConfigError::new(
@@ -189,6 +201,54 @@ impl OpenAiProviderConfig {
         }
         Ok(())
     }
+}
+
+/// Headers weir sets itself: an `extra_headers` entry may not replace them.
+pub const RESERVED_HEADERS: &[&str] = &[
+    "authorization",
+    "content-type",
+    "content-length",
+    "host",
+    "transfer-encoding",
+    "connection",
+];
+
+/// One `extra_headers` entry as a typed header; the error names `extra_headers` and the
+/// header name (never the value, which may be a secret).
+pub fn extra_header(
+    name: &str,
+    value: &str,
+) -> Result<(HeaderName, HeaderValue), OpenAiConfigError> {
+    let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+        OpenAiConfigError::new(
+            "extra_headers",
+            format!(
+                "{:?} is not a valid HTTP header name",
+                name.chars().take(64).collect::<String>()
+            ),
+        )
+    })?;
+    if RESERVED_HEADERS.contains(&header.as_str()) {
+        return Err(OpenAiConfigError::new(
+            "extra_headers",
+            format!(
+                "{:?} is set by weir itself and may not be overridden",
+                header.as_str()
+            ),
+        ));
+    }
+    let mut v = HeaderValue::from_str(value).map_err(|_| {
+        OpenAiConfigError::new(
+            "extra_headers",
+            format!(
+                "the value of {:?} contains characters not allowed in an HTTP header",
+                header.as_str()
+            ),
+        )
+    })?;
+    // Extra headers often carry credentials (organisation keys): keep them out of debug output.
+    v.set_sensitive(true);
+    Ok((header, v))
 }
 
 /// An invalid provider setting; `field` names it (spec field names).
@@ -249,6 +309,7 @@ pub struct OpenAiCompatibleProvider {
     timeout: Duration,
     pool_size: u32,
     max_response_bytes: u64,
+    extra_headers: Vec<(HeaderName, HeaderValue)>,
     client: reqwest::Client,
 }
 
@@ -285,6 +346,11 @@ impl OpenAiCompatibleProvider {
                 Some(v)
             }
         };
+        let extra_headers = config
+            .extra_headers
+            .iter()
+            .map(|(n, v)| extra_header(n, v))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut builder = reqwest::Client::builder()
             // Every attempt is admitted and classified by the executor: no hidden retries
             // (reqwest 0.12 otherwise retries protocol NACKs by default).
@@ -326,6 +392,7 @@ impl OpenAiCompatibleProvider {
             timeout: config.timeout,
             pool_size: config.pool_size,
             max_response_bytes: config.max_response_bytes,
+            extra_headers,
             client,
         })
     }
@@ -349,7 +416,7 @@ impl OpenAiCompatibleProvider {
         let (url, body) = match request.domain {
             RequestDomain::Chat => (
                 &self.chat_url,
-                wire::chat_body(&request.model_id, &request.input),
+                wire::chat_body(&request.model_id, &request.input, &request.options),
             ),
             RequestDomain::Embedding => (
                 &self.embeddings_url,
@@ -388,6 +455,9 @@ impl OpenAiCompatibleProvider {
             .timeout(timeout)
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
             .body(body);
+        for (name, value) in &self.extra_headers {
+            builder = builder.header(name.clone(), value.clone());
+        }
         if let Some(auth) = &self.auth {
             builder = builder.header(AUTHORIZATION, auth.clone());
         }

@@ -13,6 +13,7 @@ use super::error::ProviderError;
 use super::latency::{ms_to_duration, LatencySampler};
 use super::simulated_config::{validate_all, SimulatedConfigError, SimulatedModelConfig};
 use super::simulated_limits::{BudgetRefusal, Budgets};
+use super::simulated_structured;
 use super::{ModelProvider, ProviderRequest, ProviderResponse};
 use async_trait::async_trait;
 use rand::{Rng, SeedableRng};
@@ -251,13 +252,14 @@ impl SimulatedProvider {
         let elapsed = now.saturating_duration_since(self.started_at);
         let capacity = self.capacity_of(model, now);
         let config = &model.config;
-        let prompt_tokens = prompt_token_estimate(&request.input);
-        let charge = prompt_tokens + u64::from(config.max_tokens);
+        let prompt_tokens = (request.prompt_chars() as u64).div_ceil(4);
+        let (max_tokens, output_tokens) = call_tokens(config, request);
+        let charge = prompt_tokens + max_tokens;
         let usage = TokenUsage {
             input_tokens: prompt_tokens,
             output_tokens: match request.domain {
                 RequestDomain::Embedding => 0,
-                _ => u64::from(config.output_tokens.unwrap_or(config.max_tokens)),
+                _ => output_tokens,
             },
         };
         let mut state = lock(&model.state);
@@ -481,7 +483,7 @@ impl ModelProvider for SimulatedProvider {
             Served::Answer(latency) => {
                 sleep(latency).await;
                 guard.finish(Finish::Succeeded);
-                let mut response = respond(&request);
+                let mut response = respond(&request, report.usage.output_tokens);
                 response.usage = Some(report.usage);
                 response.rate_limits = report.rate_limits;
                 Ok(response)
@@ -548,16 +550,61 @@ impl Drop for InFlightGuard<'_> {
     }
 }
 
+/// A call's `max_tokens` (the request's, else the config's) and the tokens the model writes:
+/// without a request `max_tokens`, the config's `output_tokens` (default its `max_tokens`);
+/// with one, the config's `output_tokens` capped at it (default: exactly it).
+fn call_tokens(config: &SimulatedModelConfig, request: &ProviderRequest) -> (u64, u64) {
+    match request.max_tokens().map(u64::from) {
+        None => (
+            u64::from(config.max_tokens),
+            u64::from(config.output_tokens.unwrap_or(config.max_tokens)),
+        ),
+        Some(asked) => (
+            asked,
+            config
+                .output_tokens
+                .map_or(asked, |o| u64::from(o).min(asked)),
+        ),
+    }
+}
+
 /// The deterministic answer to `request`: text for chat-like domains, a vector for embeddings.
-fn respond(request: &ProviderRequest) -> ProviderResponse {
+/// A structured request (`response_format`) gets schema-conforming JSON; a request with
+/// `max_tokens` gets a reply of exactly `output_tokens` words (at most
+/// [`MAX_SIMULATED_WORDS`]), so it never exceeds the limit.
+fn respond(request: &ProviderRequest, output_tokens: u64) -> ProviderResponse {
     match request.domain {
         RequestDomain::Embedding => {
             ProviderResponse::embedding(simulated_embedding(&request.input))
         }
         RequestDomain::Chat | RequestDomain::Image | RequestDomain::Healthcheck => {
-            ProviderResponse::text(simulated_text(&request.model_id, &request.input))
+            if let Some(format) = &request.options.response_format {
+                let seed = fnv(request.input.as_bytes()) ^ fnv(request.model_id.as_bytes());
+                let value = simulated_structured::conforming_value(&format.schema, seed);
+                return ProviderResponse::text(value.to_string());
+            }
+            let text = simulated_text(&request.model_id, &request.input);
+            match request.max_tokens() {
+                None => ProviderResponse::text(text),
+                Some(_) => ProviderResponse::text(sized_text(&text, output_tokens)),
+            }
         }
     }
+}
+
+/// Longest simulated reply, in words (a huge `max_tokens` is reported as usage, not written).
+pub const MAX_SIMULATED_WORDS: u64 = 4096;
+
+/// `text` cut or extended (with more hash-derived words) to `words` words (≤ the cap).
+fn sized_text(text: &str, words: u64) -> String {
+    let words = words.min(MAX_SIMULATED_WORDS) as usize;
+    let mut out: Vec<&str> = text.split(' ').take(words).collect();
+    let mut h = fnv(text.as_bytes());
+    while out.len() < words {
+        h = h.rotate_left(4) ^ 0x9e37_79b9_7f4a_7c15;
+        out.push(WORDS[(h & 0xf) as usize]);
+    }
+    out.join(" ")
 }
 
 /// `"<score>/10 sim:<model>:<16-hex FNV-1a of input> w1 w2 w3 w4"`: a pure function of model

@@ -7,6 +7,7 @@
 //! An alias may carry request/token budgets ([`ModelRateLimits`]); the engine merges the budgets
 //! of one endpoint's aliases by the tightest rule into its budget ledger.
 
+use crate::inference::InferenceParams;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use weir_contracts::{
@@ -77,7 +78,7 @@ impl ModelRateLimits {
 }
 
 /// One user-facing model alias bound to a concrete provider/model endpoint and its static cap.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelAlias {
     /// The name generators use.
     pub alias: String,
@@ -91,6 +92,10 @@ pub struct ModelAlias {
     /// headers teach).
     #[serde(default, skip_serializing_if = "ModelRateLimits::is_empty")]
     pub rate_limits: ModelRateLimits,
+    /// Default inference parameters of every chat call through this alias (a column's
+    /// `inference` overrides them field by field).
+    #[serde(default, skip_serializing_if = "InferenceParams::is_empty")]
+    pub inference: InferenceParams,
 }
 
 impl ModelAlias {
@@ -102,7 +107,14 @@ impl ModelAlias {
             model_id: model_id.to_string(),
             max_parallel_requests,
             rate_limits: ModelRateLimits::default(),
+            inference: InferenceParams::default(),
         }
+    }
+
+    /// The same alias with default inference parameters.
+    pub fn with_inference(mut self, inference: InferenceParams) -> Self {
+        self.inference = inference;
+        self
     }
 
     /// The same alias with configured budgets.
@@ -119,7 +131,7 @@ impl ModelAlias {
 
 /// Alias lookup; built from a workflow's `models` (the first definition of an alias wins —
 /// workflow validation rejects duplicates).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ModelRegistry {
     aliases: BTreeMap<String, ModelAlias>,
 }

@@ -4,15 +4,30 @@
 //! limit was hit; never the message itself, which may echo prompts or keys).
 
 use super::redact::looks_like_secret;
-use serde_json::{json, Value};
+use crate::inference::ChatOptions;
+use serde_json::{json, Map, Value};
 use std::time::Duration;
 use weir_contracts::{RateLimitSignal, TokenUsage};
 
-/// The JSON body of a chat completion request with one user message.
-pub fn chat_body(model: &str, input: &str) -> Vec<u8> {
-    json!({"model": model, "messages": [{"role": "user", "content": input}]})
-        .to_string()
-        .into_bytes()
+/// The JSON body of a chat completion request: an optional system message, one user message,
+/// the inference parameters exactly as given (`extra_body` keys at the top level) and the
+/// structured `response_format`, when asked for.
+pub fn chat_body(model: &str, input: &str, options: &ChatOptions) -> Vec<u8> {
+    let mut messages = Vec::with_capacity(2);
+    if let Some(system) = &options.system_prompt {
+        messages.push(json!({"role": "system", "content": system}));
+    }
+    messages.push(json!({"role": "user", "content": input}));
+    let mut body = Map::new();
+    body.insert("model".into(), Value::from(model));
+    body.insert("messages".into(), Value::Array(messages));
+    if let Some(format) = &options.response_format {
+        body.insert("response_format".into(), format.body_value());
+    }
+    for (k, v) in options.inference.body_entries() {
+        body.entry(k).or_insert(v);
+    }
+    Value::Object(body).to_string().into_bytes()
 }
 
 /// The JSON body of an embeddings request for one input.

@@ -153,7 +153,7 @@ fn dispatch(command: Command) -> Result<i32, CliError> {
         Command::Validate { workflow } => {
             let (spec, notices) = load(&workflow)?;
             println!(
-                "{}: valid — workflow {:?}: {} records, {} columns, {} models, {} providers",
+                "{}: valid — workflow {:?}: {} records, {} column(s), {} model(s), {} provider(s)",
                 workflow.display(),
                 spec.name,
                 spec.records,

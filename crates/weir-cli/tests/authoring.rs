@@ -486,6 +486,7 @@ fn every_bundled_example_validates_against_weir_schema() {
             "quickstart.json",
             "quickstart.yaml",
             "rate-limited.json",
+            "readme.yaml",
             "seeded.yaml",
             "structured.json"
         ]
@@ -518,4 +519,52 @@ fn every_bundled_example_validates_against_weir_schema() {
     zero["records"] = Value::from(10);
     zero["buffer_size"] = Value::from(2_000_000);
     assert!(!validator.is_valid(&zero));
+}
+
+/// The README's YAML example is `examples/readme.yaml`, verbatim: the file is validated with
+/// the other bundled examples (and run by `readme_example_runs`), so the README cannot drift.
+#[test]
+fn the_readme_yaml_example_is_the_bundled_file() {
+    let readme = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"),
+    )
+    .expect("read README.md");
+    let file = std::fs::read_to_string(example("readme.yaml")).expect("read readme.yaml");
+    let block = format!("```yaml\n{file}```");
+    assert!(
+        readme.contains(&block),
+        "README.md must show examples/readme.yaml verbatim in a ```yaml block"
+    );
+    assert!(file.lines().count() <= 15, "the README example stays short");
+}
+
+/// It runs on the simulated provider and writes seed columns, a structured value and a score.
+#[test]
+fn readme_example_runs() {
+    let out = std::env::temp_dir().join(format!("weir-readme-example-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+        .arg("run")
+        .arg(example("readme.yaml"))
+        .arg("--out")
+        .arg(&out)
+        .arg("--quiet")
+        .status()
+        .expect("spawn weir");
+    assert!(status.success(), "{status}");
+    let dataset = std::fs::read_to_string(out.join("dataset.jsonl")).expect("dataset");
+    assert_eq!(dataset.lines().count(), 40);
+    for line in dataset.lines() {
+        // Seed columns first (the CSV header's order), then the declared ones.
+        let at: Vec<usize> = ["country", "capital", "language", "dish", "review"]
+            .iter()
+            .map(|k| line.find(&format!("\"{k}\":")).expect("key"))
+            .collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "{line}");
+        let row: Value = serde_json::from_str(line).expect("JSON row");
+        assert!(row["dish"]["name"].is_string() && row["dish"]["spicy"].is_boolean());
+        let score = row["review"]["authenticity"].as_i64().expect("score");
+        assert!((1..=10).contains(&score));
+    }
+    let _ = std::fs::remove_dir_all(&out);
 }

@@ -51,7 +51,7 @@ impl Pipeline {
         self.feed
             .as_ref()
             .is_some_and(|f| !f.exhausted() && f.next.is_none())
-            && self.row_groups.in_flight() < self.row_groups.target().max(1)
+            && self.row_groups.in_flight() < self.row_groups.hard_cap()
     }
 
     /// Every row group this run will generate is written (feed mode: the feed has ended and
@@ -69,6 +69,11 @@ impl RunLoop {
     fn admit_fed_row_groups(&mut self) -> Result<bool, SchedulerError> {
         let mut admitted = false;
         loop {
+            // Take a group only with a slot for it: the feeder claims one group per group
+            // taken, so a full run holds no claim it cannot start.
+            if self.pipeline.row_groups.in_flight() >= self.pipeline.row_groups.hard_cap() {
+                return Ok(admitted);
+            }
             let Some(feed) = self.pipeline.feed.as_mut() else {
                 return Ok(admitted);
             };

@@ -1,8 +1,15 @@
 //! weir-coordinator: shared row groups — several `weir run` processes, on one machine or many,
 //! generate ONE dataset by claiming its row groups from Redis.
 //!
-//! ```no_run
-//! // `no_run`: it needs a Redis server (`weir-testkit`'s `RedisServer` starts one in tests).
+//! ```toml
+//! [dependencies]
+//! weir-coordinator = { path = "…/crates/weir-coordinator" }
+//! tokio = { version = "1", features = ["time"] }
+//! ```
+//!
+//! ```rust,no_run
+//! // `no_run`: `demo` needs a Redis server (weir-testkit's `RedisServer` starts one in tests);
+//! // the example is built, and `demo` is only defined, never called.
 //! use std::time::Duration;
 //! use weir_coordinator::{Claim, Coordinator, CoordinatorConfig, JobSpec};
 //!

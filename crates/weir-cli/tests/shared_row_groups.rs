@@ -180,6 +180,68 @@ fn three_workers_on_one_out_assemble_the_single_process_dataset() {
         .expect("spawn");
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(stderr(&o).contains("already holds"), "{}", stderr(&o));
+    // The directory removed while Redis still knows the finished job: a new directory does
+    // not inherit "done" for parts it does not have; the job runs again there.
+    std::fs::remove_dir_all(&out).expect("remove out");
+    let o = finish(worker(&spec, &out, &redis.url(), "a"));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read(out.join("dataset.jsonl")).expect("dataset"),
+        expected
+    );
+}
+
+#[test]
+fn csv_datasets_assemble_with_one_header() {
+    let Some(redis) = RedisServer::start_or_skip("csv_datasets_assemble_with_one_header") else {
+        return;
+    };
+    let dir = scratch("csv");
+    let spec = slow_spec(&dir);
+    let single = dir.join("single-csv");
+    let o = weir()
+        .args([
+            "run",
+            s(&spec),
+            "--out",
+            s(&single),
+            "--quiet",
+            "--format",
+            "csv",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("spawn");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = dir.join("out");
+    let workers: Vec<Child> = ["a", "b"]
+        .iter()
+        .map(|n| {
+            weir()
+                .args([
+                    "run",
+                    s(&spec),
+                    "--out",
+                    s(&out),
+                    "--quiet",
+                    "--format",
+                    "csv",
+                ])
+                .args(["--coordinator", &redis.url(), "--worker", n])
+                .stdin(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn worker")
+        })
+        .collect();
+    for w in workers {
+        let o = finish(w);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    }
+    assert_eq!(
+        std::fs::read(out.join("dataset.csv")).expect("dataset"),
+        std::fs::read(single.join("dataset.csv")).expect("dataset")
+    );
 }
 
 #[test]

@@ -81,6 +81,25 @@ pub struct JobStatus {
 /// Where a rebuilt job learns which row groups are already done (the durable truth: part files).
 pub type DurableDone = Box<dyn Fn() -> Vec<u64> + Send + Sync>;
 
+/// The worker's durable state: a token naming its output directory (the same for every worker
+/// sharing it, new when the directory is new) and the row groups done there.
+pub struct Durable {
+    /// Names the output directory (e.g. a random token stored in it when it was created).
+    pub token: String,
+    /// The row groups whose parts are there.
+    pub done: DurableDone,
+}
+
+impl Durable {
+    /// Durable state of a directory named `token` whose done row groups `done` lists.
+    pub fn new(token: impl Into<String>, done: DurableDone) -> Self {
+        Self {
+            token: token.into(),
+            done,
+        }
+    }
+}
+
 /// One worker's handle on a shared job (see the crate docs for the protocol).
 pub struct Coordinator {
     client: redis::Client,
@@ -91,7 +110,7 @@ pub struct Coordinator {
     config: CoordinatorConfig,
     scripts: Scripts,
     conn: Mutex<Option<MultiplexedConnection>>,
-    durable_done: DurableDone,
+    durable: Durable,
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -106,14 +125,14 @@ impl std::fmt::Debug for Coordinator {
 
 impl Coordinator {
     /// Connects worker `worker` to job `job` at `url` (`redis://HOST:PORT[/DB]`) and makes sure
-    /// the job exists there (rebuilding it from `durable_done` when Redis does not know it).
+    /// the job exists there (rebuilding it from `durable` when Redis does not know it).
     /// Fails with [`CoordinatorError::Unavailable`] when Redis cannot be reached now.
     pub async fn connect(
         url: &str,
         worker: &str,
         job: JobSpec,
         config: CoordinatorConfig,
-        durable_done: DurableDone,
+        durable: Durable,
     ) -> Result<Self, CoordinatorError> {
         let shown = redact(url);
         let client = redis::Client::open(url).map_err(|e| CoordinatorError::InvalidUrl {
@@ -129,7 +148,7 @@ impl Coordinator {
             config,
             scripts: Scripts::new(),
             conn: Mutex::new(None),
-            durable_done,
+            durable,
         };
         this.ensure_job().await?;
         Ok(this)
@@ -160,15 +179,17 @@ impl Coordinator {
         &self.config
     }
 
-    /// Creates the job in Redis unless it is there, marking the durable done row groups done.
-    /// Answers whether it was (re)built by this call.
+    /// Creates the job in Redis unless it is there, marking the durable done row groups done
+    /// (and starts over a finished job first seen from a new, empty directory: its keys
+    /// outlived the directory they described). Answers whether it was (re)built by this call.
     pub async fn ensure_job(&self) -> Result<bool, CoordinatorError> {
-        let done = (self.durable_done)();
+        let done = (self.durable.done)();
         let mut inv = self.scripts.init.prepare_invoke();
         self.with_keys(&mut inv);
         inv.arg(&self.job.identity)
             .arg(self.job.row_groups)
-            .arg(self.ttl_ms());
+            .arg(self.ttl_ms())
+            .arg(&self.durable.token);
         for rg in done {
             inv.arg(rg);
         }

@@ -36,7 +36,7 @@ impl JobSpec {
     }
 }
 
-/// The five keys of one job. They share the hash tag `{id}`, so on Redis Cluster they live in
+/// The six keys of one job. They share the hash tag `{id}`, so on Redis Cluster they live in
 /// one slot and the multi-key scripts are legal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobKeys {
@@ -50,6 +50,8 @@ pub struct JobKeys {
     pub owners: String,
     /// `weir:rg:{id}:done` (set): row groups whose part is written.
     pub done: String,
+    /// `weir:rg:{id}:dirs` (set): tokens of the output directories that joined the job.
+    pub dirs: String,
 }
 
 impl JobKeys {
@@ -62,17 +64,19 @@ impl JobKeys {
             leases: key("leases"),
             owners: key("owners"),
             done: key("done"),
+            dirs: key("dirs"),
         }
     }
 
-    /// All five, in the order the scripts take them.
-    pub fn all(&self) -> [&str; 5] {
+    /// All six, in the order the scripts take them.
+    pub fn all(&self) -> [&str; 6] {
         [
             &self.meta,
             &self.next,
             &self.leases,
             &self.owners,
             &self.done,
+            &self.dirs,
         ]
     }
 }

@@ -11,16 +11,17 @@
 //! // `no_run`: `demo` needs a Redis server (weir-testkit's `RedisServer` starts one in tests);
 //! // the example is built, and `demo` is only defined, never called.
 //! use std::time::Duration;
-//! use weir_coordinator::{Claim, Coordinator, CoordinatorConfig, JobSpec};
+//! use weir_coordinator::{Claim, Coordinator, CoordinatorConfig, Durable, JobSpec};
 //!
 //! # async fn demo() -> Result<(), weir_coordinator::CoordinatorError> {
 //! // Every worker of the job builds the same identity (spec fingerprint, seed, records …).
 //! let job = JobSpec::new(&["spec=3f2a", "seed=7", "records=1000"], 10);
 //! let config = CoordinatorConfig { lease: Duration::from_secs(30), ..Default::default() };
-//! // Row groups already durable (part files on disk) when Redis has to rebuild the job.
-//! let done_on_disk = Box::new(|| Vec::<u64>::new());
+//! // The output directory's token and the row groups already durable there (part files):
+//! // what Redis is rebuilt from when it lost the job.
+//! let durable = Durable::new("dir-token-1", Box::new(|| Vec::<u64>::new()));
 //! let coordinator =
-//!     Coordinator::connect("redis://127.0.0.1:6380/0", "worker-a", job, config, done_on_disk)
+//!     Coordinator::connect("redis://127.0.0.1:6380/0", "worker-a", job, config, durable)
 //!         .await?;
 //! loop {
 //!     match coordinator.claim().await? {
@@ -40,7 +41,7 @@
 //! # }
 //! ```
 //!
-//! **The protocol** (atomic Lua scripts, see `scripts.rs`): a job has five keys sharing the hash
+//! **The protocol** (atomic Lua scripts, see `scripts.rs`): a job has six keys sharing the hash
 //! tag `{job id}` ([`JobKeys`]). A claim takes an expired lease first (a dead or stopped
 //! worker's row group: take-over), else the next row group never claimed and not done. A
 //! holder renews its leases every third of the lease; a lease not renewed in time is taken over
@@ -60,6 +61,6 @@ mod error;
 mod job;
 mod scripts;
 
-pub use client::{Claim, Coordinator, CoordinatorConfig, DurableDone, JobStatus};
+pub use client::{Claim, Coordinator, CoordinatorConfig, Durable, DurableDone, JobStatus};
 pub use error::CoordinatorError;
 pub use job::{JobKeys, JobSpec};

@@ -1,7 +1,7 @@
 //! The claim protocol's Lua scripts: each one step, atomic on the Redis server.
 //!
-//! Every script gets the job's five keys in the order of [`crate::JobKeys::all`] (meta, next,
-//! leases, owners, done) and ends by refreshing every key's TTL, so a job's keys live as long as
+//! Every script gets the job's six keys in the order of [`crate::JobKeys::all`] (meta, next,
+//! leases, owners, done, dirs) and ends by refreshing every key's TTL, so a job's keys live as long as
 //! some worker touches them and expire `key_ttl` after the last one stopped. Every script that
 //! finds no `meta` key answers `-2` ("the job is unknown here"): Redis lost it (restart without
 //! persistence, eviction, expiry) and the caller must rebuild it from its durable state first.
@@ -12,25 +12,35 @@ const PRELUDE: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local function touch(ttl)
-  for i = 1, 5 do redis.call('PEXPIRE', KEYS[i], ttl) end
+  for i = 1, 6 do redis.call('PEXPIRE', KEYS[i], ttl) end
 end
 "#;
 
-/// INIT: ARGV = identity, total, ttl_ms, then the row groups already done. Creates the job
-/// unless it exists; answers `{1}` created, `{0}` existed with the same identity, `{-1, stored}`
-/// existed with another identity.
+/// INIT: ARGV = identity, total, ttl_ms, directory token, then the row groups already done
+/// there. Creates the job unless it exists; answers `{1}` created, `{0}` existed with the same
+/// identity, `{-1, stored}` existed with another identity. A finished job seen for the first
+/// time from a directory (token unknown) that holds no part is started over: its keys outlived
+/// the output directory they describe (it was removed), and a new directory must not inherit
+/// "done" for parts it does not have.
 const INIT: &str = r#"
 local stored = redis.call('GET', KEYS[1])
+local ttl = tonumber(ARGV[3])
 if stored then
   if stored ~= ARGV[1] then return {-1, stored} end
-  touch(tonumber(ARGV[3]))
-  return {0}
+  local known = redis.call('SISMEMBER', KEYS[6], ARGV[4]) == 1
+  local finished = redis.call('SCARD', KEYS[5]) >= tonumber(ARGV[2])
+  if known or (not finished) or #ARGV > 4 then
+    redis.call('SADD', KEYS[6], ARGV[4])
+    touch(ttl)
+    return {0}
+  end
 end
-redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('SET', KEYS[2], 0)
-for i = 4, #ARGV do redis.call('SADD', KEYS[5], ARGV[i]) end
-touch(tonumber(ARGV[3]))
+redis.call('SADD', KEYS[6], ARGV[4])
+for i = 5, #ARGV do redis.call('SADD', KEYS[5], ARGV[i]) end
+touch(ttl)
 return {1}
 "#;
 

@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use weir_coordinator::{Claim, Coordinator, CoordinatorConfig, CoordinatorError, JobSpec};
+use weir_coordinator::{Claim, Coordinator, CoordinatorConfig, CoordinatorError, Durable, JobSpec};
 use weir_testkit::RedisServer;
 
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -28,6 +28,10 @@ async fn worker(url: &str, name: &str, rgs: u64, lease_ms: u64, disk: Vec<u64>) 
     worker_on(url, name, rgs, lease_ms, disk).await
 }
 
+fn empty_dir(token: &str) -> Durable {
+    Durable::new(token, Box::new(Vec::new))
+}
+
 async fn worker_on(
     url: &str,
     name: &str,
@@ -35,10 +39,16 @@ async fn worker_on(
     lease_ms: u64,
     disk: Arc<Mutex<Vec<u64>>>,
 ) -> Coordinator {
-    let durable = Box::new(move || disk.lock().map(|d| d.clone()).unwrap_or_default());
-    Coordinator::connect(url, name, job(rgs), config(lease_ms), durable)
-        .await
-        .expect("connects")
+    let done = Box::new(move || disk.lock().map(|d| d.clone()).unwrap_or_default());
+    Coordinator::connect(
+        url,
+        name,
+        job(rgs),
+        config(lease_ms),
+        Durable::new("dir-1", done),
+    )
+    .await
+    .expect("connects")
 }
 
 fn claimed(c: Claim) -> u64 {
@@ -171,12 +181,12 @@ async fn unreachable_redis_is_a_typed_error_naming_the_url() {
         .expect("addr")
         .port();
     let url = format!("redis://127.0.0.1:{port}/0");
-    let err = Coordinator::connect(&url, "a", job(1), config(1000), Box::new(Vec::new))
+    let err = Coordinator::connect(&url, "a", job(1), config(1000), empty_dir("d"))
         .await
         .expect_err("nothing listens there");
     assert!(err.is_unavailable(), "{err}");
     assert!(err.to_string().contains(&url), "{err}");
-    let bad = Coordinator::connect("http://x", "a", job(1), config(1000), Box::new(Vec::new))
+    let bad = Coordinator::connect("http://x", "a", job(1), config(1000), empty_dir("d"))
         .await
         .expect_err("not redis");
     assert!(matches!(bad, CoordinatorError::InvalidUrl { .. }), "{bad}");
@@ -204,9 +214,38 @@ async fn another_identity_under_the_same_key_is_refused() {
         "b",
         job(2),
         config(60_000),
-        Box::new(Vec::new),
+        empty_dir("dir-1"),
     )
     .await
     .expect_err("conflict");
     assert!(matches!(err, CoordinatorError::Conflict { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn a_finished_job_seen_from_a_new_empty_directory_starts_over() {
+    let Some(redis) = RedisServer::start_or_skip("a_finished_job_seen_from_a_new_empty_dir") else {
+        return;
+    };
+    let url = redis.url();
+    let a = worker(&url, "a", 1, 60_000, vec![]).await;
+    assert_eq!(claimed(a.claim().await.expect("claim")), 0);
+    a.complete(0).await.expect("complete");
+    // The same directory (token) again: done.
+    let again = Coordinator::connect(&url, "a2", job(1), config(60_000), empty_dir("dir-1"))
+        .await
+        .expect("connects");
+    assert_eq!(again.claim().await.expect("claim"), Claim::JobDone);
+    // A new directory holding no part: the keys outlived the directory they described.
+    let fresh = Coordinator::connect(&url, "b", job(1), config(60_000), empty_dir("dir-2"))
+        .await
+        .expect("connects");
+    assert_eq!(claimed(fresh.claim().await.expect("claim")), 0);
+    // A second worker of that new directory joins the restarted job instead of resetting it.
+    let peer = Coordinator::connect(&url, "c", job(1), config(60_000), empty_dir("dir-2"))
+        .await
+        .expect("connects");
+    assert!(matches!(
+        peer.claim().await.expect("claim"),
+        Claim::Wait { leased: 1, .. }
+    ));
 }

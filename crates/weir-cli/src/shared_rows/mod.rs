@@ -35,7 +35,7 @@ use parts::{Assembled, PartStore};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use weir_coordinator::{Coordinator, CoordinatorConfig, CoordinatorError, JobSpec};
+use weir_coordinator::{Coordinator, CoordinatorConfig, CoordinatorError, Durable, JobSpec};
 use weir_runtime::engine::{EngineError, RunResult};
 use weir_runtime::generators::Record;
 use weir_runtime::scheduler::{RecordSink, RowGroupFeed};
@@ -195,7 +195,10 @@ pub fn run_shared_on(
     };
     let durable = {
         let store = store.clone();
-        Box::new(move || store.done_row_groups())
+        Durable::new(
+            store.token().to_owned(),
+            Box::new(move || store.done_row_groups()),
+        )
     };
     let coordinator = runtime
         .block_on(Coordinator::connect(
@@ -367,12 +370,40 @@ pub fn run_shared_on(
                      not share one --out): copy every worker's parts/ into one directory and \
                      run this command there to assemble the dataset",
                     shared.worker,
-                    store.dir().display()
+                    store.dir().display(),
                 );
             }
             data.summary
         }
     };
+    if !opts.quiet {
+        // The truth for this worker: its own row groups, then the job's.
+        eprintln!(
+            "worker {}: wrote {} row group(s) ({} records) this session{}{}; the job has {} of \
+             {} row groups done",
+            shared.worker,
+            sink.completed,
+            sink.records,
+            if driven.taken_over > 0 {
+                format!(", {} taken over from other workers", driven.taken_over)
+            } else {
+                String::new()
+            },
+            if sink.duplicated > 0 {
+                format!(
+                    ", {} generated again after a lost claim (same bytes, not duplicated)",
+                    sink.duplicated
+                )
+            } else {
+                String::new()
+            },
+            job_progress
+                .row_groups_done
+                .load(Ordering::Relaxed)
+                .max(store.done_row_groups().len() as u64),
+            store.row_groups()
+        );
+    }
     Ok(RunOutcome {
         out_dir: opts.out_dir,
         summary,

@@ -40,6 +40,9 @@ pub struct SharedJobFile {
     pub format: DatasetFormat,
     /// Rows per row group.
     pub buffer_size: u64,
+    /// Names this directory to the coordinator (made when the file is created): a finished
+    /// job first seen from a new directory is started over instead of counting as done there.
+    pub token: String,
 }
 
 /// The shared output directory as one worker holds it: a shared lock on `weir.lock` (a
@@ -47,6 +50,7 @@ pub struct SharedJobFile {
 /// exclusive lock on its own `workers/NAME.lock` (two workers of one name are refused).
 #[derive(Debug)]
 pub struct PartStore {
+    token: String,
     dir: PathBuf,
     parts: PathBuf,
     worker: String,
@@ -96,6 +100,7 @@ impl PartStore {
             records: identity.records,
             format: identity.format,
             buffer_size: shape.buffer_size,
+            token: new_token(dir, worker),
         };
         if !job_path.exists() {
             if dir.join(crate::output::CHECKPOINT_FILE).exists() {
@@ -136,6 +141,7 @@ impl PartStore {
             )));
         }
         Ok(Self {
+            token: theirs.token,
             dir: dir.to_path_buf(),
             parts,
             worker: worker.to_owned(),
@@ -150,6 +156,11 @@ impl PartStore {
     /// The output directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The directory's token (`parts/job.json`).
+    pub fn token(&self) -> &str {
+        &self.token
     }
 
     /// Row groups of the job.
@@ -422,6 +433,20 @@ fn lock(path: &Path, shared: bool, busy: impl Fn() -> String) -> Result<File, Cl
         let _ = writeln!(file, "{}", std::process::id());
     }
     Ok(file)
+}
+
+/// A token unique to this directory's creation (time, process, worker, path).
+fn new_token(dir: &Path, worker: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    weir_contracts::identity_hash(&[
+        nanos.to_string(),
+        std::process::id().to_string(),
+        worker.to_owned(),
+        dir.display().to_string(),
+    ])
 }
 
 fn differences(theirs: &SharedJobFile, ours: &SharedJobFile) -> Vec<String> {

@@ -101,6 +101,10 @@ impl Driver {
                 }
             }
             let now = Instant::now();
+            if now >= next_renew && held.is_empty() {
+                // Nothing to renew: no call (an empty renewal would say nothing about Redis).
+                next_renew = now + renew_every;
+            }
             if link.usable(now) && now >= next_renew {
                 let holding: Vec<u64> = held.iter().copied().collect();
                 match self.coordinator.renew(&holding).await {
@@ -128,17 +132,20 @@ impl Driver {
             if report.job_done {
                 feed = None;
             }
-            let can_claim = feed.is_some() && link.usable(Instant::now());
+            let now = Instant::now();
+            let claim_now = feed.is_some() && link.usable(now) && now >= next_claim;
+            // When a claim is due, the reserve below is what wakes the loop (the run has room
+            // for a group); a claim due later (after a wait) or a retry is a timer.
             let wake = [
                 Some(next_renew),
                 link.down_since.map(|_| link.retry_at),
-                (feed.is_some() && link.down_since.is_none()).then_some(next_claim),
+                (feed.is_some() && !claim_now && link.down_since.is_none()).then_some(next_claim),
             ]
             .into_iter()
             .flatten()
+            .filter(|t| *t > now)
             .min()
-            .unwrap_or_else(|| Instant::now() + renew_every);
-            let claim_now = can_claim && Instant::now() >= next_claim;
+            .unwrap_or_else(|| now + renew_every);
             let reserve = async {
                 match (&feed, claim_now) {
                     (Some(tx), true) => tx.clone().reserve_owned().await.ok(),

@@ -484,3 +484,125 @@ fn differences(theirs: &SharedJobFile, ours: &SharedJobFile) -> Vec<String> {
     }
     d
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn identity(seed: u64, format: DatasetFormat) -> RunIdentity {
+        RunIdentity {
+            fingerprint: "f".into(),
+            seed,
+            records: 5,
+            format,
+        }
+    }
+
+    fn shape() -> RowGroupShape {
+        RowGroupShape {
+            records: 5,
+            buffer_size: 2,
+        }
+    }
+
+    fn scratch(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("weir-parts-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn rows(rg: u64, n: u64) -> Vec<(u64, Record)> {
+        (0..n)
+            .map(|i| {
+                let row = rg * 2 + i;
+                let mut r = Record::new();
+                r.insert("b".into(), json!(format!("x, \"{row}\"\nnext")));
+                r.insert("a".into(), json!(row));
+                (row, r)
+            })
+            .collect()
+    }
+
+    fn open(
+        dir: &Path,
+        seed: u64,
+        format: DatasetFormat,
+        worker: &str,
+    ) -> Result<PartStore, CliError> {
+        PartStore::open(
+            dir,
+            &identity(seed, format),
+            shape(),
+            vec!["a".into(), "b".into()],
+            worker,
+        )
+    }
+
+    #[test]
+    fn parts_are_idempotent_and_assemble_in_row_order_once_all_are_there() {
+        for format in [DatasetFormat::Jsonl, DatasetFormat::Csv] {
+            let dir = scratch(format.as_str());
+            let a = open(&dir, 1, format, "a").expect("open a");
+            let b = open(&dir, 1, format, "b").expect("open b (same job)");
+            assert_eq!(a.row_groups(), 3);
+            // Out of order, by two workers, one of them twice (a lost claim).
+            assert!(b.write_part(2, &rows(2, 1)).expect("part 2"));
+            assert!(a.write_part(0, &rows(0, 2)).expect("part 0"));
+            assert_eq!(a.assemble().expect("assemble"), None, "part 1 is missing");
+            let first = std::fs::read(a.part_path(0)).expect("part");
+            assert!(!b.write_part(0, &rows(0, 2)).expect("again"), "a duplicate");
+            assert_eq!(std::fs::read(a.part_path(0)).expect("part"), first);
+            // Row group 1 lost a row (dropped).
+            assert!(b.write_part(1, &rows(1, 1)).expect("part 1"));
+            assert_eq!(a.done_row_groups(), [0, 1, 2]);
+            let got = b.assemble().expect("assemble").expect("complete");
+            assert_eq!((got.records, got.rows_dropped), (4, 1));
+            let text = std::fs::read_to_string(dir.join(format.file_name())).expect("dataset");
+            assert_eq!(got.bytes, text.len() as u64);
+            match format {
+                DatasetFormat::Jsonl => {
+                    let firsts: Vec<&str> = text.lines().map(|l| &l[..8]).collect();
+                    assert_eq!(
+                        firsts,
+                        [r#"{"a":0,""#, r#"{"a":1,""#, r#"{"a":2,""#, r#"{"a":4,""#]
+                    );
+                }
+                DatasetFormat::Csv => {
+                    let mut r = csv::Reader::from_reader(text.as_bytes());
+                    assert_eq!(
+                        r.headers().expect("header").iter().collect::<Vec<_>>(),
+                        ["a", "b"]
+                    );
+                    let a_col: Vec<String> =
+                        r.records().map(|x| x.expect("row")[0].to_owned()).collect();
+                    assert_eq!(a_col, ["0", "1", "2", "4"]);
+                }
+            }
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+
+    #[test]
+    fn another_job_a_worker_name_in_use_and_a_single_process_directory_are_refused() {
+        let dir = scratch("refuse");
+        let a = open(&dir, 1, DatasetFormat::Jsonl, "a").expect("open");
+        let other = open(&dir, 2, DatasetFormat::Csv, "b").expect_err("another job");
+        let text = other.to_string();
+        assert!(text.contains("seed (parts 1, this worker 2)"), "{text}");
+        assert!(
+            text.contains("format (parts jsonl, this worker csv)"),
+            "{text}"
+        );
+        let twin = open(&dir, 1, DatasetFormat::Jsonl, "a").expect_err("same name");
+        assert!(twin.to_string().contains("already running"), "{twin}");
+        drop(a);
+        let single = scratch("single");
+        std::fs::create_dir_all(&single).expect("dir");
+        std::fs::write(single.join(crate::output::CHECKPOINT_FILE), "{}").expect("cp");
+        let refused = open(&single, 1, DatasetFormat::Jsonl, "a").expect_err("single-process");
+        assert!(refused.to_string().contains("single-process"), "{refused}");
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(&single);
+    }
+}

@@ -9,6 +9,7 @@
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use weir_testkit::RedisServer;
 
@@ -284,6 +285,50 @@ fn a_worker_killed_with_9_mid_run_loses_and_duplicates_nothing() {
     );
 }
 
+/// A worker that is not quiet, its stderr collected as it comes (to wait on what it says).
+struct Talking {
+    child: Child,
+    said: Arc<Mutex<String>>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+fn talking_worker(spec: &Path, out: &Path, url: &str, name: &str) -> Talking {
+    let mut child = weir()
+        .args(["run", s(spec), "--out", s(out)])
+        .args(["--coordinator", url, "--worker", name, "--lease", "2"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn worker");
+    let said = Arc::new(Mutex::new(String::new()));
+    let mut pipe = child.stderr.take().expect("stderr");
+    let sink = said.clone();
+    let reader = std::thread::spawn(move || {
+        use std::io::Read;
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = pipe.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            if let Ok(mut s) = sink.lock() {
+                s.push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        }
+    });
+    Talking {
+        child,
+        said,
+        reader,
+    }
+}
+
+fn said(workers: &[Talking], text: &str) -> bool {
+    workers
+        .iter()
+        .any(|w| w.said.lock().map(|s| s.contains(text)).unwrap_or(false))
+}
+
 #[test]
 fn redis_restarted_empty_mid_run_still_completes_every_worker() {
     let Some(mut redis) = RedisServer::start_or_skip("redis_restarted_empty_mid_run") else {
@@ -294,27 +339,51 @@ fn redis_restarted_empty_mid_run_still_completes_every_worker() {
     let expected = single_process_dataset(&dir, &spec);
     let out = dir.join("out");
     let url = redis.url();
-    let workers: Vec<Child> = ["a", "b", "c"]
+    let workers: Vec<Talking> = ["a", "b", "c"]
         .iter()
-        .map(|n| worker(&spec, &out, &url, n))
+        .map(|n| talking_worker(&spec, &out, &url, n))
         .collect();
     wait_until("the first part", || parts_in(&out) >= 1);
     redis.stop();
-    // Down for a while: the workers keep generating what they hold and retry.
-    let down_parts = parts_in(&out);
-    wait_until(
-        "a part written while Redis is down, or the job done",
-        || parts_in(&out) > down_parts || parts_in(&out) == 12,
-    );
+    // Down: the workers say so (they stop claiming, keep generating what they hold, retry).
+    wait_until("a worker reporting the outage", || {
+        said(
+            &workers,
+            "not claiming new row groups, still generating the ones held",
+        )
+    });
     redis.restart().expect("restart (empty)");
+    let mut stderrs = Vec::new();
     for w in workers {
-        let o = finish(w);
-        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let mut child = w.child;
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                break status;
+            }
+            assert!(start.elapsed() < DEADLINE, "a worker never finished");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let _ = w.reader.join();
+        let text = w.said.lock().map(|s| s.clone()).unwrap_or_default();
+        assert_eq!(status.code(), Some(0), "{text}");
+        stderrs.push(text);
     }
+    assert!(
+        stderrs.iter().any(|t| t.contains("is back after")),
+        "nobody said Redis came back: {stderrs:#?}"
+    );
     assert_eq!(
         std::fs::read(out.join("dataset.jsonl")).expect("dataset"),
         expected
     );
+    let outages: u64 = summary(&out)["workers"]
+        .as_object()
+        .expect("workers")
+        .values()
+        .map(|w| w["coordinator_outages"].as_u64().expect("count"))
+        .sum();
+    assert!(outages >= 1, "the outage is in summary.json");
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! The worker's side of the claim protocol, as one tokio task: claims row groups for the
-//! run's [`RowGroupFeed`](weir_runtime::scheduler::RowGroupFeed) (one at a time, only when the
-//! run can take one), renews the leases of the row groups it holds, tells the coordinator about
+//! run's [`RowGroupFeed`](weir_runtime::scheduler::RowGroupFeed) (one at a time, when the
+//! feed has room: at most one claim waits beyond the row groups being generated), renews the leases of the row groups it holds, tells the coordinator about
 //! each part written, and lives through coordinator outages.
 //!
 //! **Coordinator lost mid-run**: the worker stops claiming (it cannot), keeps generating the

@@ -69,8 +69,8 @@ impl RunLoop {
     fn admit_fed_row_groups(&mut self) -> Result<bool, SchedulerError> {
         let mut admitted = false;
         loop {
-            // Take a group only with a slot for it: the feeder claims one group per group
-            // taken, so a full run holds no claim it cannot start.
+            // Take a group only with a slot for it: with a feed of capacity 1, a feeder that
+            // claims one group per free place holds at most one group beyond those running.
             if self.pipeline.row_groups.in_flight() >= self.pipeline.row_groups.hard_cap() {
                 return Ok(admitted);
             }

@@ -140,6 +140,7 @@ impl PartStore {
                 if differs.len() == 1 { "s" } else { "" }
             )));
         }
+        remove_stale_temporaries(&parts, worker);
         Ok(Self {
             token: theirs.token,
             dir: dir.to_path_buf(),
@@ -345,6 +346,22 @@ pub struct Assembled {
     pub rows_dropped: u64,
     /// Bytes of the dataset file.
     pub bytes: u64,
+}
+
+/// Removes the half-written parts a killed process of this worker name left behind (no live
+/// process has the name: its lock is ours). Other workers' temporaries are theirs to clean.
+fn remove_stale_temporaries(parts: &Path, worker: &str) {
+    let Ok(entries) = std::fs::read_dir(parts) else {
+        return;
+    };
+    let mark = format!(".tmp-{worker}-");
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(".rg-") && name.contains(&mark) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 fn part_path(parts: &Path, row_group: u64, format: DatasetFormat) -> PathBuf {
@@ -596,6 +613,15 @@ mod tests {
         );
         let twin = open(&dir, 1, DatasetFormat::Jsonl, "a").expect_err("same name");
         assert!(twin.to_string().contains("already running"), "{twin}");
+        drop(a);
+        // A half-written part of a killed `a` is removed when `a` comes back; b's is kept.
+        let stale = dir.join(PARTS_DIR).join(".rg-0000000001.tmp-a-999");
+        let theirs = dir.join(PARTS_DIR).join(".rg-0000000001.tmp-b-998");
+        std::fs::write(&stale, "half").expect("stale");
+        std::fs::write(&theirs, "half").expect("theirs");
+        let a = open(&dir, 1, DatasetFormat::Jsonl, "a").expect("reopen");
+        assert!(!stale.exists() && theirs.exists());
+        assert_eq!(a.done_row_groups(), Vec::<u64>::new());
         drop(a);
         let single = scratch("single");
         std::fs::create_dir_all(&single).expect("dir");

@@ -195,6 +195,7 @@ impl Driver {
                         }
                         Ok(Claim::JobDone) => {
                             self.link_up(&mut link, &mut report);
+                            self.progress.row_groups_done.store(total, Ordering::Relaxed);
                             report.job_done = true;
                             feed = None;
                         }

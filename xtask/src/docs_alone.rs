@@ -20,6 +20,7 @@ const CRATES: &[&str] = &[
     "weir-task-admission",
     "weir-request-admission",
     "weir-capacity",
+    "weir-coordinator",
 ];
 
 /// What one crate's docs say: its dependency lines and its first example.

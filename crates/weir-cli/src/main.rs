@@ -10,6 +10,7 @@ use weir_cli::output::{default_out_dir, DatasetFormat, EventsMode};
 use weir_cli::preview::{self, DEFAULT_PREVIEW_RECORDS};
 use weir_cli::report::ReportData;
 use weir_cli::run::{run_workflow, RunOptions};
+use weir_cli::shared_rows::{self, SharedOptions};
 use weir_cli::spec::{SpecNotice, WorkflowSpec};
 
 /// weir: generate datasets with LLM-backed columns, keeping every model endpoint busy up to its
@@ -51,6 +52,22 @@ enum Command {
         /// of the declared columns; nested values as JSON text).
         #[arg(long, value_enum, default_value_t = DatasetFormat::Jsonl)]
         format: DatasetFormat,
+        /// Shared row groups: run ONE job together with every other `weir run` of the same
+        /// spec on this Redis (redis://HOST:PORT[/DB]); row groups are claimed from it.
+        #[arg(long, value_name = "URL")]
+        coordinator: Option<String>,
+        /// This worker's name in a shared job [default: HOSTNAME-PID] (needs --coordinator).
+        #[arg(long, value_name = "NAME", requires = "coordinator")]
+        worker: Option<String>,
+        /// Seconds a row-group claim lives without renewal before another worker takes it
+        /// over (needs --coordinator).
+        #[arg(
+            long,
+            value_name = "SECONDS",
+            requires = "coordinator",
+            default_value_t = 30.0
+        )]
+        lease: f64,
     },
     /// Run a few records in memory and print them (pretty JSON on stdout) with one line per
     /// model on stderr; writes no files.
@@ -184,6 +201,9 @@ fn dispatch(command: Command) -> Result<i32, CliError> {
             events,
             fresh,
             format,
+            coordinator,
+            worker,
+            lease,
         } => {
             let (spec, notices) = load(&workflow)?;
             let spec = spec.with_overrides(records, seed);
@@ -199,16 +219,27 @@ fn dispatch(command: Command) -> Result<i32, CliError> {
                 return Err(CliError::invalid_input(n.to_string()));
             }
             let out_dir = out.unwrap_or_else(|| default_out_dir(&spec.name));
-            let outcome = run_workflow(
-                spec,
-                RunOptions {
-                    out_dir,
-                    quiet,
-                    events,
-                    fresh,
-                    format,
-                },
-            )?;
+            let opts = RunOptions {
+                out_dir,
+                quiet,
+                events,
+                fresh,
+                format,
+            };
+            let outcome = match coordinator {
+                None => run_workflow(spec, opts)?,
+                Some(coordinator) => {
+                    let lease = std::time::Duration::try_from_secs_f64(lease).map_err(|_| {
+                        CliError::invalid_input("--lease must be a positive number of seconds")
+                    })?;
+                    let shared = SharedOptions {
+                        coordinator,
+                        worker: worker.unwrap_or_else(shared_rows::default_worker_name),
+                        lease,
+                    };
+                    shared_rows::run_shared(spec, opts, shared)?
+                }
+            };
             // The failure report goes to stderr even with --quiet: a dropped row is never silent.
             let report = failures::render_text(&outcome.summary.failures);
             if !report.is_empty() {

@@ -322,7 +322,7 @@ impl serde::Serialize for OrderedRecord<'_> {
 
 /// One CSV field: a string as it is, a missing value or `null` empty, anything else (numbers,
 /// booleans, nested arrays and objects) as its compact JSON text.
-fn csv_field(value: Option<&serde_json::Value>) -> std::borrow::Cow<'_, str> {
+pub(crate) fn csv_field(value: Option<&serde_json::Value>) -> std::borrow::Cow<'_, str> {
     use serde_json::Value;
     match value {
         None | Some(Value::Null) => std::borrow::Cow::Borrowed(""),
@@ -332,7 +332,7 @@ fn csv_field(value: Option<&serde_json::Value>) -> std::borrow::Cow<'_, str> {
 }
 
 /// Encodes one CSV row (RFC 4180 quoting, `\n` line end) into `buf`, which comes back holding it.
-fn csv_line<'f>(
+pub(crate) fn csv_line<'f>(
     buf: Vec<u8>,
     fields: impl Iterator<Item = std::borrow::Cow<'f, str>>,
     path: &Path,

@@ -489,7 +489,7 @@ pub(crate) fn new_engine(
 /// Per-task transitions are followed (layer attribution) when the workflow calls a model;
 /// a workflow of local columns only has no admission layer to attribute, and following its
 /// tasks would cost more than the work itself. `WEIR_COLLECTOR=full|coarse` overrides.
-fn collector_detail(spec: &WorkflowSpec) -> CollectorDetail {
+pub(crate) fn collector_detail(spec: &WorkflowSpec) -> CollectorDetail {
     match std::env::var("WEIR_COLLECTOR").as_deref() {
         Ok("full") => CollectorDetail::Full,
         Ok("coarse") => CollectorDetail::Coarse,

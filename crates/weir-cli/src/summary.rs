@@ -328,6 +328,36 @@ pub struct Summary {
     /// One sentence naming the bottleneck layer (and resource) with its share of task time.
     #[serde(default)]
     pub verdict: Option<String>,
+    /// Shared row groups (`--coordinator`): what each worker did, by worker name (absent for a
+    /// single-process run).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub workers: BTreeMap<String, WorkerSummary>,
+}
+
+/// One worker of a shared job (`summary.json` `workers.NAME`), over all its sessions.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WorkerSummary {
+    /// Row groups whose part this worker wrote first.
+    pub row_groups_completed: u64,
+    /// Records in those row groups.
+    pub records_written: u64,
+    /// Row groups it generated although their part was already there (a lost claim: its
+    /// lease was taken over, or Redis came back empty); their rows are not duplicated.
+    pub row_groups_duplicated: u64,
+    /// Row groups it took over from another worker's expired or released lease.
+    pub row_groups_taken_over: u64,
+    /// Sessions (processes) of this worker.
+    pub sessions: u64,
+    /// Wall seconds of its sessions.
+    pub wall_seconds: f64,
+    /// Times the coordinator became unreachable during its sessions.
+    pub coordinator_outages: u64,
+    /// Seconds it spent without the coordinator.
+    pub coordinator_outage_seconds: f64,
+    /// Task counts of its sessions.
+    pub tasks: TaskCounts,
+    /// Request counts of its sessions.
+    pub requests: RequestCounts,
 }
 
 impl Summary {

@@ -50,12 +50,16 @@ pub const ALLOWED_EDGES: &[(&str, &[&str])] = &[
             "weir-contracts",
             "weir-telemetry",
             "weir-capacity",
+            "weir-coordinator",
         ],
     ),
+    // Shared row groups (issue 17): Redis claims of row-group numbers; it knows no runtime,
+    // no generator, no file, so the CLI wires it to the run's feed and the part files.
+    ("weir-coordinator", &["weir-contracts"]),
 ];
 
 /// Crates that may take a test-support crate as a dev-dependency (and nothing else may).
-pub const TEST_SUPPORT_USERS: &[&str] = &["weir-runtime", "weir-cli"];
+pub const TEST_SUPPORT_USERS: &[&str] = &["weir-runtime", "weir-cli", "weir-coordinator"];
 
 /// Suffixes marking a test-support crate (free to depend on anything).
 pub const TEST_SUPPORT_SUFFIXES: &[&str] = &["-testkit", "-test-support"];
@@ -324,6 +328,48 @@ mod tests {
                  (crates/weir-fair/Cargo.toml)",
                 "dependency edge not allowed: weir-capacity -> weir-fair \
                  (crates/weir-capacity/Cargo.toml)",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_coordinator_knows_contracts_only_and_serves_the_cli() {
+        let ok = check(&[
+            (
+                "weir-coordinator",
+                "crates/weir-coordinator",
+                &[
+                    ("weir-contracts", None),
+                    ("redis", None),
+                    ("weir-testkit", Some("dev")),
+                ],
+            ),
+            (
+                "weir-cli",
+                "crates/weir-cli",
+                &[("weir-coordinator", None), ("weir-runtime", None)],
+            ),
+        ]);
+        assert!(ok.is_empty(), "{ok:#?}");
+        let v = check(&[
+            (
+                "weir-coordinator",
+                "crates/weir-coordinator",
+                &[("weir-contracts", None), ("weir-runtime", None)],
+            ),
+            (
+                "weir-runtime",
+                "crates/weir-runtime",
+                &[("weir-coordinator", None)],
+            ),
+        ]);
+        assert_eq!(
+            v,
+            [
+                "dependency edge not allowed: weir-coordinator -> weir-runtime \
+                 (crates/weir-coordinator/Cargo.toml)",
+                "dependency edge not allowed: weir-runtime -> weir-coordinator \
+                 (crates/weir-runtime/Cargo.toml)",
             ]
         );
     }

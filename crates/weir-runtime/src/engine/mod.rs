@@ -188,6 +188,7 @@ pub struct Engine {
     first_row_group: u64,
     run_id: Option<String>,
     progress: Arc<crate::scheduler::RunProgress>,
+    feed: Option<crate::scheduler::RowGroupFeed>,
 }
 
 impl Engine {
@@ -205,6 +206,7 @@ impl Engine {
             first_row_group: 0,
             run_id: None,
             progress: Arc::default(),
+            feed: None,
         }
     }
 
@@ -241,6 +243,13 @@ impl Engine {
         self
     }
 
+    /// Feed mode: run exactly the row groups `feed` hands over (see
+    /// [`crate::scheduler::RowGroupFeed`]); each is written as soon as it completes.
+    pub fn with_row_group_feed(mut self, feed: crate::scheduler::RowGroupFeed) -> Self {
+        self.feed = Some(feed);
+        self
+    }
+
     /// Run id for correlations (default: derived from the workflow name).
     pub fn with_run_id(mut self, run_id: impl Into<String>) -> Self {
         self.run_id = Some(run_id.into());
@@ -248,7 +257,7 @@ impl Engine {
     }
 
     /// Validates everything and wires the layers; the returned run can be stopped and awaited.
-    pub fn prepare(self) -> Result<PreparedRun, EngineError> {
+    pub fn prepare(mut self) -> Result<PreparedRun, EngineError> {
         self.workflow
             .validate()
             .map_err(|e| invalid("workflow", e.to_string()))?;
@@ -323,6 +332,9 @@ impl Engine {
             .starting_at_row_group(self.first_row_group);
         if let Some(ta) = self.config.task_admission.clone() {
             scheduler = scheduler.with_task_admission(ta);
+        }
+        if let Some(feed) = self.feed.take() {
+            scheduler = scheduler.with_row_group_feed(feed);
         }
         if let Some(id) = &self.run_id {
             scheduler = scheduler.with_run_id(id.clone());

@@ -16,6 +16,7 @@ mod events;
 pub mod fail_fast;
 pub mod failure_window;
 pub mod failures;
+pub mod feed;
 mod progress;
 pub mod records;
 pub mod report;
@@ -27,6 +28,7 @@ pub use config::{
     CircuitBreakerConfig, EarlyShutdownConfig, RowGroupMode, SchedulerConfig, TaskRetryConfig,
 };
 pub use fail_fast::{is_configuration_failure, is_unreachable_endpoint};
+pub use feed::RowGroupFeed;
 pub use progress::RunProgress;
 pub use records::{InMemoryRecordSink, JsonlRecordSink, RecordSink};
 pub use report::{RunFailure, SchedulerError, SchedulerReport, StopReason};
@@ -91,6 +93,7 @@ pub struct AsyncTaskScheduler {
     inline_local: bool,
     stop_tx: Arc<watch::Sender<bool>>,
     progress: Arc<RunProgress>,
+    feed: Option<RowGroupFeed>,
 }
 
 impl AsyncTaskScheduler {
@@ -119,6 +122,7 @@ impl AsyncTaskScheduler {
             inline_local: true,
             stop_tx: Arc::new(stop_tx),
             progress: Arc::default(),
+            feed: None,
         }
     }
 
@@ -160,6 +164,13 @@ impl AsyncTaskScheduler {
         self
     }
 
+    /// Feed mode: run exactly the row groups `feed` hands over (each written as soon as it
+    /// completes, in any order) until its sender is dropped; see [`RowGroupFeed`].
+    pub fn with_row_group_feed(mut self, feed: RowGroupFeed) -> Self {
+        self.feed = Some(feed);
+        self
+    }
+
     /// Run local work inline on the dispatch loop (default) or as spawned workers.
     pub fn with_inline_local_tasks(mut self, inline: bool) -> Self {
         self.inline_local = inline;
@@ -185,7 +196,10 @@ impl AsyncTaskScheduler {
     }
 
     /// Runs the workflow to the end (or a stop), writing completed row groups to `sink`.
-    pub async fn run(self, sink: &mut dyn RecordSink) -> Result<SchedulerOutcome, SchedulerError> {
+    pub async fn run(
+        mut self,
+        sink: &mut dyn RecordSink,
+    ) -> Result<SchedulerOutcome, SchedulerError> {
         let invalid = |field: &str, message: String| SchedulerError::InvalidConfig {
             field: field.to_owned(),
             message,
@@ -238,6 +252,9 @@ impl AsyncTaskScheduler {
             admission,
             self.first_row_group,
         );
+        if let Some(feed) = self.feed.take() {
+            run.use_feed(feed);
+        }
         run.run(sink, cancel).await?;
         Ok(SchedulerOutcome {
             report: run.report,

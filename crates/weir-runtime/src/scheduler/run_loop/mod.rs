@@ -175,6 +175,11 @@ impl RunLoop {
         }
     }
 
+    /// Feed mode: admit the row groups `feed` hands over instead of walking them in order.
+    pub(crate) fn use_feed(&mut self, feed: super::feed::RowGroupFeed) {
+        self.pipeline.feed = Some(feed);
+    }
+
     /// Runs to completion, a stop, or an error. Every lease is released on every path.
     pub(crate) async fn run(
         &mut self,
@@ -268,6 +273,7 @@ impl RunLoop {
                     self.on_timer();
                 }
                 () = cancel.changed(), if listen => {}
+                () = wait_feed(&mut self.pipeline.feed), if self.phase.is_running() && self.pipeline.wants_feed() => {}
             }
         }
     }
@@ -275,7 +281,7 @@ impl RunLoop {
     /// Done: every row group written, or stopping with no worker left.
     fn finished(&self) -> bool {
         if self.phase.is_running() {
-            self.pipeline.next_to_write >= self.pipeline.total_row_groups
+            self.pipeline.all_written()
         } else {
             self.workers.is_empty()
         }
@@ -340,6 +346,14 @@ fn drop_label(cause: &DropCause) -> String {
 
 fn internal(message: String) -> SchedulerError {
     SchedulerError::Internal { message }
+}
+
+/// Waits for the feed's next row group (or its end); pending without a feed.
+async fn wait_feed(feed: &mut Option<super::feed::RowGroupFeed>) {
+    match feed {
+        Some(f) => f.wait().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_until_opt(at: Option<Instant>) {

@@ -1,6 +1,7 @@
 //! Row-group pipeline: admission of row groups, readiness → queue, in-order checkpoints.
 
 use super::*;
+use crate::scheduler::feed::RowGroupFeed;
 
 /// The row-group pipeline's state: admission, live buffers and the in-order write backlog.
 pub(super) struct Pipeline {
@@ -20,6 +21,8 @@ pub(super) struct Pipeline {
     pub(super) dropped_in_unwritten: BTreeMap<u64, u64>,
     /// A row-group admission block was reported and nothing was admitted since.
     pub(super) block_reported: bool,
+    /// Feed mode: the row groups come from here (see `scheduler::feed`).
+    pub(crate) feed: Option<RowGroupFeed>,
 }
 
 impl Pipeline {
@@ -37,12 +40,85 @@ impl Pipeline {
             ready_to_write: BTreeMap::new(),
             dropped_in_unwritten: BTreeMap::new(),
             block_reported: false,
+            feed: None,
+        }
+    }
+}
+
+impl Pipeline {
+    /// Feed mode: a free row-group slot is waiting for the feed's next group.
+    pub(super) fn wants_feed(&self) -> bool {
+        self.feed
+            .as_ref()
+            .is_some_and(|f| !f.exhausted() && f.next.is_none())
+            && self.row_groups.in_flight() < self.row_groups.hard_cap()
+    }
+
+    /// Every row group this run will generate is written (feed mode: the feed has ended and
+    /// nothing it handed over is still live; otherwise: the last group is written).
+    pub(super) fn all_written(&self) -> bool {
+        match &self.feed {
+            Some(f) => f.exhausted() && self.buffers.is_empty() && self.ready_to_write.is_empty(),
+            None => self.next_to_write >= self.total_row_groups,
         }
     }
 }
 
 impl RunLoop {
+    /// Feed mode's admission: each group the feed hands over, while a slot is free.
+    fn admit_fed_row_groups(&mut self) -> Result<bool, SchedulerError> {
+        let mut admitted = false;
+        loop {
+            // Take a group only with a slot for it: with a feed of capacity 1, a feeder that
+            // claims one group per free place holds at most one group beyond those running.
+            if self.pipeline.row_groups.in_flight() >= self.pipeline.row_groups.hard_cap() {
+                return Ok(admitted);
+            }
+            let Some(feed) = self.pipeline.feed.as_mut() else {
+                return Ok(admitted);
+            };
+            let Some(rg) = feed.poll_now() else {
+                return Ok(admitted);
+            };
+            if rg >= self.pipeline.total_row_groups || self.pipeline.buffers.contains_key(&rg) {
+                // Not a row group of this workflow, or one already live: nothing to generate.
+                continue;
+            }
+            let pressure = !self.queue.is_empty();
+            match self.pipeline.row_groups.try_admit(pressure) {
+                Ok(_) => {
+                    let rows = self.workflow.row_group_size(rg);
+                    self.tracker
+                        .admit_row_group(rg, rows)
+                        .map_err(|e| internal(format!("admit row group {rg}: {e}")))?;
+                    self.pipeline
+                        .buffers
+                        .insert(rg, RowGroupBuffer::new(self.workflow.row_offset(rg), rows));
+                    admitted = true;
+                    let in_flight = self.pipeline.row_groups.in_flight();
+                    self.events.run(SchedulerEventKind::RowGroupAdmitted, |e| {
+                        e.payload = P::RowGroupAdmitted(RowGroupAdmitted {
+                            row_group: rg,
+                            rows,
+                            in_flight: u64::from(in_flight),
+                        });
+                    });
+                }
+                Err(_) => {
+                    // Keep it for the next free slot.
+                    if let Some(feed) = self.pipeline.feed.as_mut() {
+                        feed.next = Some(rg);
+                    }
+                    return Ok(admitted);
+                }
+            }
+        }
+    }
+
     pub(super) fn admit_row_groups(&mut self) -> Result<bool, SchedulerError> {
+        if self.pipeline.feed.is_some() {
+            return self.admit_fed_row_groups();
+        }
         let mut admitted = false;
         while self.pipeline.next_row_group < self.pipeline.total_row_groups {
             // Completed groups wait for earlier ones before they are written; cap that backlog
@@ -212,19 +288,29 @@ impl RunLoop {
             took = true;
         }
         let mut wrote = took;
-        while let Some(records) = self
-            .pipeline
-            .ready_to_write
-            .remove(&self.pipeline.next_to_write)
-        {
-            let rg = self.pipeline.next_to_write;
+        loop {
+            // In feed mode a group is written as soon as it completes (the groups before it
+            // belong to other processes); otherwise strictly in row-group order.
+            let rg = if self.pipeline.feed.is_some() {
+                match self.pipeline.ready_to_write.keys().next() {
+                    Some(&rg) => rg,
+                    None => break,
+                }
+            } else {
+                self.pipeline.next_to_write
+            };
+            let Some(records) = self.pipeline.ready_to_write.remove(&rg) else {
+                break;
+            };
             sink.write_row_group(rg, &records)
                 .map_err(|e| SchedulerError::RecordSink {
                     message: e.to_string(),
                 })?;
             self.report.records_written += records.len() as u64;
             self.report.row_groups_written += 1;
-            self.pipeline.next_to_write += 1;
+            if self.pipeline.feed.is_none() {
+                self.pipeline.next_to_write += 1;
+            }
             wrote = true;
             let n = records.len() as u64;
             let total = self.report.records_written;

@@ -68,7 +68,8 @@ impl RunLoop {
             };
         }
         if self.queue.is_empty() {
-            if self.workers.is_empty() && wake.is_none() {
+            // In feed mode an idle run waits for the feed (its next group or its end).
+            if self.workers.is_empty() && wake.is_none() && self.pipeline.feed.is_none() {
                 return Idle::Stuck {
                     unwritten: self.pipeline.total_row_groups - self.pipeline.next_to_write,
                 };

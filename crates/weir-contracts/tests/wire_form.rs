@@ -561,7 +561,8 @@ fn request_samples() -> Vec<(RequestEventPayload, serde_json::Value)> {
         current: "local_share".into(),
         reason: Some("connection refused".into()),
     };
-    let mode_json = json!({"previous": "shared", "current": "local_share", "reason": "connection refused"});
+    let mode_json =
+        json!({"previous": "shared", "current": "local_share", "reason": "connection refused"});
     out.push((P::SharedLimitsDegraded(mode.clone()), mode_json.clone()));
     out.push((P::SharedLimitsRecovered(mode), mode_json));
     let with_data: Vec<RequestEventKind> = out.iter().map(|(p, _)| p.kind()).collect();

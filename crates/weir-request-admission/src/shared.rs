@@ -230,7 +230,9 @@ impl SharedGate {
                 SharedTry::Wait(hint) => hint,
             };
             let step = if hint.is_zero() { DEFAULT_WAIT } else { hint };
-            let step = step.min(MAX_WAIT_STEP).mul_f64(1.0 + 0.5 * self.jitter_unit());
+            let step = step
+                .min(MAX_WAIT_STEP)
+                .mul_f64(1.0 + 0.5 * self.jitter_unit());
             let mut wake = tokio::time::Instant::now() + step;
             if let Some(d) = deadline {
                 if tokio::time::Instant::now() >= d {

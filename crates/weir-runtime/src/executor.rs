@@ -688,9 +688,11 @@ fn shared_release(result: &Result<ProviderResponse, ProviderError>) -> SharedRel
         Err(e) if ModelRequestExecutor::is_window_429(e) => {
             (SharedOutcome::WindowLimited, e.retry_after, e.rate_limits)
         }
-        Err(e) if is_rate_limited(e) => {
-            (SharedOutcome::ConcurrencyLimited, e.retry_after, e.rate_limits)
-        }
+        Err(e) if is_rate_limited(e) => (
+            SharedOutcome::ConcurrencyLimited,
+            e.retry_after,
+            e.rate_limits,
+        ),
         Err(e) => (SharedOutcome::Other, None, e.rate_limits),
     };
     SharedRelease {

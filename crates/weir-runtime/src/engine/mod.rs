@@ -310,8 +310,11 @@ impl Engine {
                 },
             );
         }
-        let mut executor =
-            ModelRequestExecutor::new(controller.clone(), request_events.clone(), self.config.executor);
+        let mut executor = ModelRequestExecutor::new(
+            controller.clone(),
+            request_events.clone(),
+            self.config.executor,
+        );
         if let Some(backend) = &self.shared_limits {
             let endpoints: HashMap<ProviderModelKey, SharedDemand> = aliases_by_endpoint
                 .keys()
@@ -322,7 +325,8 @@ impl Engine {
                         .models
                         .iter()
                         .filter(|m| {
-                            *m.provider == *endpoint.provider_name && *m.model_id == *endpoint.model_id
+                            *m.provider == *endpoint.provider_name
+                                && *m.model_id == *endpoint.model_id
                         })
                         .map(|m| m.cap())
                         .min()

@@ -1,0 +1,155 @@
+//! The three Lua scripts: admit, release, renew. Each is one round trip and touches only one
+//! endpoint's keys (one hash tag, so one Redis Cluster slot); expiry uses the server's `TIME`.
+//!
+//! KEYS, for all three: `[1]` the lease set (sorted set: member = `worker:lease`, score = expiry
+//! in server microseconds), `[2]` the endpoint's meta hash (learned cap, hold, successes,
+//! cooldown-until, header-observed budgets, GCRA theoretical arrival times), `[3]` the recently
+//! released set (members released in the last lease TTL, so a renewal racing a release does
+//! not bring the lease back).
+
+use redis::Script;
+use std::sync::LazyLock;
+
+/// Shared Lua helpers, prepended to each script.
+const PRELUDE: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local function fmt(x) return string.format('%.0f', x) end
+"#;
+
+/// Admit: ARGV = member, lease_ttl_ms, static_cap, configured rpm (0 = none), configured tpm,
+/// tokens, key_ttl_ms, learned-limit margin in permille.
+/// Returns {status, wait_us, in_flight, learned_cap (0 = none), rpm (0), tpm (0)}; status 0 =
+/// admitted, 1 = cooling down, 2 = cap full, 3 = request budget, 4 = token budget.
+const ADMIT: &str = r#"
+local lease_ttl = tonumber(ARGV[2]) * 1000
+local key_ttl = tonumber(ARGV[7])
+local margin = tonumber(ARGV[8])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', fmt(now))
+local n = redis.call('ZCARD', KEYS[1])
+local m = redis.call('HMGET', KEYS[2], 'cap', 'cool', 'rpm', 'tpm', 'tat_r', 'tat_t')
+local cap = tonumber(ARGV[3])
+local learned = tonumber(m[1])
+if learned and learned < cap then cap = learned end
+local function tightest(cfg, obs)
+  local lim = nil
+  if cfg > 0 then lim = cfg end
+  if obs then
+    local o = math.floor(obs * (1000 - margin) / 1000)
+    if o < 1 then o = 1 end
+    if not lim or o < lim then lim = o end
+  end
+  return lim
+end
+local rpm = tightest(tonumber(ARGV[4]), tonumber(m[3]))
+local tpm = tightest(tonumber(ARGV[5]), tonumber(m[4]))
+local function answer(status, wait)
+  redis.call('HSET', KEYS[2], 'seen', fmt(now))
+  redis.call('PEXPIRE', KEYS[2], key_ttl)
+  return {status, wait, n, learned or 0, rpm or 0, tpm or 0}
+end
+local cool = tonumber(m[2]) or 0
+if cool > now then return answer(1, cool - now) end
+if n >= cap then return answer(2, 0) end
+local tat_r = tonumber(m[5]) or 0
+local tat_t = tonumber(m[6]) or 0
+local tokens = tonumber(ARGV[6])
+if rpm and tat_r > now then return answer(3, tat_r - now) end
+if tpm and tokens > 0 and tat_t > now then return answer(4, tat_t - now) end
+if rpm then
+  redis.call('HSET', KEYS[2], 'tat_r', fmt(math.max(tat_r, now) + math.ceil(60000000 / rpm)))
+end
+if tpm and tokens > 0 then
+  redis.call('HSET', KEYS[2], 'tat_t', fmt(math.max(tat_t, now) + math.ceil(tokens * 60000000 / tpm)))
+end
+redis.call('ZADD', KEYS[1], fmt(now + lease_ttl), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], key_ttl)
+n = n + 1
+return answer(0, 0)
+"#;
+
+/// Release: ARGV = member, outcome (0 success, 1 concurrency 429, 2 window 429, 3 other),
+/// retry_after_ms (0 = none), observed rpm (0), observed tpm (0), key_ttl_ms, cap hold ms,
+/// static cap, lease_ttl_ms. Returns {removed, in_flight, learned_cap (0 = none)}.
+const RELEASE: &str = r#"
+local key_ttl = tonumber(ARGV[6])
+local lease_ttl = tonumber(ARGV[9])
+local removed = redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[3], fmt(now + lease_ttl * 1000), ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', fmt(now))
+redis.call('PEXPIRE', KEYS[3], 2 * lease_ttl)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', fmt(now))
+local n = redis.call('ZCARD', KEYS[1])
+local outcome = tonumber(ARGV[2])
+local static = tonumber(ARGV[8])
+local m = redis.call('HMGET', KEYS[2], 'cap', 'hold', 'cool', 'rpm', 'tpm')
+local cap = tonumber(m[1])
+if outcome == 0 and cap then
+  if now >= (tonumber(m[2]) or 0) then
+    local s = redis.call('HINCRBY', KEYS[2], 'succ', 1)
+    if s >= cap then
+      if cap + 1 >= static then
+        redis.call('HDEL', KEYS[2], 'cap', 'succ')
+        cap = nil
+      else
+        cap = cap + 1
+        redis.call('HSET', KEYS[2], 'cap', cap, 'succ', 0)
+      end
+    end
+  end
+elseif outcome == 1 then
+  local new = n
+  local cur = cap or static
+  if new > cur then new = cur end
+  if new < 1 then new = 1 end
+  cap = new
+  redis.call('HSET', KEYS[2], 'cap', new, 'succ', 0, 'hold', fmt(now + tonumber(ARGV[7]) * 1000))
+end
+if outcome == 1 or outcome == 2 then
+  local ra = tonumber(ARGV[3])
+  if ra > 0 then
+    local untl = now + ra * 1000
+    if untl > (tonumber(m[3]) or 0) then redis.call('HSET', KEYS[2], 'cool', fmt(untl)) end
+  end
+end
+local obs_r = tonumber(ARGV[4])
+if obs_r > 0 and (not tonumber(m[4]) or obs_r < tonumber(m[4])) then
+  redis.call('HSET', KEYS[2], 'rpm', obs_r)
+end
+local obs_t = tonumber(ARGV[5])
+if obs_t > 0 and (not tonumber(m[5]) or obs_t < tonumber(m[5])) then
+  redis.call('HSET', KEYS[2], 'tpm', obs_t)
+end
+redis.call('HSET', KEYS[2], 'seen', fmt(now))
+redis.call('PEXPIRE', KEYS[2], key_ttl)
+redis.call('PEXPIRE', KEYS[1], key_ttl)
+return {removed, n, cap or 0}
+"#;
+
+/// Renew: ARGV = lease_ttl_ms, key_ttl_ms, members… Every held member not released in the last
+/// lease TTL gets a fresh expiry; members missing from the set (the server came back empty, or
+/// the lease expired while this worker stalled) are added again. Returns how many were added.
+const RENEW: &str = r#"
+local lease_ttl = tonumber(ARGV[1]) * 1000
+local key_ttl = tonumber(ARGV[2])
+local restored = 0
+for i = 3, #ARGV do
+  if not redis.call('ZSCORE', KEYS[3], ARGV[i]) then
+    restored = restored + redis.call('ZADD', KEYS[1], fmt(now + lease_ttl), ARGV[i])
+  end
+end
+redis.call('PEXPIRE', KEYS[1], key_ttl)
+redis.call('HSET', KEYS[2], 'seen', fmt(now))
+redis.call('PEXPIRE', KEYS[2], key_ttl)
+return restored
+"#;
+
+/// The admit script.
+pub(crate) static ADMIT_SCRIPT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(&format!("{PRELUDE}{ADMIT}")));
+/// The release script.
+pub(crate) static RELEASE_SCRIPT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(&format!("{PRELUDE}{RELEASE}")));
+/// The renew script.
+pub(crate) static RENEW_SCRIPT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(&format!("{PRELUDE}{RENEW}")));

@@ -46,5 +46,6 @@ pub mod progress;
 pub mod progress_model;
 pub mod report;
 pub mod run;
+pub mod shared_limits;
 pub mod spec;
 pub mod summary;

@@ -51,6 +51,10 @@ enum Command {
         /// of the declared columns; nested values as JSON text).
         #[arg(long, value_enum, default_value_t = DatasetFormat::Jsonl)]
         format: DatasetFormat,
+        /// Share request limits (concurrency cap, cooldowns, request/token budgets) with other
+        /// weir processes through Redis: `redis://HOST:PORT[/DB]`. Unreachable at start: exit 3.
+        #[arg(long, value_name = "URL")]
+        shared_limits: Option<String>,
     },
     /// Run a few records in memory and print them (pretty JSON on stdout) with one line per
     /// model on stderr; writes no files.
@@ -175,6 +179,7 @@ fn dispatch(command: Command) -> Result<i32, CliError> {
             events,
             fresh,
             format,
+            shared_limits,
         } => {
             let (spec, notices) = load(&workflow)?;
             let spec = spec.with_overrides(records, seed);
@@ -198,6 +203,7 @@ fn dispatch(command: Command) -> Result<i32, CliError> {
                     events,
                     fresh,
                     format,
+                    shared_limits,
                 },
             )?;
             // The failure report goes to stderr even with --quiet: a dropped row is never silent.

@@ -328,6 +328,10 @@ pub struct Summary {
     /// One sentence naming the bottleneck layer (and resource) with its share of task time.
     #[serde(default)]
     pub verdict: Option<String>,
+    /// The shared-limits backend at the end (`weir run --shared-limits`): mode, fallback,
+    /// learned cap, Redis round trips per request, losses and recoveries. Absent without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_limits: Option<weir_contracts::SharedLimitsSnapshot>,
 }
 
 impl Summary {

@@ -68,6 +68,9 @@ pub struct RedisSharedLimitsConfig {
     pub op_timeout: Duration,
     /// Header-observed budgets are paced this share (permille) under the stated limit.
     pub learned_margin_permille: u32,
+    /// A fresh endpoint's shared cap opens here (all workers together) and grows by one per
+    /// success until the first concurrency 429: the slow start, shared.
+    pub slow_start_cap: u32,
 }
 
 impl Default for RedisSharedLimitsConfig {
@@ -82,6 +85,7 @@ impl Default for RedisSharedLimitsConfig {
             retry_every: Duration::from_millis(500),
             op_timeout: Duration::from_millis(500),
             learned_margin_permille: 20,
+            slow_start_cap: 8,
         }
     }
 }
@@ -432,6 +436,7 @@ impl SharedLimits for RedisSharedLimits {
             .arg(demand.tokens)
             .arg(self.config.key_ttl.as_millis() as u64)
             .arg(self.config.learned_margin_permille)
+            .arg(self.config.slow_start_cap.max(1))
             .invoke_async(&mut conn)
             .await;
         let (status, wait_us, in_flight, learned, rpm, tpm) = match answer {

@@ -18,7 +18,7 @@ local function fmt(x) return string.format('%.0f', x) end
 "#;
 
 /// Admit: ARGV = member, lease_ttl_ms, static_cap, configured rpm (0 = none), configured tpm,
-/// tokens, key_ttl_ms, learned-limit margin in permille.
+/// tokens, key_ttl_ms, learned-limit margin in permille, slow-start cap.
 /// Returns {status, wait_us, in_flight, learned_cap (0 = none), rpm (0), tpm (0)}; status 0 =
 /// admitted, 1 = cooling down, 2 = cap full, 3 = request budget, 4 = token budget.
 const ADMIT: &str = r#"
@@ -27,9 +27,15 @@ local key_ttl = tonumber(ARGV[7])
 local margin = tonumber(ARGV[8])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', fmt(now))
 local n = redis.call('ZCARD', KEYS[1])
-local m = redis.call('HMGET', KEYS[2], 'cap', 'cool', 'rpm', 'tpm', 'tat_r', 'tat_t')
+local m = redis.call('HMGET', KEYS[2], 'cap', 'cool', 'rpm', 'tpm', 'tat_r', 'tat_t', 'ss')
 local cap = tonumber(ARGV[3])
 local learned = tonumber(m[1])
+if not m[7] then
+  -- A fresh endpoint: a shared slow start (all workers together open at the slow-start cap
+  -- and grow by one per success until the first concurrency 429).
+  learned = math.min(cap, tonumber(ARGV[9]))
+  redis.call('HSET', KEYS[2], 'cap', learned, 'ss', 1)
+end
 if learned and learned < cap then cap = learned end
 local function tightest(cfg, obs)
   local lim = nil
@@ -82,9 +88,18 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', fmt(now))
 local n = redis.call('ZCARD', KEYS[1])
 local outcome = tonumber(ARGV[2])
 local static = tonumber(ARGV[8])
-local m = redis.call('HMGET', KEYS[2], 'cap', 'hold', 'cool', 'rpm', 'tpm')
+local m = redis.call('HMGET', KEYS[2], 'cap', 'hold', 'cool', 'rpm', 'tpm', 'ss')
 local cap = tonumber(m[1])
-if outcome == 0 and cap then
+if outcome == 0 and cap and m[6] == '1' then
+  if cap + 1 >= static then
+    redis.call('HDEL', KEYS[2], 'cap', 'succ')
+    redis.call('HSET', KEYS[2], 'ss', 0)
+    cap = nil
+  else
+    cap = cap + 1
+    redis.call('HSET', KEYS[2], 'cap', cap)
+  end
+elseif outcome == 0 and cap then
   if now >= (tonumber(m[2]) or 0) then
     local s = redis.call('HINCRBY', KEYS[2], 'succ', 1)
     if s >= cap then
@@ -103,7 +118,7 @@ elseif outcome == 1 then
   if new > cur then new = cur end
   if new < 1 then new = 1 end
   cap = new
-  redis.call('HSET', KEYS[2], 'cap', new, 'succ', 0, 'hold', fmt(now + tonumber(ARGV[7]) * 1000))
+  redis.call('HSET', KEYS[2], 'cap', new, 'succ', 0, 'ss', 0, 'hold', fmt(now + tonumber(ARGV[7]) * 1000))
 end
 if outcome == 1 or outcome == 2 then
   local ra = tonumber(ARGV[3])

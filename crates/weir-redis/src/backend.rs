@@ -228,7 +228,7 @@ impl RedisSharedLimits {
     }
 
     /// The endpoint's keys, registering it on first use.
-    fn keys_for(&self, endpoint: &ProviderModelKey, static_cap: u32) -> EndpointKeys {
+    fn keys_for(&self, endpoint: &ProviderModelKey, static_cap: u32) -> (EndpointKeys, usize) {
         let mut st = self.state.lock();
         let scope = &self.config.scope;
         let e = st
@@ -244,7 +244,7 @@ impl RedisSharedLimits {
                 tpm: None,
             });
         e.static_cap = static_cap.max(1);
-        e.keys.clone()
+        (e.keys.clone(), e.held.len())
     }
 
     /// True when this call should go to the store (shared, or degraded and due for a retry).
@@ -417,7 +417,7 @@ impl RedisSharedLimits {
 #[async_trait]
 impl SharedLimits for RedisSharedLimits {
     async fn try_admit(&self, endpoint: &ProviderModelKey, demand: SharedDemand) -> SharedTry {
-        let keys = self.keys_for(endpoint, demand.static_cap);
+        let (keys, held) = self.keys_for(endpoint, demand.static_cap);
         if !self.store_due() {
             return self.fallback_admit(endpoint);
         }
@@ -428,6 +428,8 @@ impl SharedLimits for RedisSharedLimits {
             .key(&keys.leases)
             .key(&keys.meta)
             .key(&keys.released)
+            .key(&keys.workers)
+            .key(&keys.waiting)
             .arg(self.member(token))
             .arg(self.config.lease_ttl.as_millis() as u64)
             .arg(demand.static_cap.max(1))
@@ -437,6 +439,8 @@ impl SharedLimits for RedisSharedLimits {
             .arg(self.config.key_ttl.as_millis() as u64)
             .arg(self.config.learned_margin_permille)
             .arg(self.config.slow_start_cap.max(1))
+            .arg(&self.worker)
+            .arg(held)
             .invoke_async(&mut conn)
             .await;
         let (status, wait_us, in_flight, learned, rpm, tpm) = match answer {

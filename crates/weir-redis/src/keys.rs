@@ -1,4 +1,4 @@
-//! Key names: `weir:{SCOPE|PROVIDER|MODEL}:leases|meta|released`.
+//! Key names: `weir:{SCOPE|PROVIDER|MODEL}:leases|meta|released|workers|waiting`.
 //!
 //! The braces are a Redis Cluster hash tag: one endpoint's three keys hash to one slot, so each
 //! script's keys are co-located. Different endpoints (and scopes) spread over slots.
@@ -14,6 +14,10 @@ pub struct EndpointKeys {
     pub meta: String,
     /// Sorted set of members released within the last lease TTL.
     pub released: String,
+    /// Sorted set of workers seen (id → expiry), for the fair share.
+    pub workers: String,
+    /// Sorted set of workers waiting for a slot (id → expiry), for the fair share.
+    pub waiting: String,
 }
 
 impl EndpointKeys {
@@ -31,6 +35,8 @@ impl EndpointKeys {
             leases: format!("weir:{{{tag}}}:leases"),
             meta: format!("weir:{{{tag}}}:meta"),
             released: format!("weir:{{{tag}}}:released"),
+            workers: format!("weir:{{{tag}}}:workers"),
+            waiting: format!("weir:{{{tag}}}:waiting"),
         }
     }
 }

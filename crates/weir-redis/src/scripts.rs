@@ -5,7 +5,9 @@
 //! in server microseconds), `[2]` the endpoint's meta hash (learned cap, hold, successes,
 //! cooldown-until, header-observed budgets, GCRA theoretical arrival times), `[3]` the recently
 //! released set (members released in the last lease TTL, so a renewal racing a release does
-//! not bring the lease back).
+//! not bring the lease back). The admit script also uses `[4]` the workers seen (sorted set:
+//! worker id → expiry, 2 s after its last try) and `[5]` the workers waiting for a slot (worker
+//! id → expiry, 250 ms after its last refusal): together the fair share.
 
 use redis::Script;
 use std::sync::LazyLock;
@@ -18,9 +20,15 @@ local function fmt(x) return string.format('%.0f', x) end
 "#;
 
 /// Admit: ARGV = member, lease_ttl_ms, static_cap, configured rpm (0 = none), configured tpm,
-/// tokens, key_ttl_ms, learned-limit margin in permille, slow-start cap.
+/// tokens, key_ttl_ms, learned-limit margin in permille, slow-start cap, worker id, leases this
+/// worker holds on the endpoint.
 /// Returns {status, wait_us, in_flight, learned_cap (0 = none), rpm (0), tpm (0)}; status 0 =
-/// admitted, 1 = cooling down, 2 = cap full, 3 = request budget, 4 = token budget.
+/// admitted, 1 = cooling down, 2 = cap full, 3 = request budget, 4 = token budget, 5 = over
+/// its fair share while another worker waits.
+///
+/// Fair share: while any other worker waits for a slot, a worker holding `ceil(cap / workers
+/// seen)` or more is refused, so a freed slot goes to the waiter instead of back to the worker
+/// that freed it (without it one of three workers got a fifth of the slots).
 const ADMIT: &str = r#"
 local lease_ttl = tonumber(ARGV[2]) * 1000
 local key_ttl = tonumber(ARGV[7])
@@ -54,22 +62,45 @@ local function answer(status, wait)
   redis.call('PEXPIRE', KEYS[2], key_ttl)
   return {status, wait, n, learned or 0, rpm or 0, tpm or 0}
 end
+local worker = ARGV[10]
+local held = tonumber(ARGV[11])
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', fmt(now))
+redis.call('ZADD', KEYS[4], fmt(now + 2000000), worker)
+redis.call('PEXPIRE', KEYS[4], key_ttl)
+redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', fmt(now))
+local function refuse_waiting(status)
+  redis.call('ZADD', KEYS[5], fmt(now + 250000), worker)
+  redis.call('PEXPIRE', KEYS[5], key_ttl)
+  return answer(status, 0)
+end
 local cool = tonumber(m[2]) or 0
 if cool > now then return answer(1, cool - now) end
-if n >= cap then return answer(2, 0) end
+if n >= cap then return refuse_waiting(2) end
+local waiting = redis.call('ZCARD', KEYS[5])
+if redis.call('ZSCORE', KEYS[5], worker) then waiting = waiting - 1 end
+if waiting > 0 then
+  local workers = redis.call('ZCARD', KEYS[4])
+  if held >= math.ceil(cap / workers) then return answer(5, 0) end
+end
 local tat_r = tonumber(m[5]) or 0
 local tat_t = tonumber(m[6]) or 0
 local tokens = tonumber(ARGV[6])
-if rpm and tat_r > now then return answer(3, tat_r - now) end
+-- Requests: GCRA with a burst of two (tolerance one interval), so a worker waking a little
+-- late for its slot does not lose it (two pacers in series at one rate, the local ledger and
+-- this, lost a third of the rate with a burst of one).
+local t_r = 0
+if rpm then t_r = math.ceil(60000000 / rpm) end
+if rpm and tat_r - now > t_r then return answer(3, tat_r - t_r - now) end
 if tpm and tokens > 0 and tat_t > now then return answer(4, tat_t - now) end
 if rpm then
-  redis.call('HSET', KEYS[2], 'tat_r', fmt(math.max(tat_r, now) + math.ceil(60000000 / rpm)))
+  redis.call('HSET', KEYS[2], 'tat_r', fmt(math.max(tat_r, now) + t_r))
 end
 if tpm and tokens > 0 then
   redis.call('HSET', KEYS[2], 'tat_t', fmt(math.max(tat_t, now) + math.ceil(tokens * 60000000 / tpm)))
 end
 redis.call('ZADD', KEYS[1], fmt(now + lease_ttl), ARGV[1])
 redis.call('PEXPIRE', KEYS[1], key_ttl)
+redis.call('ZREM', KEYS[5], worker)
 n = n + 1
 return answer(0, 0)
 "#;

@@ -89,11 +89,16 @@ async fn two_workers_share_one_cap_and_a_release_frees_a_slot() {
         SharedTry::Wait(_)
     ));
     a.release(&e, la, SharedRelease::default()).await;
-    admitted(b.try_admit(&e, demand(3)).await);
+    // Fair share: `a` waits and `b` already holds ceil(3 / 2) = 2, so the freed slot is a's.
+    assert!(matches!(
+        b.try_admit(&e, demand(3)).await,
+        SharedTry::Wait(_)
+    ));
+    admitted(a.try_admit(&e, demand(3)).await);
     // One round trip per admission try and per release.
     let s = a.snapshot();
-    assert_eq!((s.admissions, s.refusals, s.releases), (1, 1, 1));
-    assert_eq!(s.round_trips, 3);
+    assert_eq!((s.admissions, s.refusals, s.releases), (2, 1, 1));
+    assert_eq!(s.round_trips, 4);
     assert_eq!(b.snapshot().endpoints[0].max_shared_in_flight, 3);
 }
 
@@ -173,7 +178,9 @@ async fn a_request_budget_is_shared_by_two_workers() {
         requests_per_minute: Some(60),
         ..SharedDemand::default()
     };
+    // A burst of two (one interval of tolerance), then one per second for both together.
     admitted(a.try_admit(&e, paced).await);
+    admitted(b.try_admit(&e, paced).await);
     let SharedTry::Wait(wait) = b.try_admit(&e, paced).await else {
         panic!("the second worker was not paced by the first one's request");
     };
@@ -205,6 +212,7 @@ async fn a_request_budget_is_shared_by_two_workers() {
         ..SharedRelease::default()
     };
     a.release(&m3, t, observed).await;
+    admitted(b.try_admit(&m3, demand(8)).await);
     admitted(b.try_admit(&m3, demand(8)).await);
     assert!(
         matches!(a.try_admit(&m3, demand(8)).await, SharedTry::Wait(d) if d > Duration::from_secs(1))
@@ -251,7 +259,12 @@ async fn a_concurrency_429_shares_a_cooldown_and_the_cap_it_taught() {
     assert!(matches!(b.try_admit(&e, demand(16)).await, SharedTry::Wait(d) if d.is_zero()));
     assert_eq!(b.snapshot().endpoints[0].learned_cap, Some(4));
     b.release(&e, lb[0], SharedRelease::default()).await;
-    admitted(a.try_admit(&e, demand(16)).await);
+    // b waited (refused at the full cap) and holds 1 of its fair 2: the slot is b's.
+    assert!(matches!(
+        a.try_admit(&e, demand(16)).await,
+        SharedTry::Wait(_)
+    ));
+    admitted(b.try_admit(&e, demand(16)).await);
     drop((la, lb));
 }
 

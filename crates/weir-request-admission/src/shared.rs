@@ -229,10 +229,14 @@ impl SharedGate {
                 }
                 SharedTry::Wait(hint) => hint,
             };
-            let step = if hint.is_zero() { DEFAULT_WAIT } else { hint };
-            let step = step
-                .min(MAX_WAIT_STEP)
-                .mul_f64(1.0 + 0.5 * self.jitter_unit());
+            // No hint (cap full): a short jittered backoff. A hint (a budget slot, a cooldown's
+            // end) is exact: at most 1 ms of jitter, or pacing would lose the slot.
+            let step = if hint.is_zero() {
+                DEFAULT_WAIT.mul_f64(1.0 + 0.5 * self.jitter_unit())
+            } else {
+                hint.min(MAX_WAIT_STEP)
+                    + Duration::from_micros((1_000.0 * self.jitter_unit()) as u64)
+            };
             let mut wake = tokio::time::Instant::now() + step;
             if let Some(d) = deadline {
                 if tokio::time::Instant::now() >= d {

@@ -452,14 +452,15 @@ event_payload!(
     }
 );
 
-/// `shared_limits_degraded` and `shared_limits_recovered`.
+/// `shared_limits_degraded` and `shared_limits_recovered` (small: every request event is as
+/// large as its largest payload).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SharedLimitsModeChanged {
     /// The mode before (`shared`, `local_share`, `paused`).
-    pub previous: String,
+    pub previous: crate::snapshots::SharedLimitsMode,
     /// The mode now.
-    pub current: String,
+    pub current: crate::snapshots::SharedLimitsMode,
     /// Why (the store's error when it degraded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub reason: Option<Box<str>>,
 }

@@ -557,8 +557,8 @@ fn request_samples() -> Vec<(RequestEventPayload, serde_json::Value)> {
         ),
     ];
     let mode = weir_contracts::payload::SharedLimitsModeChanged {
-        previous: "shared".into(),
-        current: "local_share".into(),
+        previous: weir_contracts::SharedLimitsMode::Shared,
+        current: weir_contracts::SharedLimitsMode::LocalShare,
         reason: Some("connection refused".into()),
     };
     let mode_json =

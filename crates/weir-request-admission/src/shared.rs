@@ -272,9 +272,9 @@ impl SharedGate {
             .flatten();
         self.events.emit_with(kind, |at| {
             let change = SharedLimitsModeChanged {
-                previous: previous.as_str().to_owned(),
-                current: now.as_str().to_owned(),
-                reason,
+                previous,
+                current: now,
+                reason: reason.map(String::into_boxed_str),
             };
             let payload = if now == SharedLimitsMode::Shared {
                 RequestEventPayload::SharedLimitsRecovered(change)

@@ -55,7 +55,10 @@ pub const ALLOWED_EDGES: &[(&str, &[&str])] = &[
     ),
     // Shared limits on Redis (issue 17): implements request admission's `SharedLimits`
     // trait; knows no runtime, no CLI, no task admission. The CLI connects it.
-    ("weir-redis", &["weir-contracts", "weir-request-admission"]),
+    (
+        "weir-redis",
+        &["weir-contracts", "weir-telemetry", "weir-request-admission"],
+    ),
 ];
 
 /// Crates that may take a test-support crate as a dev-dependency (and nothing else may).

@@ -71,6 +71,9 @@ pub struct RedisSharedLimitsConfig {
     /// A fresh endpoint's shared cap opens here (all workers together) and grows by one per
     /// success until the first concurrency 429: the slow start, shared.
     pub slow_start_cap: u32,
+    /// A request-budget slot at most this far ahead is booked with the admission (one round
+    /// trip; the caller sleeps to it holding the lease); further ones are refused with a hint.
+    pub book_max: Duration,
 }
 
 impl Default for RedisSharedLimitsConfig {
@@ -86,6 +89,7 @@ impl Default for RedisSharedLimitsConfig {
             op_timeout: Duration::from_millis(500),
             learned_margin_permille: 20,
             slow_start_cap: 8,
+            book_max: Duration::from_millis(250),
         }
     }
 }
@@ -441,6 +445,7 @@ impl SharedLimits for RedisSharedLimits {
             .arg(self.config.slow_start_cap.max(1))
             .arg(&self.worker)
             .arg(held)
+            .arg(self.config.book_max.as_millis() as u64)
             .invoke_async(&mut conn)
             .await;
         let (status, wait_us, in_flight, learned, rpm, tpm) = match answer {
@@ -463,11 +468,15 @@ impl SharedLimits for RedisSharedLimits {
         e.rpm = (rpm > 0).then_some(rpm);
         e.tpm = (tpm > 0).then_some(tpm);
         e.max_in_flight = e.max_in_flight.max(in_flight);
-        if status == 0 {
+        if status == 0 || status == 6 {
             e.held.insert(token);
             drop(st);
             bump(&self.counters.admissions);
-            SharedTry::Admitted(SharedLeaseToken(token))
+            if status == 6 {
+                SharedTry::Booked(SharedLeaseToken(token), Duration::from_micros(wait_us))
+            } else {
+                SharedTry::Admitted(SharedLeaseToken(token))
+            }
         } else {
             drop(st);
             bump(&self.counters.refusals);

@@ -24,7 +24,8 @@ local function fmt(x) return string.format('%.0f', x) end
 /// worker holds on the endpoint.
 /// Returns {status, wait_us, in_flight, learned_cap (0 = none), rpm (0), tpm (0)}; status 0 =
 /// admitted, 1 = cooling down, 2 = cap full, 3 = request budget, 4 = token budget, 5 = over
-/// its fair share while another worker waits.
+/// its fair share while another worker waits, 6 = admitted with a request slot booked
+/// `wait_us` ahead (ARGV[12]: the longest booking, ms).
 ///
 /// Fair share: while any other worker waits for a slot, a worker holding `ceil(cap / workers
 /// seen)` or more is refused, so a freed slot goes to the waiter instead of back to the worker
@@ -90,7 +91,13 @@ local tokens = tonumber(ARGV[6])
 -- this, lost a third of the rate with a burst of one).
 local t_r = 0
 if rpm then t_r = math.ceil(60000000 / rpm) end
-if rpm and tat_r - now > t_r then return answer(3, tat_r - t_r - now) end
+-- A request slot at most `book_max` away is booked now (the lease starts then: status 6 with
+-- the wait), so a budget-paced admission is one round trip, and slots go out in booking order.
+local booked = 0
+if rpm and tat_r - now > t_r then
+  booked = tat_r - t_r - now
+  if booked > tonumber(ARGV[12]) * 1000 then return answer(3, booked) end
+end
 if tpm and tokens > 0 and tat_t > now then return answer(4, tat_t - now) end
 if rpm then
   redis.call('HSET', KEYS[2], 'tat_r', fmt(math.max(tat_r, now) + t_r))
@@ -98,10 +105,11 @@ end
 if tpm and tokens > 0 then
   redis.call('HSET', KEYS[2], 'tat_t', fmt(math.max(tat_t, now) + math.ceil(tokens * 60000000 / tpm)))
 end
-redis.call('ZADD', KEYS[1], fmt(now + lease_ttl), ARGV[1])
+redis.call('ZADD', KEYS[1], fmt(now + booked + lease_ttl), ARGV[1])
 redis.call('PEXPIRE', KEYS[1], key_ttl)
 redis.call('ZREM', KEYS[5], worker)
 n = n + 1
+if booked > 0 then return answer(6, booked) end
 return answer(0, 0)
 "#;
 

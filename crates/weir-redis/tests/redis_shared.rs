@@ -59,6 +59,7 @@ fn admitted(t: SharedTry) -> weir_request_admission::SharedLeaseToken {
     match t {
         SharedTry::Admitted(l) => l,
         SharedTry::Wait(d) => panic!("expected admission, told to wait {d:?}"),
+        SharedTry::Booked(_, d) => panic!("expected admission now, booked {d:?} ahead"),
     }
 }
 
@@ -191,6 +192,21 @@ async fn a_request_budget_is_shared_by_two_workers() {
     tokio::time::sleep(wait).await;
     admitted(b.try_admit(&e, paced).await);
     assert!(matches!(a.try_admit(&e, paced).await, SharedTry::Wait(_)));
+    // A slot within `book_max` (250 ms) is booked with the admission: one round trip.
+    let m4 = ProviderModelKey::new("loopback", "m4").expect("key");
+    let fast = SharedDemand {
+        requests_per_minute: Some(600),
+        ..paced
+    };
+    admitted(a.try_admit(&m4, fast).await);
+    admitted(b.try_admit(&m4, fast).await);
+    let SharedTry::Booked(_, wait) = a.try_admit(&m4, fast).await else {
+        panic!("a slot 100 ms ahead was not booked");
+    };
+    assert!(
+        wait > Duration::ZERO && wait <= Duration::from_millis(100),
+        "{wait:?}"
+    );
     // A token budget is shared the same way.
     let m2 = ProviderModelKey::new("loopback", "m2").expect("key");
     let tokens = SharedDemand {

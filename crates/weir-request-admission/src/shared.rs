@@ -52,6 +52,9 @@ pub struct SharedLeaseToken(pub u64);
 pub enum SharedTry {
     /// Admitted: the lease is held until released or abandoned.
     Admitted(SharedLeaseToken),
+    /// Admitted with a request-budget slot booked this far ahead: the caller waits until then
+    /// (holding the lease) before it sends.
+    Booked(SharedLeaseToken, Duration),
     /// Not now (cap full, cooling down, budget slot ahead, store lost in pause mode): try again
     /// after about this long (zero = no hint; the gate picks a short backoff).
     Wait(Duration),
@@ -226,6 +229,19 @@ impl SharedGate {
                         endpoint: endpoint.clone(),
                         token: Some(token),
                     })
+                }
+                SharedTry::Booked(token, wait) => {
+                    let lease = SharedLease {
+                        backend: self.backend.clone(),
+                        lane: lane.clone(),
+                        endpoint: endpoint.clone(),
+                        token: Some(token),
+                    };
+                    // The next waiter may book the slot after this one meanwhile.
+                    drop(_permit);
+                    // Dropped while sleeping, the lease's guard abandons it.
+                    tokio::time::sleep(wait).await;
+                    return Ok(lease);
                 }
                 SharedTry::Wait(hint) => hint,
             };

@@ -112,7 +112,10 @@ fn three_processes_stay_near_the_hidden_capacity_and_all_finish() {
         assert_eq!(shared["endpoints"][0]["held"], 0);
         let html = std::fs::read_to_string(dir.join(format!("out{i}")).join("report.html"))
             .expect("report.html");
-        assert!(html.contains("<h2>Shared limits</h2>"), "no shared-limits section");
+        assert!(
+            html.contains("<h2>Shared limits</h2>"),
+            "no shared-limits section"
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

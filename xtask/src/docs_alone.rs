@@ -6,7 +6,8 @@
 //! reads the crate's `lib.rs`, takes its first ```` ```toml ```` block (the `[dependencies]` the
 //! docs give) and its first Rust example, writes both into a new crate under
 //! `target/docs-alone/<crate>/`, and runs it with `cargo run`. Paths written `…/crates/` in the
-//! docs point at this checkout.
+//! docs point at this checkout. An example marked `no_run` (it needs a server, e.g. Redis) is
+//! built with `cargo build` but not run, as rustdoc treats it.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -21,6 +22,7 @@ const CRATES: &[&str] = &[
     "weir-request-admission",
     "weir-capacity",
     "weir-coordinator",
+    "weir-redis",
 ];
 
 /// What one crate's docs say: its dependency lines and its first example.
@@ -28,6 +30,8 @@ const CRATES: &[&str] = &[
 struct DocExample {
     dependencies: Vec<String>,
     code: String,
+    /// False for a `no_run` example: built, not run.
+    run: bool,
 }
 
 /// Runs the check for every crate; reports each failure and exits 1 if any.
@@ -36,7 +40,8 @@ pub fn run(root: &Path) -> ExitCode {
     let mut failed = Vec::new();
     for name in CRATES {
         match check(root, &target, name) {
-            Ok(()) => println!("docs-alone: {name}: the example builds and runs alone"),
+            Ok(true) => println!("docs-alone: {name}: the example builds and runs alone"),
+            Ok(false) => println!("docs-alone: {name}: the no_run example builds alone"),
             Err(why) => {
                 eprintln!("docs-alone: {name}: {why}");
                 failed.push(*name);
@@ -51,7 +56,7 @@ pub fn run(root: &Path) -> ExitCode {
     }
 }
 
-fn check(root: &Path, target: &Path, name: &str) -> Result<(), String> {
+fn check(root: &Path, target: &Path, name: &str) -> Result<bool, String> {
     let lib = root.join("crates").join(name).join("src").join("lib.rs");
     let text = std::fs::read_to_string(&lib).map_err(|e| format!("{}: {e}", lib.display()))?;
     let doc = extract(&text)?;
@@ -62,14 +67,18 @@ fn check(root: &Path, target: &Path, name: &str) -> Result<(), String> {
     std::fs::write(dir.join("Cargo.toml"), manifest).map_err(|e| e.to_string())?;
     std::fs::write(dir.join("src").join("main.rs"), wrap(&doc.code)).map_err(|e| e.to_string())?;
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["run", "--quiet", "--manifest-path"])
+        .args([
+            if doc.run { "run" } else { "build" },
+            "--quiet",
+            "--manifest-path",
+        ])
         .arg(dir.join("Cargo.toml"))
         // One shared target dir so the dependencies build once for all crates.
         .env("CARGO_TARGET_DIR", target.join("target"))
         .status()
         .map_err(|e| format!("could not start cargo: {e}"))?;
     if status.success() {
-        Ok(())
+        Ok(doc.run)
     } else {
         Err(format!(
             "`cargo run` in {} failed ({status})",
@@ -92,6 +101,7 @@ fn extract(lib_rs: &str) -> Result<DocExample, String> {
     let docs = crate_docs(lib_rs);
     let mut dependencies = None;
     let mut code = None;
+    let mut run = true;
     let mut i = 0;
     while i < docs.len() {
         let fence = docs[i].trim();
@@ -102,7 +112,8 @@ fn extract(lib_rs: &str) -> Result<DocExample, String> {
                 .map(|p| i + 1 + p)
                 .ok_or("an unclosed ``` block in the crate docs")?;
             let body = &docs[i + 1..end];
-            let is_rust = lang.is_empty() || lang == "rust" || lang.starts_with("rust,");
+            let is_rust =
+                lang.is_empty() || lang == "rust" || lang.starts_with("rust,") || lang == "no_run";
             if lang == "toml" && dependencies.is_none() {
                 dependencies = Some(
                     body.iter()
@@ -120,6 +131,7 @@ fn extract(lib_rs: &str) -> Result<DocExample, String> {
                     })
                     .collect();
                 code = Some(lines.join("\n"));
+                run = !lang.split(',').any(|a| a == "no_run");
             }
             i = end + 1;
         } else {
@@ -129,6 +141,7 @@ fn extract(lib_rs: &str) -> Result<DocExample, String> {
     Ok(DocExample {
         dependencies: dependencies.ok_or("the crate docs give no ```toml [dependencies] block")?,
         code: code.ok_or("the crate docs have no Rust example")?,
+        run,
     })
 }
 
@@ -177,6 +190,17 @@ mod tests {
         assert!(wrapped.contains("fn _inner() -> Result<(), impl core::fmt::Debug> {\nuse a::X;"));
         let m = manifest("a", &doc.dependencies, Path::new("/ck/crates"));
         assert!(m.contains("a = { path = \"/ck/crates/a\" }"), "{m}");
+    }
+
+    #[test]
+    fn a_no_run_example_is_built_but_not_run() {
+        let lib =
+            "//! ```toml\n//! a = \"1\"\n//! ```\n//!\n//! ```no_run\n//! serve();\n//! ```\n";
+        let doc = extract(lib).unwrap();
+        assert!(!doc.run);
+        assert_eq!(doc.code, "serve();");
+        let lib = "//! ```toml\n//! a = \"1\"\n//! ```\n//!\n//! ```rust\n//! run();\n//! ```\n";
+        assert!(extract(lib).unwrap().run);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use super::metrics::{completion_timeline, compute, utilization_timeline, MetricO
 use super::queue_mix;
 use super::run::{engine_config, run_engine_once};
 use super::scenarios::{build, EngineScenario, ScenarioBody, SizeOptions};
+use super::shared;
 use super::sysinfo::MachineInfo;
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -294,6 +295,24 @@ pub fn run(o: &RunOptions) -> Result<Vec<Gate>, String> {
                 cells_summary = Some(a["cells"].clone());
                 (
                     it,
+                    g,
+                    Value::Null,
+                    a["inputs"].clone(),
+                    Value::Null,
+                    Value::Null,
+                )
+            }
+            ScenarioBody::Shared => {
+                let (a, g) = shared::run(
+                    o.size.smoke,
+                    o.size.records,
+                    o.goodput_iterations,
+                    o.size.seed,
+                    &o.out,
+                )?;
+                cells_summary = Some(a["summaries"].clone());
+                (
+                    Vec::new(),
                     g,
                     Value::Null,
                     a["inputs"].clone(),

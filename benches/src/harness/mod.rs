@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod queue_mix;
 pub mod run;
 pub mod scenarios;
+pub mod shared;
 pub mod stats;
 pub mod sysinfo;
 

@@ -34,6 +34,10 @@ pub const SCENARIO_IDS: [&str; 12] = [
     "goodput",
 ];
 
+/// Scenarios run only when named (not part of `all`): `shared` needs `redis-server` and runs
+/// several workers at once.
+pub const OPT_IN_SCENARIO_IDS: [&str; 1] = ["shared"];
+
 /// Size and seed of a catalogue build.
 #[derive(Debug, Clone, Copy)]
 pub struct SizeOptions {
@@ -67,6 +71,8 @@ pub enum ScenarioBody {
     QueueAdmission,
     /// The goodput matrix over HTTP on loopback (`super::goodput`).
     Goodput,
+    /// Several workers sharing limits through Redis (`super::shared`).
+    Shared,
     /// A full engine run.
     Engine(Box<EngineScenario>),
 }
@@ -144,6 +150,12 @@ pub fn build(id: &str, o: &SizeOptions) -> Result<Scenario, String> {
             suite::E2E,
             "endpoint behaviours (concurrency caps, Retry-After forms, buckets, windows, sporadic 429s, queueing) over HTTP on loopback: wall over floor, 429 share, limits",
             ScenarioBody::Goodput,
+        ),
+        "shared" => (
+            1,
+            suite::E2E,
+            "1-4 workers sharing one endpoint's limits through Redis (hidden capacity 24; a request bucket): wall over the 1-worker floor, 429 share, per-worker share, Redis round trips per request",
+            ScenarioBody::Shared,
         ),
         "heavy_root" => {
             let records = n(o, 32, 200);
@@ -422,6 +434,7 @@ pub fn build(id: &str, o: &SizeOptions) -> Result<Scenario, String> {
     };
     let id = SCENARIO_IDS
         .iter()
+        .chain(OPT_IN_SCENARIO_IDS.iter())
         .copied()
         .find(|x| *x == id)
         .ok_or_else(|| format!("unknown scenario {id:?}"))?;
@@ -443,6 +456,7 @@ pub fn select(arg: &str) -> Result<Vec<&'static str>, String> {
         .map(|s| {
             SCENARIO_IDS
                 .iter()
+                .chain(OPT_IN_SCENARIO_IDS.iter())
                 .copied()
                 .find(|x| *x == s.trim())
                 .ok_or_else(|| {
@@ -473,6 +487,8 @@ mod tests {
             }
         }
         assert!(select("nope").is_err());
+        assert_eq!(select("shared"), Ok(vec!["shared"]));
+        assert!(!select("all").unwrap_or_default().contains(&"shared"));
         assert_eq!(select("all").map(|v| v.len()), Ok(SCENARIO_IDS.len()));
     }
 }

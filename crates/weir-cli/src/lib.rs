@@ -46,6 +46,7 @@ pub mod progress;
 pub mod progress_model;
 pub mod report;
 pub mod run;
+pub mod shared_limits;
 pub mod shared_rows;
 pub mod spec;
 pub mod summary;

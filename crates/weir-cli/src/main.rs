@@ -68,6 +68,15 @@ enum Command {
             default_value_t = 30.0
         )]
         lease: f64,
+        /// Share request limits (concurrency cap, cooldowns, request/token budgets) with other
+        /// weir processes through Redis: `redis://HOST:PORT[/DB]` [default with --coordinator:
+        /// its URL]. Unreachable at start: exit 3.
+        #[arg(long, value_name = "URL")]
+        shared_limits: Option<String>,
+        /// With --coordinator: keep request limits local to this process (each worker has its
+        /// own endpoint or API key) instead of sharing them on the coordinator's Redis.
+        #[arg(long, requires = "coordinator", conflicts_with = "shared_limits")]
+        local_limits: bool,
     },
     /// Run a few records in memory and print them (pretty JSON on stdout) with one line per
     /// model on stderr; writes no files.
@@ -204,6 +213,8 @@ fn dispatch(command: Command) -> Result<i32, CliError> {
             coordinator,
             worker,
             lease,
+            shared_limits,
+            local_limits,
         } => {
             let (spec, notices) = load(&workflow)?;
             let spec = spec.with_overrides(records, seed);
@@ -219,12 +230,20 @@ fn dispatch(command: Command) -> Result<i32, CliError> {
                 return Err(CliError::invalid_input(n.to_string()));
             }
             let out_dir = out.unwrap_or_else(|| default_out_dir(&spec.name));
+            // Workers of one shared job call the same endpoints: their limits are shared on
+            // the coordinator's Redis unless --local-limits says otherwise.
+            let shared_limits = match (&shared_limits, &coordinator, local_limits) {
+                (Some(url), _, _) => Some(url.clone()),
+                (None, Some(url), false) => Some(url.clone()),
+                _ => None,
+            };
             let opts = RunOptions {
                 out_dir,
                 quiet,
                 events,
                 fresh,
                 format,
+                shared_limits,
             };
             let outcome = match coordinator {
                 None => run_workflow(spec, opts)?,

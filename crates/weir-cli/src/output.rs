@@ -123,6 +123,8 @@ impl EventsMode {
                 | R::RequestEffectiveCapChanged
                 | R::RequestResourceRegistered
                 | R::RequestWaitTimeout
+                | R::SharedLimitsDegraded
+                | R::SharedLimitsRecovered
         )
     }
 }

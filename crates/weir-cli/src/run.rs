@@ -44,6 +44,8 @@ pub struct RunOptions {
     pub fresh: bool,
     /// The dataset's format (`--format`).
     pub format: DatasetFormat,
+    /// Shared request limits with other weir processes (`--shared-limits redis://…`).
+    pub shared_limits: Option<String>,
 }
 
 /// How a run ended; decides the exit status.
@@ -317,6 +319,10 @@ pub fn run_workflow_on(
     spec.engine_config()
         .map_err(|e| CliError::invalid_input(e.to_string()))?;
     let identity = run_identity(&spec, opts.format);
+    // An unreachable store fails the run before anything is written (exit 3).
+    let shared = (opts.shared_limits.as_deref())
+        .map(|url| crate::shared_limits::connect(runtime, url))
+        .transpose()?;
     let lock = OutDirLock::acquire(&opts.out_dir)?;
     let resume = match outdir::decide(&opts.out_dir, &identity, opts.fresh)? {
         Decision::Fresh => None,
@@ -360,6 +366,9 @@ pub fn run_workflow_on(
         },
     )?;
     let mut engine = new_engine(&spec, &built, first_row_group)?;
+    if let Some(shared) = shared {
+        engine = engine.with_shared_limits(shared);
+    }
     for s in outputs.scheduler_sinks() {
         engine = engine.with_scheduler_sink(s);
     }
@@ -518,6 +527,7 @@ pub(crate) fn fill_summary(summary: &mut Summary, r: &RunResult) {
     summary.final_request_snapshot.waiters = waiters;
     summary.final_request_snapshot.in_flight = in_flight;
     summary.hidden_scheduler_resource_waiters = r.hidden_scheduler_resource_waiters;
+    summary.shared_limits = r.shared_limits.clone();
     summary.tasks.completed = r.report.tasks_completed;
     summary.tasks.failed = r.report.tasks_failed;
     summary.tasks.retried = r.report.tasks_retried;

@@ -332,6 +332,10 @@ pub struct Summary {
     /// single-process run).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub workers: BTreeMap<String, WorkerSummary>,
+    /// The shared-limits backend at the end (`weir run --shared-limits`): mode, fallback,
+    /// learned cap, Redis round trips per request, losses and recoveries. Absent without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_limits: Option<weir_contracts::SharedLimitsSnapshot>,
 }
 
 /// One worker of a shared job (`summary.json` `workers.NAME`), over all its sessions.

@@ -295,7 +295,7 @@ proptest! {
         let outcome = run_workflow_on(
             &rt,
             spec,
-            RunOptions { out_dir: out.clone(), quiet: true, events: EventsMode::None, fresh: true, format: Default::default() },
+            RunOptions { out_dir: out.clone(), quiet: true, events: EventsMode::None, fresh: true, format: Default::default(), shared_limits: None },
         );
         let _ = std::fs::remove_dir_all(&out);
         if std::env::var_os("WEIR_FUZZ_TRACE").is_some() {

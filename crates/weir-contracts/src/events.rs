@@ -77,7 +77,8 @@ str_enum!(
 );
 
 str_enum!(
-    /// The 19 request event kinds, in the plan's order.
+    /// The 19 request event kinds, in the plan's order, then weir's additions (issue 17: the
+    /// shared-limits backend's mode changes).
     RequestEventKind {
         /// A provider/model alias was registered.
         RequestResourceRegistered => "request_resource_registered",
@@ -117,6 +118,10 @@ str_enum!(
         RequestLeaseReleased => "request_lease_released",
         /// A duplicate/stale/unknown request release was diagnosed.
         RequestReleaseDiagnostic => "request_release_diagnostic",
+        /// The shared-limits backend lost its store and fell back (local share or pause).
+        SharedLimitsDegraded => "shared_limits_degraded",
+        /// The shared-limits backend reached its store again and admits under shared limits.
+        SharedLimitsRecovered => "shared_limits_recovered",
     }
 );
 

@@ -77,6 +77,7 @@ pub use request::{
     ProviderModelKey, RequestDomain, RequestEventContext, RequestGroupSpec, RequestResourceKey,
 };
 pub use snapshots::{
-    ProviderModelPressureSnapshot, RequestPressureSnapshot, TaskAdmissionSnapshot,
+    ProviderModelPressureSnapshot, RequestPressureSnapshot, SharedEndpointSnapshot,
+    SharedLimitsMode, SharedLimitsSnapshot, TaskAdmissionSnapshot,
 };
 pub use task::{SchedulerResourceKey, SchedulerResourceRequest, TaskGroupKey, TaskGroupSpec};

@@ -445,5 +445,22 @@ event_payload!(
         RequestLeaseReleased(RequestOutcome),
         /// A duplicate/stale/unknown request release was diagnosed.
         RequestReleaseDiagnostic(NoDiagnostics),
+        /// The shared-limits backend lost its store and fell back (local share or pause).
+        SharedLimitsDegraded(SharedLimitsModeChanged),
+        /// The shared-limits backend reached its store again and admits under shared limits.
+        SharedLimitsRecovered(SharedLimitsModeChanged),
     }
 );
+
+/// `shared_limits_degraded` and `shared_limits_recovered` (small: every request event is as
+/// large as its largest payload).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedLimitsModeChanged {
+    /// The mode before (`shared`, `local_share`, `paused`).
+    pub previous: crate::snapshots::SharedLimitsMode,
+    /// The mode now.
+    pub current: crate::snapshots::SharedLimitsMode,
+    /// Why (the store's error when it degraded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Box<str>>,
+}

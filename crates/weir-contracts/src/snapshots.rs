@@ -95,3 +95,91 @@ pub struct ProviderModelPressureSnapshot {
     /// Current limit per known domain.
     pub domains: BTreeMap<RequestDomain, u32>,
 }
+
+/// How a shared-limits backend admits right now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SharedLimitsMode {
+    /// Under the shared store's cap, cooldown and budgets (the normal state).
+    #[default]
+    Shared,
+    /// The store is unreachable: each endpoint admits up to a configured local share of the
+    /// last known shared cap; held leases are kept.
+    LocalShare,
+    /// The store is unreachable: no new shared work is admitted until it returns; held leases
+    /// are kept.
+    Paused,
+}
+
+impl SharedLimitsMode {
+    /// The durable snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Shared => "shared",
+            Self::LocalShare => "local_share",
+            Self::Paused => "paused",
+        }
+    }
+}
+
+/// One endpoint as a shared-limits backend last saw it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SharedEndpointSnapshot {
+    /// The endpoint.
+    pub endpoint: ProviderModelKey,
+    /// Static cap this worker registered for it.
+    pub static_cap: u32,
+    /// The shared cap learned from concurrency 429s (None: none learned, the static cap holds).
+    pub learned_cap: Option<u32>,
+    /// Most leases in the shared set at once, as this worker saw it at admission.
+    pub max_shared_in_flight: u32,
+    /// Shared leases this worker holds now.
+    pub held: u32,
+    /// Tightest request budget per minute in the store (configured or header-observed).
+    pub requests_per_minute: Option<u64>,
+    /// Tightest token budget per minute in the store.
+    pub tokens_per_minute: Option<u64>,
+}
+
+/// Counters and state of a shared-limits backend (the run's summary shows it).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SharedLimitsSnapshot {
+    /// The backend's name (`redis`).
+    pub backend: String,
+    /// The key scope (every worker of one job uses the same).
+    pub scope: String,
+    /// This worker's id in the store.
+    pub worker: String,
+    /// Current mode.
+    pub mode: SharedLimitsMode,
+    /// What the backend does when the store is lost: `local_share` or `paused`.
+    pub fallback: SharedLimitsMode,
+    /// The local share of the cap used in `local_share` fallback.
+    #[serde(with = "finite_f64")]
+    pub fallback_share: f64,
+    /// Shared leases granted (including fallback grants).
+    pub admissions: u64,
+    /// Admissions granted locally while the store was lost.
+    pub fallback_admissions: u64,
+    /// Tries the store refused (cap full, cooldown, budget): each one waited and tried again.
+    pub refusals: u64,
+    /// Shared leases released (by the executor, or by a drop guard).
+    pub releases: u64,
+    /// Leases that could not be released in the store (lost, or dropped): left to expire.
+    pub left_to_expire: u64,
+    /// Round trips to the store on admission and release (one each on the common path).
+    pub round_trips: u64,
+    /// Round trips of the lease-renewal task (not per request).
+    pub renewal_round_trips: u64,
+    /// `round_trips / admissions` (0 with no admission).
+    #[serde(with = "finite_f64")]
+    pub round_trips_per_request: f64,
+    /// Times the store was lost.
+    pub degraded: u64,
+    /// Times the store came back.
+    pub recoveries: u64,
+    /// Leases re-added by renewal after the store came back empty.
+    pub leases_restored: u64,
+    /// Per endpoint.
+    pub endpoints: Vec<SharedEndpointSnapshot>,
+}

@@ -95,6 +95,9 @@ fn request_event_kinds_are_the_plans_19_strings_in_order() {
         "request_fully_recovered",
         "request_lease_released",
         "request_release_diagnostic",
+        // weir's additions after the plan's 19 (issue 17).
+        "shared_limits_degraded",
+        "shared_limits_recovered",
     ];
     let ours: Vec<String> = RequestEventKind::ALL
         .iter()
@@ -553,6 +556,15 @@ fn request_samples() -> Vec<(RequestEventPayload, serde_json::Value)> {
             json!({"provider_status": 429}),
         ),
     ];
+    let mode = weir_contracts::payload::SharedLimitsModeChanged {
+        previous: weir_contracts::SharedLimitsMode::Shared,
+        current: weir_contracts::SharedLimitsMode::LocalShare,
+        reason: Some("connection refused".into()),
+    };
+    let mode_json =
+        json!({"previous": "shared", "current": "local_share", "reason": "connection refused"});
+    out.push((P::SharedLimitsDegraded(mode.clone()), mode_json.clone()));
+    out.push((P::SharedLimitsRecovered(mode), mode_json));
     let with_data: Vec<RequestEventKind> = out.iter().map(|(p, _)| p.kind()).collect();
     for kind in RequestEventKind::ALL {
         if !with_data.contains(kind) {

@@ -14,6 +14,10 @@
 //! spec or learned from response headers, reserved before the concurrency acquire and settled
 //! against each response's usage.
 //!
+//! Several processes calling one endpoint can also admit under limits they share through a
+//! store: the [`shared`] module's [`SharedLimits`] trait (implemented on Redis by
+//! `weir-redis`) and [`SharedGate`], an optional gate after the local controller and budgets.
+//!
 //! # Using it alone
 //!
 //! A Rust LLM client that needs only request admission depends on this crate, on
@@ -104,6 +108,7 @@ mod limit;
 mod pressure;
 mod queue;
 mod shard;
+pub mod shared;
 mod slab;
 mod timer;
 mod waiters;
@@ -127,3 +132,7 @@ pub use lease::{
 pub use leased_call::{ClassifyRelease, LeasedCallError};
 pub use limit::latency::LatencySaturationConfig;
 pub use pressure::RequestPressureSnapshotProvider;
+pub use shared::{
+    SharedDemand, SharedGate, SharedLease, SharedLeaseToken, SharedLimits, SharedOutcome,
+    SharedRelease, SharedTry, SharedWaitExceeded,
+};

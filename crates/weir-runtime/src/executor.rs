@@ -13,6 +13,12 @@
 //! gives it, then acquires the lease; after the call it settles the reservation with the
 //! response's `usage` and feeds its `rate_limits` (successes and errors alike) back.
 //!
+//! With a shared-limits backend ([`with_shared_limits`](ModelRequestExecutor::with_shared_limits),
+//! issue 17) one more gate follows the local lease: the attempt waits on the [`SharedGate`]
+//! (shared cap, cooldown and budgets of every worker of the job) while holding its local lease,
+//! and releases the shared lease right after the local one, exactly once (a dropped future's
+//! shared lease is abandoned by its drop guard). Without one, nothing of it runs.
+//!
 //! Rate-limited attempts (429, 503 overload) do not use up `max_attempts`: a 429 means "wait".
 //! Each is retried after a per-request backoff — the Retry-After (capped by
 //! `max_retry_after`), or exponential backoff with full jitter, or, for a window 429 whose reset
@@ -26,7 +32,7 @@ use crate::provider::{
     ModelProvider, ProviderError, ProviderErrorKind, ProviderRequest, ProviderResponse,
 };
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use weir_contracts::{
@@ -36,6 +42,7 @@ use weir_contracts::{
 };
 use weir_request_admission::{
     AdaptiveRequestAdmissionController, BudgetKind, BudgetLedger, RequestAdmissionItem,
+    SharedDemand, SharedGate, SharedOutcome, SharedRelease,
 };
 use weir_telemetry::{RequestEventStream, RuntimeCorrelationProvider};
 
@@ -162,6 +169,14 @@ pub struct ModelRequestExecutor {
     events: RequestEventStream,
     config: ExecutorConfig,
     counts: Counters,
+    shared: Option<SharedLimitsWiring>,
+}
+
+/// The shared-limits gate and what each endpoint asks of it (its static cap and configured
+/// budgets; the token estimate is added per attempt).
+struct SharedLimitsWiring {
+    gate: Arc<SharedGate>,
+    endpoints: HashMap<ProviderModelKey, SharedDemand>,
 }
 
 impl std::fmt::Debug for ModelRequestExecutor {
@@ -203,7 +218,24 @@ impl ModelRequestExecutor {
             events,
             config,
             counts: Arc::default(),
+            shared: None,
         }
+    }
+
+    /// The same executor admitting every attempt also under `gate` (shared limits of several
+    /// workers); `endpoints` gives each endpoint's static cap and configured budgets.
+    pub fn with_shared_limits(
+        mut self,
+        gate: Arc<SharedGate>,
+        endpoints: HashMap<ProviderModelKey, SharedDemand>,
+    ) -> Self {
+        self.shared = Some(SharedLimitsWiring { gate, endpoints });
+        self
+    }
+
+    /// The shared-limits gate, when one is configured.
+    pub fn shared_limits(&self) -> Option<&Arc<SharedGate>> {
+        self.shared.as_ref().map(|s| &s.gate)
     }
 
     /// The same executor reserving on `budgets` (the engine's ledger, with the spec's limits).
@@ -419,6 +451,26 @@ impl ModelRequestExecutor {
                 return (Err(AttemptFailure::RateLimitWait { last }), probe_wait);
             }
         };
+        // The shared gate comes after the local lease and budgets: an extra gate, never instead.
+        let shared_lease = match &self.shared {
+            None => None,
+            Some(shared) => {
+                let demand = SharedDemand {
+                    tokens: reservation.units(BudgetKind::Tokens),
+                    ..shared.endpoints.get(&key).copied().unwrap_or_default()
+                };
+                match shared.gate.admit(&key, demand, Some(probe_wait)).await {
+                    Ok(l) => Some(l),
+                    Err(_) => {
+                        self.controller
+                            .release(lease, RequestReleaseOutcome::local_cancelled());
+                        reservation.cancel();
+                        let last = ProviderError::rate_limited(None);
+                        return (Err(AttemptFailure::RateLimitWait { last }), probe_wait);
+                    }
+                }
+            }
+        };
         let mut guard = AttemptGuard {
             counts: self.counts.clone(),
             key: key.clone(),
@@ -467,6 +519,9 @@ impl ModelRequestExecutor {
         guard.armed = false;
         self.bump(&key, |c| c.record(outcome.kind));
         self.controller.release(lease, outcome);
+        if let Some(shared_lease) = shared_lease {
+            shared_lease.release(shared_release(&result)).await;
+        }
         match &result {
             Ok(r) => reservation.settle(r.usage, r.rate_limits.as_ref()),
             Err(e) => {
@@ -629,6 +684,29 @@ pub enum AttemptFailure {
         /// The rate limit the call is still under (for the error it ends with).
         last: ProviderError,
     },
+}
+
+/// What a finished attempt tells the shared limits: its class, Retry-After and the per-minute
+/// limits its headers stated.
+fn shared_release(result: &Result<ProviderResponse, ProviderError>) -> SharedRelease {
+    let (outcome, retry_after, observed) = match result {
+        Ok(r) => (SharedOutcome::Success, None, r.rate_limits),
+        Err(e) if ModelRequestExecutor::is_window_429(e) => {
+            (SharedOutcome::WindowLimited, e.retry_after, e.rate_limits)
+        }
+        Err(e) if is_rate_limited(e) => (
+            SharedOutcome::ConcurrencyLimited,
+            e.retry_after,
+            e.rate_limits,
+        ),
+        Err(e) => (SharedOutcome::Other, None, e.rate_limits),
+    };
+    SharedRelease {
+        outcome,
+        retry_after,
+        observed_requests_per_minute: observed.and_then(|o| o.requests.limit),
+        observed_tokens_per_minute: observed.and_then(|o| o.tokens.limit),
+    }
 }
 
 /// True for attempts that mean "wait" rather than "failed": 429s and 503 overload.

@@ -51,15 +51,23 @@ pub const ALLOWED_EDGES: &[(&str, &[&str])] = &[
             "weir-telemetry",
             "weir-capacity",
             "weir-coordinator",
+            "weir-redis",
         ],
     ),
     // Shared row groups (issue 17): Redis claims of row-group numbers; it knows no runtime,
     // no generator, no file, so the CLI wires it to the run's feed and the part files.
     ("weir-coordinator", &["weir-contracts"]),
+    // Shared limits on Redis (issue 17): implements request admission's `SharedLimits`
+    // trait; knows no runtime, no CLI, no task admission. The CLI connects it.
+    (
+        "weir-redis",
+        &["weir-contracts", "weir-telemetry", "weir-request-admission"],
+    ),
 ];
 
 /// Crates that may take a test-support crate as a dev-dependency (and nothing else may).
-pub const TEST_SUPPORT_USERS: &[&str] = &["weir-runtime", "weir-cli", "weir-coordinator"];
+pub const TEST_SUPPORT_USERS: &[&str] =
+    &["weir-runtime", "weir-cli", "weir-coordinator", "weir-redis"];
 
 /// Suffixes marking a test-support crate (free to depend on anything).
 pub const TEST_SUPPORT_SUFFIXES: &[&str] = &["-testkit", "-test-support"];
@@ -369,6 +377,42 @@ mod tests {
                 "dependency edge not allowed: weir-coordinator -> weir-runtime \
                  (crates/weir-coordinator/Cargo.toml)",
                 "dependency edge not allowed: weir-runtime -> weir-coordinator \
+                 (crates/weir-runtime/Cargo.toml)",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_redis_backend_sits_on_request_admission_and_serves_only_the_cli() {
+        let v = check(&[
+            (
+                "weir-redis",
+                "crates/weir-redis",
+                &[
+                    ("weir-contracts", None),
+                    ("weir-request-admission", None),
+                    ("redis", None),
+                    ("weir-testkit", Some("dev")),
+                    ("weir-runtime", None),
+                ],
+            ),
+            (
+                "weir-cli",
+                "crates/weir-cli",
+                &[("weir-runtime", None), ("weir-redis", None)],
+            ),
+            (
+                "weir-runtime",
+                "crates/weir-runtime",
+                &[("weir-request-admission", None), ("weir-redis", None)],
+            ),
+        ]);
+        assert_eq!(
+            v,
+            [
+                "dependency edge not allowed: weir-redis -> weir-runtime \
+                 (crates/weir-redis/Cargo.toml)",
+                "dependency edge not allowed: weir-runtime -> weir-redis \
                  (crates/weir-runtime/Cargo.toml)",
             ]
         );

@@ -113,6 +113,49 @@ fn failures_section(out: &mut String, data: &ReportData) {
     out.push_str("</table>");
 }
 
+/// The shared-limits backend of a `--shared-limits` run (nothing without one).
+fn shared_limits_section(out: &mut String, s: &crate::summary::Summary) {
+    let Some(sh) = &s.shared_limits else {
+        return;
+    };
+    let _ = write!(
+        out,
+        r#"<h2>Shared limits</h2><p class="muted">Backend {} (scope {}, worker {}): mode at the end <b>{}</b>; when the store is lost: {} (share {}). {} admissions ({} local while the store was lost), {} refusals, {:.2} store round trips per request (+{} renewals), {} losses, {} recoveries, {} leases restored by renewal, {} left to expire.</p>"#,
+        escape(&sh.backend),
+        escape(&sh.scope),
+        escape(&sh.worker),
+        sh.mode.as_str(),
+        sh.fallback.as_str(),
+        num(sh.fallback_share),
+        sh.admissions,
+        sh.fallback_admissions,
+        sh.refusals,
+        sh.round_trips_per_request,
+        sh.renewal_round_trips,
+        sh.degraded,
+        sh.recoveries,
+        sh.leases_restored,
+        sh.left_to_expire
+    );
+    out.push_str("<div class=\"table-wrap\"><table><tr><th>provider / model</th><th>static cap</th><th>shared cap</th><th>peak shared in flight</th><th>requests / min</th><th>tokens / min</th></tr>");
+    let opt = |v: Option<u64>| v.map_or_else(|| "-".to_string(), |x| x.to_string());
+    for e in &sh.endpoints {
+        let _ = write!(
+            out,
+            r#"<tr><td>{} / {}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td></tr>"#,
+            unbroken(&e.endpoint.provider_name),
+            unbroken(&e.endpoint.model_id),
+            e.static_cap,
+            e.learned_cap
+                .map_or_else(|| "static".to_string(), |c| c.to_string()),
+            e.max_shared_in_flight,
+            opt(e.requests_per_minute),
+            opt(e.tokens_per_minute)
+        );
+    }
+    out.push_str("</table></div>");
+}
+
 /// Renders the whole report page.
 pub fn render_html(data: &ReportData) -> String {
     let s = &data.summary;
@@ -378,6 +421,7 @@ pub fn render_html(data: &ReportData) -> String {
         );
     }
     out.push_str("</table></div>");
+    shared_limits_section(&mut out, s);
 
     out.push_str("<h2>Tasks and requests</h2><table><tr><th>tasks completed</th><th>failed</th><th>retried</th><th>calls</th><th>succeeded</th><th>429</th><th>failed</th><th>timeouts</th><th>cancelled</th></tr>");
     let _ = write!(

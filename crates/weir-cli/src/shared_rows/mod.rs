@@ -168,6 +168,11 @@ pub fn run_shared_on(
     spec.engine_config()
         .map_err(|e| CliError::invalid_input(e.to_string()))?;
     let identity = run_identity(&spec, opts.format);
+    // Shared limits (on the coordinator's Redis by default): connected before any file is
+    // touched, so an unreachable store is exit 3 with nothing written.
+    let shared_limits = (opts.shared_limits.as_deref())
+        .map(|url| crate::shared_limits::connect(runtime, url))
+        .transpose()?;
     let shape = RowGroupShape {
         records: built.workflow.records,
         buffer_size: built.workflow.buffer_size,
@@ -248,6 +253,9 @@ pub fn run_shared_on(
     let _ = std::fs::remove_file(session_dir.join(opts.format.file_name()));
     let (feed_tx, feed) = RowGroupFeed::channel(1);
     let mut engine = new_engine(&spec, &built, 0)?.with_row_group_feed(feed);
+    if let Some(shared_limits) = shared_limits {
+        engine = engine.with_shared_limits(shared_limits);
+    }
     for s in outputs.scheduler_sinks() {
         engine = engine.with_scheduler_sink(s);
     }

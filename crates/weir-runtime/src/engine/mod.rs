@@ -29,11 +29,11 @@ use weir_capacity::{
 };
 use weir_contracts::{
     CapacitySource, ProviderModelKey, ProviderModelPressureSnapshot, ReleaseReason,
-    RequestAdmissionEvent, RequestPressureSnapshot, SchedulerAdmissionEvent,
+    RequestAdmissionEvent, RequestPressureSnapshot, SchedulerAdmissionEvent, SharedLimitsSnapshot,
 };
 use weir_request_admission::{
     AdaptiveRequestAdmissionController, BudgetConfig, BudgetLedger, BudgetScopeSnapshot,
-    RequestAdmissionConfig,
+    RequestAdmissionConfig, SharedDemand, SharedGate, SharedLimits,
 };
 use weir_task_admission::TaskAdmissionConfig;
 use weir_telemetry::{EventSink, EventStream, MonotonicClock};
@@ -159,6 +159,8 @@ pub struct RunResult {
     pub budget_snapshots: Vec<BudgetScopeSnapshot>,
     /// Workers that ran before their task lease, derived from the scheduler events.
     pub hidden_scheduler_resource_waiters: u64,
+    /// The shared-limits backend's state at the end (None: no backend configured).
+    pub shared_limits: Option<SharedLimitsSnapshot>,
     /// The run's capacity explanation.
     pub capacity_plan: AsyncCapacityPlan,
 }
@@ -189,6 +191,7 @@ pub struct Engine {
     run_id: Option<String>,
     progress: Arc<crate::scheduler::RunProgress>,
     feed: Option<crate::scheduler::RowGroupFeed>,
+    shared_limits: Option<Arc<dyn SharedLimits>>,
 }
 
 impl Engine {
@@ -207,7 +210,15 @@ impl Engine {
             run_id: None,
             progress: Arc::default(),
             feed: None,
+            shared_limits: None,
         }
+    }
+
+    /// Admits every request also under `backend`'s shared limits (several workers of one job);
+    /// without it the in-process ledger alone decides.
+    pub fn with_shared_limits(mut self, backend: Arc<dyn SharedLimits>) -> Self {
+        self.shared_limits = Some(backend);
+        self
     }
 
     /// The live counters the run will update (`PreparedRun::progress` returns the same): hand
@@ -308,10 +319,40 @@ impl Engine {
                 },
             );
         }
-        let executor = Arc::new(
-            ModelRequestExecutor::new(controller.clone(), request_events, self.config.executor)
-                .with_budgets(budgets),
+        let mut executor = ModelRequestExecutor::new(
+            controller.clone(),
+            request_events.clone(),
+            self.config.executor,
         );
+        if let Some(backend) = &self.shared_limits {
+            let endpoints: HashMap<ProviderModelKey, SharedDemand> = aliases_by_endpoint
+                .keys()
+                .map(|endpoint| {
+                    let configured = budgets.configured(endpoint);
+                    let static_cap = self
+                        .workflow
+                        .models
+                        .iter()
+                        .filter(|m| {
+                            *m.provider == *endpoint.provider_name
+                                && *m.model_id == *endpoint.model_id
+                        })
+                        .map(|m| m.cap())
+                        .min()
+                        .unwrap_or(1);
+                    let demand = SharedDemand {
+                        static_cap,
+                        tokens: 0,
+                        requests_per_minute: configured.requests_per_minute,
+                        tokens_per_minute: configured.tokens_per_minute,
+                    };
+                    (endpoint.clone(), demand)
+                })
+                .collect();
+            let gate = Arc::new(SharedGate::new(backend.clone(), request_events));
+            executor = executor.with_shared_limits(gate, endpoints);
+        }
+        let executor = Arc::new(executor.with_budgets(budgets));
         let facade = Arc::new(
             ExecutorFacade::new(executor.clone(), routes)
                 .with_attempts_per_call(self.config.executor.max_attempts),
@@ -502,6 +543,7 @@ impl PreparedRun {
             hidden_scheduler_resource_waiters: report.hidden_scheduler_resource_waiters,
             request_release_diagnostics: pressure.release_diagnostics(),
             budget_snapshots: self.executor.budgets().snapshots(),
+            shared_limits: self.executor.shared_limits().map(|g| g.snapshot()),
             report,
             requests,
             endpoints,

@@ -48,6 +48,22 @@ fn forward(bin: &str, args: &[String]) -> ExitCode {
     exit_of(bin, status)
 }
 
+/// `cargo build --release -p weir-cli` (the `weir` binary the coordinated scenario runs).
+fn build_weir_cli() -> Result<(), ExitCode> {
+    let root = workspace::root().map_err(|err| {
+        eprintln!("bench: {err}");
+        ExitCode::FAILURE
+    })?;
+    let status = workspace::cargo()
+        .args(["build", "--release", "-p", "weir-cli", "--bin", "weir"])
+        .current_dir(root)
+        .status();
+    match status {
+        Ok(s) if s.success() => Ok(()),
+        other => Err(exit_of("cargo build -p weir-cli", other)),
+    }
+}
+
 fn exit_of(what: &str, status: std::io::Result<std::process::ExitStatus>) -> ExitCode {
     match status {
         Ok(status) if status.success() => ExitCode::SUCCESS,
@@ -137,6 +153,12 @@ fn scenarios(args: &[String]) -> ExitCode {
         }
         if let Some(out) = &parsed.out {
             run_args.extend(["--out".into(), out.clone()]);
+        }
+        // The coordinated scenario spawns the release `weir` binary beside weir-bench.
+        if run_args.iter().any(|a| a.contains("coordinated")) {
+            if let Err(code) = build_weir_cli() {
+                return code;
+            }
         }
         return forward("weir-bench", &run_args);
     };

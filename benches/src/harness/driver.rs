@@ -2,6 +2,7 @@
 //! and writes the outputs.
 
 use super::artifact::{refresh_derived, write_outputs};
+use super::coordinated;
 use super::gates::{engine_gates, gate, Gate, Status};
 use super::goodput;
 use super::metrics::{completion_timeline, compute, utilization_timeline, MetricOptions};
@@ -310,6 +311,19 @@ pub fn run(o: &RunOptions) -> Result<Vec<Gate>, String> {
                     o.size.seed,
                     &o.out,
                 )?;
+                cells_summary = Some(a["summaries"].clone());
+                (
+                    Vec::new(),
+                    g,
+                    Value::Null,
+                    a["inputs"].clone(),
+                    Value::Null,
+                    Value::Null,
+                )
+            }
+            ScenarioBody::Coordinated => {
+                let (a, g) =
+                    coordinated::run(o.size.smoke, o.size.records, o.goodput_iterations, &o.out)?;
                 cells_summary = Some(a["summaries"].clone());
                 (
                     Vec::new(),

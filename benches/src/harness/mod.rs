@@ -7,6 +7,7 @@
 pub mod artifact;
 pub mod bound;
 pub mod compare;
+pub mod coordinated;
 pub mod driver;
 pub mod gates;
 pub mod goodput;

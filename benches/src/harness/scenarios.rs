@@ -34,9 +34,9 @@ pub const SCENARIO_IDS: [&str; 12] = [
     "goodput",
 ];
 
-/// Scenarios run only when named (not part of `all`): `shared` needs `redis-server` and runs
-/// several workers at once.
-pub const OPT_IN_SCENARIO_IDS: [&str; 1] = ["shared"];
+/// Scenarios run only when named (not part of `all`): `shared` and `coordinated` need
+/// `redis-server` and run several workers at once (`coordinated`: real `weir` processes).
+pub const OPT_IN_SCENARIO_IDS: [&str; 2] = ["shared", "coordinated"];
 
 /// Size and seed of a catalogue build.
 #[derive(Debug, Clone, Copy)]
@@ -73,6 +73,8 @@ pub enum ScenarioBody {
     Goodput,
     /// Several workers sharing limits through Redis (`super::shared`).
     Shared,
+    /// `weir run --coordinator` processes splitting one job (`super::coordinated`).
+    Coordinated,
     /// A full engine run.
     Engine(Box<EngineScenario>),
 }
@@ -156,6 +158,12 @@ pub fn build(id: &str, o: &SizeOptions) -> Result<Scenario, String> {
             suite::E2E,
             "1-4 workers sharing one endpoint's limits through Redis (hidden capacity 24; a request bucket): wall over the 1-worker floor, 429 share, per-worker share, Redis round trips per request",
             ScenarioBody::Shared,
+        ),
+        "coordinated" => (
+            1,
+            suite::E2E,
+            "1 and 3 `weir run --coordinator` processes splitting one job's row groups and sharing one endpoint's limits (hidden capacity 24) through Redis: wall over one plain process, 429 share, row-group shares, same dataset",
+            ScenarioBody::Coordinated,
         ),
         "heavy_root" => {
             let records = n(o, 32, 200);
@@ -488,6 +496,8 @@ mod tests {
         }
         assert!(select("nope").is_err());
         assert_eq!(select("shared"), Ok(vec!["shared"]));
+        assert_eq!(select("coordinated"), Ok(vec!["coordinated"]));
+        assert!(!select("all").unwrap_or_default().contains(&"coordinated"));
         assert!(!select("all").unwrap_or_default().contains(&"shared"));
         assert_eq!(select("all").map(|v| v.len()), Ok(SCENARIO_IDS.len()));
     }

@@ -10,6 +10,7 @@ use weir_cli::output::{default_out_dir, DatasetFormat, EventsMode};
 use weir_cli::preview::{self, DEFAULT_PREVIEW_RECORDS};
 use weir_cli::report::ReportData;
 use weir_cli::run::{run_workflow, RunOptions};
+use weir_cli::shared_limits::{FallbackChoice, SharedLimitsOptions};
 use weir_cli::shared_rows::{self, SharedOptions};
 use weir_cli::spec::{SpecNotice, WorkflowSpec};
 
@@ -77,6 +78,11 @@ enum Command {
         /// own endpoint or API key) instead of sharing them on the coordinator's Redis.
         #[arg(long, requires = "coordinator", conflicts_with = "shared_limits")]
         local_limits: bool,
+        /// While the shared-limits store is unreachable mid-run: `local[:PERCENT]` admits up to
+        /// PERCENT of each endpoint's last known shared cap in this process; `pause` admits
+        /// nothing new until it returns. Leases already held are kept either way.
+        #[arg(long, value_name = "local[:PERCENT]|pause", default_value = "local:25")]
+        shared_fallback: FallbackChoice,
     },
     /// Run a few records in memory and print them (pretty JSON on stdout) with one line per
     /// model on stderr; writes no files.
@@ -215,6 +221,7 @@ fn dispatch(command: Command) -> Result<i32, CliError> {
             lease,
             shared_limits,
             local_limits,
+            shared_fallback,
         } => {
             let (spec, notices) = load(&workflow)?;
             let spec = spec.with_overrides(records, seed);
@@ -236,7 +243,11 @@ fn dispatch(command: Command) -> Result<i32, CliError> {
                 (Some(url), _, _) => Some(url.clone()),
                 (None, Some(url), false) => Some(url.clone()),
                 _ => None,
-            };
+            }
+            .map(|url| SharedLimitsOptions {
+                url,
+                fallback: shared_fallback,
+            });
             let opts = RunOptions {
                 out_dir,
                 quiet,

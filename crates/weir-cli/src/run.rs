@@ -45,7 +45,7 @@ pub struct RunOptions {
     /// The dataset's format (`--format`).
     pub format: DatasetFormat,
     /// Shared request limits with other weir processes (`--shared-limits redis://…`).
-    pub shared_limits: Option<String>,
+    pub shared_limits: Option<crate::shared_limits::SharedLimitsOptions>,
 }
 
 /// How a run ended; decides the exit status.
@@ -320,8 +320,8 @@ pub fn run_workflow_on(
         .map_err(|e| CliError::invalid_input(e.to_string()))?;
     let identity = run_identity(&spec, opts.format);
     // An unreachable store fails the run before anything is written (exit 3).
-    let shared = (opts.shared_limits.as_deref())
-        .map(|url| crate::shared_limits::connect(runtime, url))
+    let shared = (opts.shared_limits.as_ref())
+        .map(|o| crate::shared_limits::connect(runtime, o))
         .transpose()?;
     let lock = OutDirLock::acquire(&opts.out_dir)?;
     let resume = match outdir::decide(&opts.out_dir, &identity, opts.fresh)? {

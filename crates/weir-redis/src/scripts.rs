@@ -159,7 +159,9 @@ elseif outcome == 1 then
   cap = new
   redis.call('HSET', KEYS[2], 'cap', new, 'succ', 0, 'ss', 0, 'hold', fmt(now + tonumber(ARGV[7]) * 1000))
 end
-if outcome == 1 or outcome == 2 then
+-- A concurrency 429 while others are still served is an overshoot: the lowered cap is the
+-- answer, and a cooldown would idle every worker (the endpoint is busy, not refusing).
+if outcome == 2 or (outcome == 1 and n == 0) then
   local ra = tonumber(ARGV[3])
   if ra > 0 then
     local untl = now + ra * 1000

@@ -243,7 +243,7 @@ async fn a_request_budget_is_shared_by_two_workers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_concurrency_429_shares_a_cooldown_and_the_cap_it_taught() {
+async fn a_concurrency_429_shares_the_cap_it_taught_and_a_lone_one_a_cooldown() {
     let Some(server) = RedisServer::start_or_skip("cooldown_and_cap_shared") else {
         return;
     };
@@ -252,7 +252,8 @@ async fn a_concurrency_429_shares_a_cooldown_and_the_cap_it_taught() {
     let b = connect(&server, config("cool")).await;
     let la: Vec<_> = futures_free_collect(&a, &e, 3).await;
     let lb: Vec<_> = futures_free_collect(&b, &e, 2).await;
-    // One of a's calls was refused for concurrency with Retry-After 400 ms: 4 others in flight.
+    // One of a's calls was refused for concurrency with Retry-After 400 ms while 4 others were
+    // in flight: an overshoot. The cap becomes those 4 (full now), and no cooldown is shared.
     a.release(
         &e,
         la[0],
@@ -263,15 +264,6 @@ async fn a_concurrency_429_shares_a_cooldown_and_the_cap_it_taught() {
         },
     )
     .await;
-    let SharedTry::Wait(wait) = b.try_admit(&e, demand(16)).await else {
-        panic!("the cooldown was not shared");
-    };
-    assert!(
-        wait > Duration::ZERO && wait <= Duration::from_millis(400),
-        "{wait:?}"
-    );
-    tokio::time::sleep(wait + Duration::from_millis(20)).await;
-    // Cooled down; the cap is now the 4 the provider was serving: full.
     assert!(matches!(b.try_admit(&e, demand(16)).await, SharedTry::Wait(d) if d.is_zero()));
     assert_eq!(b.snapshot().endpoints[0].learned_cap, Some(4));
     b.release(&e, lb[0], SharedRelease::default()).await;
@@ -280,8 +272,32 @@ async fn a_concurrency_429_shares_a_cooldown_and_the_cap_it_taught() {
         a.try_admit(&e, demand(16)).await,
         SharedTry::Wait(_)
     ));
-    admitted(b.try_admit(&e, demand(16)).await);
-    drop((la, lb));
+    let lb2 = admitted(b.try_admit(&e, demand(16)).await);
+    // Everything else ends; the last call is refused alone: the endpoint refuses, not
+    // overshoots, so its Retry-After is every worker's cooldown.
+    for l in [la[1], la[2]] {
+        a.release(&e, l, SharedRelease::default()).await;
+    }
+    b.release(&e, lb[1], SharedRelease::default()).await;
+    b.release(
+        &e,
+        lb2,
+        SharedRelease {
+            outcome: SharedOutcome::ConcurrencyLimited,
+            retry_after: Some(Duration::from_millis(400)),
+            ..SharedRelease::default()
+        },
+    )
+    .await;
+    let SharedTry::Wait(wait) = a.try_admit(&e, demand(16)).await else {
+        panic!("the cooldown was not shared");
+    };
+    assert!(
+        wait > Duration::ZERO && wait <= Duration::from_millis(400),
+        "{wait:?}"
+    );
+    tokio::time::sleep(wait + Duration::from_millis(20)).await;
+    admitted(a.try_admit(&e, demand(16)).await);
 }
 
 async fn futures_free_collect(

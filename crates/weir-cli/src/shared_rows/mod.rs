@@ -170,8 +170,8 @@ pub fn run_shared_on(
     let identity = run_identity(&spec, opts.format);
     // Shared limits (on the coordinator's Redis by default): connected before any file is
     // touched, so an unreachable store is exit 3 with nothing written.
-    let shared_limits = (opts.shared_limits.as_deref())
-        .map(|url| crate::shared_limits::connect(runtime, url))
+    let shared_limits = (opts.shared_limits.as_ref())
+        .map(|o| crate::shared_limits::connect(runtime, o))
         .transpose()?;
     let shape = RowGroupShape {
         records: built.workflow.records,

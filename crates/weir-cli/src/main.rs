@@ -240,12 +240,13 @@ fn dispatch(command: Command) -> Result<i32, CliError> {
             // Workers of one shared job call the same endpoints: their limits are shared on
             // the coordinator's Redis unless --local-limits says otherwise.
             let shared_limits = match (&shared_limits, &coordinator, local_limits) {
-                (Some(url), _, _) => Some(url.clone()),
-                (None, Some(url), false) => Some(url.clone()),
+                (Some(url), _, _) => Some((url.clone(), "--shared-limits")),
+                (None, Some(url), false) => Some((url.clone(), "--coordinator")),
                 _ => None,
             }
-            .map(|url| SharedLimitsOptions {
+            .map(|(url, flag)| SharedLimitsOptions {
                 url,
+                flag,
                 fallback: shared_fallback,
             });
             let opts = RunOptions {

@@ -21,6 +21,8 @@ use weir_redis::{RedisSharedLimits, RedisSharedLimitsConfig, SharedFallback};
 pub struct SharedLimitsOptions {
     /// The store: `redis://HOST:PORT[/DB]`.
     pub url: String,
+    /// The flag that named it (`--shared-limits`, or `--coordinator`), for error messages.
+    pub flag: &'static str,
     /// What a worker does while the store is unreachable.
     pub fallback: FallbackChoice,
 }
@@ -83,7 +85,8 @@ pub fn connect(
     let url = opts.url.as_str();
     if !url.starts_with("redis://") {
         return Err(CliError::invalid_input(format!(
-            "--shared-limits {url:?}: expected redis://HOST:PORT[/DB]"
+            "{} {url:?}: expected redis://HOST:PORT[/DB]",
+            opts.flag
         )));
     }
     let config = RedisSharedLimitsConfig {
@@ -92,7 +95,7 @@ pub fn connect(
     };
     runtime
         .block_on(RedisSharedLimits::connect(url, config))
-        .map_err(|e| CliError::run_failed(e.to_string()))
+        .map_err(|e| CliError::run_failed(format!("{}: {e}", opts.flag)))
 }
 
 #[cfg(test)]

@@ -73,9 +73,12 @@ fn three_processes_stay_near_the_hidden_capacity_and_all_finish() {
     let children: Vec<_> = (0..3)
         .map(|i| {
             let spec = write_spec(&dir, &format!("w{i}"), &server.base_url(), 60);
-            weir(&spec, &dir.join(format!("out{i}")), &redis.url())
-                .spawn()
-                .expect("spawn weir")
+            let mut c = weir(&spec, &dir.join(format!("out{i}")), &redis.url());
+            // The third says what it would do without the store (never needed here).
+            if i == 2 {
+                c.args(["--shared-fallback", "pause"]);
+            }
+            c.spawn().expect("spawn weir")
         })
         .collect();
     let outputs: Vec<Output> = children
@@ -110,6 +113,8 @@ fn three_processes_stay_near_the_hidden_capacity_and_all_finish() {
         assert_eq!(shared["mode"], "shared");
         assert!(shared["admissions"].as_u64() >= Some(60), "{shared:#}");
         assert_eq!(shared["endpoints"][0]["held"], 0);
+        let fallback = if i == 2 { "paused" } else { "local_share" };
+        assert_eq!(shared["fallback"], fallback, "{shared:#}");
         let html = std::fs::read_to_string(dir.join(format!("out{i}")).join("report.html"))
             .expect("report.html");
         assert!(

@@ -173,6 +173,16 @@ fn three_workers_on_one_out_assemble_the_single_process_dataset() {
         .map(|w| w["row_groups_completed"].as_u64().expect("count"))
         .sum();
     assert_eq!(completed, 12, "{sum}");
+    // `--coordinator` shares the request limits on the same Redis (each worker's session).
+    for name in ["a", "b", "c"] {
+        let path = out.join("workers").join(name).join("summary.json");
+        let session: Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("session summary"))
+                .expect("JSON");
+        let shared = &session["shared_limits"];
+        assert_eq!(shared["mode"], "shared", "{name}: {session}");
+        assert!(shared["admissions"].as_u64() > Some(0), "{name}: {shared}");
+    }
     // The finished job is a finished run for a single-process `weir run` too.
     let o = weir()
         .args(["run", s(&spec), "--out", s(&out), "--quiet"])
@@ -183,9 +193,28 @@ fn three_workers_on_one_out_assemble_the_single_process_dataset() {
     assert!(stderr(&o).contains("already holds"), "{}", stderr(&o));
     // The directory removed while Redis still knows the finished job: a new directory does
     // not inherit "done" for parts it does not have; the job runs again there.
+    // (This time with --local-limits: the worker's limits are its own, none shared.)
     std::fs::remove_dir_all(&out).expect("remove out");
-    let o = finish(worker(&spec, &out, &redis.url(), "a"));
+    let o = finish(
+        weir()
+            .args([
+                "run",
+                s(&spec),
+                "--out",
+                s(&out),
+                "--quiet",
+                "--local-limits",
+            ])
+            .args(["--coordinator", &redis.url(), "--worker", "a"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn worker"),
+    );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let session = std::fs::read_to_string(out.join("workers/a/summary.json")).expect("summary");
+    assert!(!session.contains("\"shared_limits\""), "{session}");
     assert_eq!(
         std::fs::read(out.join("dataset.jsonl")).expect("dataset"),
         expected

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use weir_benches::harness::compare::compare;
 use weir_benches::harness::driver::{all_pass, run, RunOptions};
 use weir_benches::harness::gates::{Gate, Status};
-use weir_benches::harness::scenarios::{build, select, SizeOptions, SCENARIO_IDS};
+use weir_benches::harness::scenarios::{
+    build, select, SizeOptions, OPT_IN_SCENARIO_IDS, SCENARIO_IDS,
+};
 
 /// The scenario harness: runs scenarios into artifacts with PASS/FAIL gates, compares two runs.
 #[derive(Parser)]
@@ -138,9 +140,18 @@ fn main() -> ExitCode {
                 records: None,
                 seed: 42,
             };
-            for id in SCENARIO_IDS {
+            // Opt-in scenarios run only when named (`--scenario ID`), never as part of `all`.
+            let ids = SCENARIO_IDS.iter().map(|id| (*id, "")).chain(
+                OPT_IN_SCENARIO_IDS
+                    .iter()
+                    .map(|id| (*id, " (opt-in: needs redis-server)")),
+            );
+            for (id, note) in ids {
                 match build(id, &o) {
-                    Ok(s) => println!("{id:<30} v{} {:<6} {}", s.version, s.suite, s.description),
+                    Ok(s) => println!(
+                        "{id:<30} v{} {:<6} {}{note}",
+                        s.version, s.suite, s.description
+                    ),
                     Err(e) => println!("{id:<30} (cannot build: {e})"),
                 }
             }

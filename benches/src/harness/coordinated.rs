@@ -13,13 +13,14 @@
 //! dataset is byte-identical to the floor run's.
 
 use super::gates::{gate, Gate};
+use super::shared::{median, start_loopback};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use weir_testkit::{LoopbackConfig, LoopbackServer, Overflow, RedisServer, RetryAfter};
+use weir_testkit::{LoopbackConfig, Overflow, RedisServer, RetryAfter};
 
 /// Target (3 workers): aggregate wall ≤ this × the one-process floor.
 pub const WALL_OVER_FLOOR_MAX: f64 = 1.15;
@@ -145,14 +146,7 @@ fn run_once(
 ) -> Result<(CoordinatedRun, Vec<u8>), String> {
     // A job's claims live in Redis: each run starts on an empty one.
     redis.restart().map_err(|e| format!("coordinated: {e}"))?;
-    let server_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start tokio: {e}"))?;
-    let server = server_rt
-        .block_on(LoopbackServer::start(config.clone()))
-        .map_err(|e| format!("loopback server: {e}"))?;
+    let (_server_rt, server) = start_loopback(config)?;
     let spec_path = dir.join("spec.json");
     let text = spec(&server.base_url(), calls, buffer).to_string();
     std::fs::write(&spec_path, text).map_err(|e| e.to_string())?;
@@ -203,15 +197,6 @@ fn run_once(
         same_dataset: floor_dataset.is_none_or(|f| f == dataset.as_slice()),
     };
     Ok((run, dataset))
-}
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    match xs.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => xs[n / 2],
-        n => (xs[n / 2 - 1] + xs[n / 2]) / 2.0,
-    }
 }
 
 fn label(workers: usize) -> String {

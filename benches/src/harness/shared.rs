@@ -211,14 +211,7 @@ fn run_once(
     redis: &RedisServer,
     round: usize,
 ) -> Result<SharedRun, String> {
-    let server_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start tokio: {e}"))?;
-    let server = server_rt
-        .block_on(LoopbackServer::start(cell.server.clone()))
-        .map_err(|e| format!("loopback server: {e}"))?;
+    let (_server_rt, server) = start_loopback(&cell.server)?;
     let scope = format!("{}-{workers}-{shared}-{round}", cell.id);
     let start = Instant::now();
     let handles: Vec<_> = (0..workers)
@@ -266,13 +259,29 @@ fn run_once(
     })
 }
 
-fn median(mut xs: Vec<f64>) -> f64 {
+/// The median of `xs` (NaN when empty).
+pub(crate) fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(f64::total_cmp);
     match xs.len() {
         0 => f64::NAN,
         n if n % 2 == 1 => xs[n / 2],
         n => (xs[n / 2 - 1] + xs[n / 2]) / 2.0,
     }
+}
+
+/// A loopback endpoint on its own one-thread runtime (kept alive by the returned runtime).
+pub(crate) fn start_loopback(
+    config: &LoopbackConfig,
+) -> Result<(tokio::runtime::Runtime, LoopbackServer), String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start tokio: {e}"))?;
+    let server = runtime
+        .block_on(LoopbackServer::start(config.clone()))
+        .map_err(|e| format!("loopback server: {e}"))?;
+    Ok((runtime, server))
 }
 
 /// Runs the scenario: `iterations` rounds of every (cell, workers, shared) run; writes

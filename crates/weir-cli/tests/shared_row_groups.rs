@@ -67,9 +67,15 @@ fn single_process_dataset(dir: &Path, spec: &Path) -> Vec<u8> {
 }
 
 fn worker(spec: &Path, out: &Path, url: &str, name: &str) -> Child {
+    worker_with(spec, out, url, name, &[])
+}
+
+/// A quiet worker with `extra` arguments after the usual ones.
+fn worker_with(spec: &Path, out: &Path, url: &str, name: &str, extra: &[&str]) -> Child {
     weir()
         .args(["run", s(spec), "--out", s(out), "--quiet"])
         .args(["--coordinator", url, "--worker", name, "--lease", "2"])
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -195,23 +201,13 @@ fn three_workers_on_one_out_assemble_the_single_process_dataset() {
     // not inherit "done" for parts it does not have; the job runs again there.
     // (This time with --local-limits: the worker's limits are its own, none shared.)
     std::fs::remove_dir_all(&out).expect("remove out");
-    let o = finish(
-        weir()
-            .args([
-                "run",
-                s(&spec),
-                "--out",
-                s(&out),
-                "--quiet",
-                "--local-limits",
-            ])
-            .args(["--coordinator", &redis.url(), "--worker", "a"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn worker"),
-    );
+    let o = finish(worker_with(
+        &spec,
+        &out,
+        &redis.url(),
+        "a",
+        &["--local-limits"],
+    ));
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let session = std::fs::read_to_string(out.join("workers/a/summary.json")).expect("summary");
     assert!(!session.contains("\"shared_limits\""), "{session}");
@@ -246,23 +242,7 @@ fn csv_datasets_assemble_with_one_header() {
     let out = dir.join("out");
     let workers: Vec<Child> = ["a", "b"]
         .iter()
-        .map(|n| {
-            weir()
-                .args([
-                    "run",
-                    s(&spec),
-                    "--out",
-                    s(&out),
-                    "--quiet",
-                    "--format",
-                    "csv",
-                ])
-                .args(["--coordinator", &redis.url(), "--worker", n])
-                .stdin(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("spawn worker")
-        })
+        .map(|n| worker_with(&spec, &out, &redis.url(), n, &["--format", "csv"]))
         .collect();
     for w in workers {
         let o = finish(w);

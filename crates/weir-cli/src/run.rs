@@ -44,7 +44,8 @@ pub struct RunOptions {
     pub fresh: bool,
     /// The dataset's format (`--format`).
     pub format: DatasetFormat,
-    /// Shared request limits with other weir processes (`--shared-limits redis://…`).
+    /// Shared request limits with other weir processes (`--shared-limits redis://…`, or the
+    /// `--coordinator` URL unless `--local-limits`).
     pub shared_limits: Option<crate::shared_limits::SharedLimitsOptions>,
 }
 

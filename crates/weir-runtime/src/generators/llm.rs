@@ -138,6 +138,28 @@ fn checked_retries(retries: u32) -> Result<u32, GeneratorConfigError> {
     Ok(retries)
 }
 
+/// The `ColumnGenerator` methods every model-bound cell column answers from its `binding`
+/// (metadata, cell strategy, template columns, its one alias).
+macro_rules! binding_column {
+    () => {
+        fn get_scheduling_metadata(&self) -> Result<SchedulingMetadata, SchedulingMetadataError> {
+            self.binding.metadata.clone()
+        }
+
+        fn strategy(&self) -> Strategy {
+            Strategy::Cell
+        }
+
+        fn required_columns(&self) -> Vec<String> {
+            self.binding.required_columns()
+        }
+
+        fn model_aliases(&self) -> Vec<String> {
+            vec![self.binding.alias.clone()]
+        }
+    };
+}
+
 /// The chat-column settings shared by `LlmText`, `LlmStructured` and `LlmJudge`.
 macro_rules! chat_settings {
     ($t:ty) => {
@@ -190,21 +212,7 @@ impl LlmText {
 
 #[async_trait]
 impl ColumnGenerator for LlmText {
-    fn get_scheduling_metadata(&self) -> Result<SchedulingMetadata, SchedulingMetadataError> {
-        self.binding.metadata.clone()
-    }
-
-    fn strategy(&self) -> Strategy {
-        Strategy::Cell
-    }
-
-    fn required_columns(&self) -> Vec<String> {
-        self.binding.required_columns()
-    }
-
-    fn model_aliases(&self) -> Vec<String> {
-        vec![self.binding.alias.clone()]
-    }
+    binding_column!();
 
     async fn generate_cell(&self, ctx: &CellContext<'_>) -> Result<Value, GenerationError> {
         let request = self.binding.request(ctx.record)?;
@@ -264,21 +272,7 @@ chat_settings!(LlmStructured);
 
 #[async_trait]
 impl ColumnGenerator for LlmStructured {
-    fn get_scheduling_metadata(&self) -> Result<SchedulingMetadata, SchedulingMetadataError> {
-        self.binding.metadata.clone()
-    }
-
-    fn strategy(&self) -> Strategy {
-        Strategy::Cell
-    }
-
-    fn required_columns(&self) -> Vec<String> {
-        self.binding.required_columns()
-    }
-
-    fn model_aliases(&self) -> Vec<String> {
-        vec![self.binding.alias.clone()]
-    }
+    binding_column!();
 
     async fn generate_cell(&self, ctx: &CellContext<'_>) -> Result<Value, GenerationError> {
         self.binding
@@ -311,21 +305,7 @@ impl Embedding {
 
 #[async_trait]
 impl ColumnGenerator for Embedding {
-    fn get_scheduling_metadata(&self) -> Result<SchedulingMetadata, SchedulingMetadataError> {
-        self.binding.metadata.clone()
-    }
-
-    fn strategy(&self) -> Strategy {
-        Strategy::Cell
-    }
-
-    fn required_columns(&self) -> Vec<String> {
-        self.binding.required_columns()
-    }
-
-    fn model_aliases(&self) -> Vec<String> {
-        vec![self.binding.alias.clone()]
-    }
+    binding_column!();
 
     async fn generate_cell(&self, ctx: &CellContext<'_>) -> Result<Value, GenerationError> {
         let input = self.binding.template.render(ctx.record)?;
@@ -428,21 +408,7 @@ chat_settings!(LlmJudge);
 
 #[async_trait]
 impl ColumnGenerator for LlmJudge {
-    fn get_scheduling_metadata(&self) -> Result<SchedulingMetadata, SchedulingMetadataError> {
-        self.binding.metadata.clone()
-    }
-
-    fn strategy(&self) -> Strategy {
-        Strategy::Cell
-    }
-
-    fn required_columns(&self) -> Vec<String> {
-        self.binding.required_columns()
-    }
-
-    fn model_aliases(&self) -> Vec<String> {
-        vec![self.binding.alias.clone()]
-    }
+    binding_column!();
 
     async fn generate_cell(&self, ctx: &CellContext<'_>) -> Result<Value, GenerationError> {
         let value = self

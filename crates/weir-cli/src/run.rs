@@ -29,7 +29,7 @@ use weir_contracts::identity_hash;
 use weir_runtime::engine::{Engine, EngineError, RunResult};
 use weir_runtime::generators::Record;
 use weir_runtime::provider::ModelProvider;
-use weir_runtime::scheduler::{RecordSink, StopReason};
+use weir_runtime::scheduler::{RecordSink, RunProgress, StopReason};
 
 /// Options of `weir run` (after `--records` / `--seed` were applied to the spec).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -366,20 +366,8 @@ pub fn run_workflow_on(
             columns: output_columns(&spec),
         },
     )?;
-    let mut engine = new_engine(&spec, &built, first_row_group)?;
-    if let Some(shared) = shared {
-        engine = engine.with_shared_limits(shared);
-    }
-    for s in outputs.scheduler_sinks() {
-        engine = engine.with_scheduler_sink(s);
-    }
-    // The run's own live counters: the progress line and the coarse collector read them, so
-    // no sink needs a per-task event.
-    let cells = engine.progress();
-    outputs.collector().use_progress(cells.clone());
-    for s in outputs.request_sinks() {
-        engine = engine.with_request_sink(s);
-    }
+    let engine = new_engine(&spec, &built, first_row_group)?;
+    let (engine, cells) = wire_engine(engine, &outputs, shared);
     let prepared = engine.prepare().map_err(engine_input_error)?;
     let stop = prepared.stop_handle();
     let signal = Arc::new(AtomicU8::new(SIGNAL_NONE));
@@ -516,6 +504,29 @@ fn progress_counter(outputs: &RunOutputs) -> impl Fn() -> u64 + Send + Sync + 's
 /// The failure groups of a finished run (for the stderr report).
 pub fn failure_groups(outcome: &RunOutcome) -> &[FailureGroup] {
     &outcome.summary.failures
+}
+
+/// Connects an engine to a run's outputs (event sinks, the collector's live counters) and to
+/// the shared-limits backend, when there is one; returns it with its live counters.
+pub(crate) fn wire_engine(
+    mut engine: Engine,
+    outputs: &RunOutputs,
+    shared: Option<Arc<weir_redis::RedisSharedLimits>>,
+) -> (Engine, Arc<RunProgress>) {
+    if let Some(shared) = shared {
+        engine = engine.with_shared_limits(shared);
+    }
+    for s in outputs.scheduler_sinks() {
+        engine = engine.with_scheduler_sink(s);
+    }
+    // The run's own live counters: the progress line and the coarse collector read them, so
+    // no sink needs a per-task event.
+    let cells = engine.progress();
+    outputs.collector().use_progress(cells.clone());
+    for s in outputs.request_sinks() {
+        engine = engine.with_request_sink(s);
+    }
+    (engine, cells)
 }
 
 /// Fills the figures only the engine knows.

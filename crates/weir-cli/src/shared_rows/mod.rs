@@ -25,8 +25,8 @@ use crate::progress::{self, ProgressMode, ProgressSources};
 use crate::report::ReportData;
 use crate::run::{
     build_in, collector_detail, column_models, engine_input_error, fill_summary, new_engine,
-    output_columns, run_identity, session_failures, watch_signals, RunOptions, RunOutcome,
-    RunStatus, SIGNAL_NONE,
+    output_columns, run_identity, session_failures, watch_signals, wire_engine, RunOptions,
+    RunOutcome, RunStatus, SIGNAL_NONE,
 };
 use crate::spec::WorkflowSpec;
 use crate::summary::{CarriedTotals, Summary};
@@ -252,18 +252,8 @@ pub fn run_shared_on(
     // the parts, so the empty dataset file `RunOutputs` opens there is removed at once.
     let _ = std::fs::remove_file(session_dir.join(opts.format.file_name()));
     let (feed_tx, feed) = RowGroupFeed::channel(1);
-    let mut engine = new_engine(&spec, &built, 0)?.with_row_group_feed(feed);
-    if let Some(shared_limits) = shared_limits {
-        engine = engine.with_shared_limits(shared_limits);
-    }
-    for s in outputs.scheduler_sinks() {
-        engine = engine.with_scheduler_sink(s);
-    }
-    let cells = engine.progress();
-    outputs.collector().use_progress(cells.clone());
-    for s in outputs.request_sinks() {
-        engine = engine.with_request_sink(s);
-    }
+    let engine = new_engine(&spec, &built, 0)?.with_row_group_feed(feed);
+    let (engine, cells) = wire_engine(engine, &outputs, shared_limits);
     let prepared = engine.prepare().map_err(engine_input_error)?;
     let stop = prepared.stop_handle();
     let signal = Arc::new(AtomicU8::new(SIGNAL_NONE));

@@ -303,27 +303,19 @@ pub fn run(o: &RunOptions) -> Result<Vec<Gate>, String> {
                     Value::Null,
                 )
             }
-            ScenarioBody::Shared => {
-                let (a, g) = shared::run(
-                    o.size.smoke,
-                    o.size.records,
-                    o.goodput_iterations,
-                    o.size.seed,
-                    &o.out,
-                )?;
-                cells_summary = Some(a["summaries"].clone());
-                (
-                    Vec::new(),
-                    g,
-                    Value::Null,
-                    a["inputs"].clone(),
-                    Value::Null,
-                    Value::Null,
-                )
-            }
-            ScenarioBody::Coordinated => {
-                let (a, g) =
-                    coordinated::run(o.size.smoke, o.size.records, o.goodput_iterations, &o.out)?;
+            ScenarioBody::Shared | ScenarioBody::Coordinated => {
+                let (a, g) = if matches!(sc.body, ScenarioBody::Shared) {
+                    shared::run(
+                        o.size.smoke,
+                        o.size.records,
+                        o.goodput_iterations,
+                        o.size.seed,
+                        &o.out,
+                    )?
+                } else {
+                    coordinated::run(o.size.smoke, o.size.records, o.goodput_iterations, &o.out)?
+                };
+                // Their table is per cell and worker count, not per iteration.
                 cells_summary = Some(a["summaries"].clone());
                 (
                     Vec::new(),

@@ -160,6 +160,22 @@ macro_rules! binding_column {
     };
 }
 
+/// The structured-reply setting shared by `LlmStructured` and `LlmJudge`.
+macro_rules! structured_settings {
+    ($t:ty) => {
+        impl $t {
+            /// Extra attempts after an invalid reply (0..=10; default 2).
+            pub fn with_invalid_output_retries(
+                mut self,
+                retries: u32,
+            ) -> Result<Self, GeneratorConfigError> {
+                self.retries = checked_retries(retries)?;
+                Ok(self)
+            }
+        }
+    };
+}
+
 /// The chat-column settings shared by `LlmText`, `LlmStructured` and `LlmJudge`.
 macro_rules! chat_settings {
     ($t:ty) => {
@@ -257,18 +273,10 @@ impl LlmStructured {
             retries: structured::DEFAULT_INVALID_OUTPUT_RETRIES,
         })
     }
-
-    /// Extra attempts after an invalid reply (0..=10; default 2).
-    pub fn with_invalid_output_retries(
-        mut self,
-        retries: u32,
-    ) -> Result<Self, GeneratorConfigError> {
-        self.retries = checked_retries(retries)?;
-        Ok(self)
-    }
 }
 
 chat_settings!(LlmStructured);
+structured_settings!(LlmStructured);
 
 #[async_trait]
 impl ColumnGenerator for LlmStructured {
@@ -389,15 +397,6 @@ impl LlmJudge {
         })
     }
 
-    /// Extra attempts after an invalid reply (0..=10; default 2).
-    pub fn with_invalid_output_retries(
-        mut self,
-        retries: u32,
-    ) -> Result<Self, GeneratorConfigError> {
-        self.retries = checked_retries(retries)?;
-        Ok(self)
-    }
-
     /// The declared scores (`None` for the implicit single `score`).
     pub fn scores(&self) -> Option<&[JudgeScore]> {
         self.scores.as_deref()
@@ -405,6 +404,7 @@ impl LlmJudge {
 }
 
 chat_settings!(LlmJudge);
+structured_settings!(LlmJudge);
 
 #[async_trait]
 impl ColumnGenerator for LlmJudge {

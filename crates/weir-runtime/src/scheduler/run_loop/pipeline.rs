@@ -95,14 +95,7 @@ impl RunLoop {
                         .buffers
                         .insert(rg, RowGroupBuffer::new(self.workflow.row_offset(rg), rows));
                     admitted = true;
-                    let in_flight = self.pipeline.row_groups.in_flight();
-                    self.events.run(SchedulerEventKind::RowGroupAdmitted, |e| {
-                        e.payload = P::RowGroupAdmitted(RowGroupAdmitted {
-                            row_group: rg,
-                            rows,
-                            in_flight: u64::from(in_flight),
-                        });
-                    });
+                    self.emit_row_group_admitted(rg, rows);
                 }
                 Err(_) => {
                     // Keep it for the next free slot.
@@ -164,14 +157,7 @@ impl RunLoop {
                                 );
                             });
                     }
-                    let in_flight = self.pipeline.row_groups.in_flight();
-                    self.events.run(SchedulerEventKind::RowGroupAdmitted, |e| {
-                        e.payload = P::RowGroupAdmitted(RowGroupAdmitted {
-                            row_group: rg,
-                            rows,
-                            in_flight: u64::from(in_flight),
-                        });
-                    });
+                    self.emit_row_group_admitted(rg, rows);
                 }
                 Err(block) => {
                     if !self.pipeline.block_reported {
@@ -187,6 +173,18 @@ impl RunLoop {
     }
 
     /// Completed-but-unwritten row groups allowed before admission pauses.
+    /// `row_group_admitted` for `rg` of `rows` rows, with the row groups now in flight.
+    fn emit_row_group_admitted(&self, rg: u64, rows: u64) {
+        let in_flight = self.pipeline.row_groups.in_flight();
+        self.events.run(SchedulerEventKind::RowGroupAdmitted, |e| {
+            e.payload = P::RowGroupAdmitted(RowGroupAdmitted {
+                row_group: rg,
+                rows,
+                in_flight: u64::from(in_flight),
+            });
+        });
+    }
+
     pub(super) fn write_backlog_limit(&self) -> usize {
         2 * self.pipeline.row_groups.hard_cap().max(1) as usize
     }

@@ -23,7 +23,9 @@ use weir_runtime::provider::{ModelProvider, OpenAiCompatibleProvider, OpenAiProv
 use weir_runtime::scheduler::InMemoryRecordSink;
 use weir_runtime::workflow::{ColumnSpec, ModelAlias, Workflow};
 use weir_telemetry::EventSink;
-use weir_testkit::{LoopbackConfig, LoopbackServer, LoopbackStats, Overflow, RetryAfter};
+use weir_testkit::{
+    FixedWindow, LoopbackConfig, LoopbackServer, LoopbackStats, Overflow, RetryAfter,
+};
 
 /// Target: wall ≤ this × floor.
 pub const WALL_OVER_FLOOR_MAX: f64 = 1.10;
@@ -93,7 +95,9 @@ pub enum Floor {
     Concurrency,
     /// Request bucket: `(N − burst) / rate + L`.
     RequestRate,
-    /// Fixed window: `⌊(N − 1) / limit⌋ · window + L`.
+    /// Fixed window: `k · window + max(L, (N − k·limit) · L / C)` with `k = ⌊(N − 1) / limit⌋`
+    /// full windows waited for and `C` the cell's `max_parallel` (the last window's calls are
+    /// served at most `C` at a time).
     Window,
     /// Token bucket: `(charged tokens − burst) / (tokens per second) + L`.
     TokenRate,
@@ -302,8 +306,7 @@ fn planned_floor(cell: &Cell, scale: &Scale) -> f64 {
         floor = floor.max((n - f64::from(b.burst)).max(0.0) / b.per_second + l);
     }
     if let Some(w) = &s.fixed_window {
-        floor =
-            floor.max(((scale.calls - 1) / u64::from(w.limit)) as f64 * w.window.as_secs_f64() + l);
+        floor = floor.max(window_floor(scale.calls, l, cell.max_parallel, w));
     }
     if let Some(t) = &s.token_bucket {
         // ~20 tokens a call (prompt estimate + 16 max_tokens).
@@ -311,6 +314,15 @@ fn planned_floor(cell: &Cell, scale: &Scale) -> f64 {
             .max(((n * 20.0) - t.burst as f64).max(0.0) / (t.tokens_per_minute as f64 / 60.0) + l);
     }
     floor
+}
+
+/// Fixed-window bound: the calls past `k` full windows start after `k` windows, and at most
+/// `max_parallel` of them are in flight at once (fluid: `rem · L / C`, at least one `L`).
+fn window_floor(calls: u64, l: f64, max_parallel: u32, w: &FixedWindow) -> f64 {
+    let limit = u64::from(w.limit.max(1));
+    let k = (calls.max(1) - 1) / limit;
+    let rem = (calls - k * limit) as f64;
+    k as f64 * w.window.as_secs_f64() + (rem * l / f64::from(max_parallel.max(1))).max(l)
 }
 
 /// Fluid bound for `calls` calls of mean service `mean` on the server's capacity schedule.
@@ -357,9 +369,10 @@ fn realized_floor(cell: &Cell, scale: &Scale, st: &LoopbackStats) -> Option<f64>
         Floor::RequestRate => s
             .request_bucket
             .map(|b| (n - f64::from(b.burst)).max(0.0) / b.per_second + l),
-        Floor::Window => s.fixed_window.map(|w| {
-            ((scale.calls.max(1) - 1) / u64::from(w.limit)) as f64 * w.window.as_secs_f64() + l
-        }),
+        Floor::Window => s
+            .fixed_window
+            .as_ref()
+            .map(|w| window_floor(scale.calls, l, cell.max_parallel, w)),
         Floor::TokenRate => s.token_bucket.map(|t| {
             (st.tokens_charged as f64 - t.burst as f64).max(0.0)
                 / (t.tokens_per_minute as f64 / 60.0)
@@ -576,7 +589,9 @@ fn floor_rule(f: &Floor) -> String {
             "physical: N × mean realized latency / C(t) (fluid, capacity schedule)".into()
         }
         Floor::RequestRate => "physical: (N − burst) / rate + L".into(),
-        Floor::Window => "physical: ⌊(N − 1) / limit⌋ × window + L".into(),
+        Floor::Window => {
+            "physical: k × window + max(L, (N − k·limit) × L / C), k = ⌊(N − 1) / limit⌋".into()
+        }
         Floor::TokenRate => "physical: (charged tokens − burst) / tokens per second + L".into(),
         Floor::Reference { cell, .. } => format!("reference: median wall of `{cell}`"),
     }

@@ -579,12 +579,10 @@ async fn a_window_429_without_a_reset_is_probed_one_request_at_a_time() {
     println!("ok {}, refused {}, wall {wall:?}", w.ok, w.refused);
     assert_eq!(w.ok, 200);
     // The first window's wave (16 in flight when it ran out) plus a few probes per window,
-    // not a retry storm; and the run ends within a probe interval of its fourth window.
+    // not a retry storm; and the run ends soon after its fourth window opens: the first reset
+    // is found within a second, later ones from where they can first be (6.27 s measured).
     assert!(w.refused <= 16 + 4 * 6, "{} refused", w.refused);
-    assert!(
-        wall <= 3 * LENGTH + Duration::from_millis(1_100),
-        "{wall:?}"
-    );
+    assert!(wall <= 3 * LENGTH + Duration::from_millis(600), "{wall:?}");
     let snap = l.snapshot(&key(), Instant::now()).unwrap().windows[0].clone();
     assert!(!snap.probing);
 }

@@ -786,8 +786,13 @@ impl BudgetReservation {
     /// Marks the request as sent: from now on a drop keeps the reservation charged.
     pub fn mark_used(&mut self) {
         if !self.used && !self.done {
-            self.sent_at = Some(Instant::now());
-            lock(&self.scope).sent_or_dropped(&self.units);
+            let now = Instant::now();
+            self.sent_at = Some(now);
+            let mut s = lock(&self.scope);
+            s.sent_or_dropped(&self.units);
+            for i in (0..2).filter(|i| self.units[*i] > 0) {
+                s.probes[i].sent(now);
+            }
         }
         self.used = true;
     }
@@ -865,11 +870,12 @@ impl BudgetReservation {
         }
         s.settled += 1;
         let mut wake = s.end_first_contact();
+        let sent_at = self.sent_at.unwrap_or(now);
         for i in (0..2).filter(|i| self.units[*i] > 0) {
             wake |= if refused == Some(i) {
-                s.probes[i].refused(self.probe_of[i], now)
+                s.probes[i].refused(self.probe_of[i], now, sent_at)
             } else {
-                s.probes[i].succeeded(self.probe_of[i])
+                s.probes[i].succeeded(self.probe_of[i], sent_at)
             };
         }
         drop(s);
@@ -951,6 +957,11 @@ impl BudgetReservation {
         s.refunded += 1;
         let mut wake = s.end_first_contact();
         wake |= self.abandon_probes(&mut s);
+        for i in (0..2).filter(|i| self.units[*i] > 0 && !self.probe_of[*i]) {
+            if let Some(g) = self.counted[i] {
+                wake |= s.probes[i].uncount(g);
+            }
+        }
         drop(s);
         if wake {
             self.scope.changed.notify_waiters();

@@ -27,6 +27,13 @@ enum Op {
         obs: Option<ObsSpec>,
     },
     Drop(usize),
+    /// Sends it and settles it as a token-window 429 whose `retry-after` says it needed
+    /// `extra` tokens more than it reserved: the ledger learns the provider's extra charge and
+    /// re-books everything not sent yet (`Window::release_unsent`).
+    SettleRefused {
+        idx: usize,
+        extra: u8,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -58,6 +65,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (any::<usize>(), proptest::option::of((0..=200u8, 0..=200u8)), proptest::option::weighted(0.3, obs))
             .prop_map(|(idx, usage, obs)| Op::Settle { idx, usage, obs }),
         1 => any::<usize>().prop_map(Op::Drop),
+        1 => (any::<usize>(), 1..30u8).prop_map(|(idx, extra)| Op::SettleRefused { idx, extra }),
     ]
 }
 
@@ -172,16 +180,26 @@ fn run(rpm: u64, tpm: u64, burst_seconds: f64, ops: Vec<Op>) -> Result<(), TestC
                     });
                 }
                 Op::Advance { ms } => tokio::time::advance(Duration::from_millis(ms)).await,
-                Op::Start(i) | Op::Settle { idx: i, .. } if !live.is_empty() => {
+                Op::Start(i) | Op::Settle { idx: i, .. } | Op::SettleRefused { idx: i, .. }
+                    if !live.is_empty() =>
+                {
                     let i = i % live.len();
                     if !live[i].used {
                         let at = live[i].r.ready_at();
                         if at > Instant::now() {
                             tokio::time::advance(at - Instant::now()).await;
                         }
+                        let booked_at = live[i].r.ready_at();
                         live[i].r.ready().await;
-                        // `ready` may have re-booked (a pacing change since the reservation).
+                        // `ready` may have re-booked (a pacing change since the reservation):
+                        // then it was pre-debited now, after every refund so far.
                         let at = live[i].r.ready_at();
+                        if at != booked_at {
+                            live[i].seq = seq;
+                        }
+                        if live[i].input + live[i].output > 0 {
+                            last_tok_slot = Some(last_tok_slot.map_or(at, |l| l.max(at)));
+                        }
                         live[i].r.mark_used();
                         live[i].used = true;
                         let seq = live[i].seq;
@@ -198,6 +216,50 @@ fn run(rpm: u64, tpm: u64, burst_seconds: f64, ops: Vec<Op>) -> Result<(), TestC
                                 seq,
                                 kind: EvKind::Admit(n),
                             });
+                        }
+                    }
+                    if let Op::SettleRefused { extra, .. } = op {
+                        let l = live.swap_remove(i);
+                        // Needed = remaining (0) + retry_after × rate: what it reserved + extra.
+                        let needed = l.input + l.output + u64::from(extra);
+                        let retry_after =
+                            Duration::from_nanos((needed * 60_000_000_000).div_ceil(tpm));
+                        let obs = RateLimitObservation {
+                            tokens: WindowObservation {
+                                limit: Some(tpm),
+                                remaining: Some(0),
+                                reset_after: None,
+                            },
+                            ..RateLimitObservation::default()
+                        };
+                        let extra_before = ledger
+                            .snapshot(&key, Instant::now())
+                            .map_or(0, |s| s.extra_tokens_per_request);
+                        l.r.settle_refused(Some(&obs), retry_after);
+                        settled += 1;
+                        let extra_after = ledger
+                            .snapshot(&key, Instant::now())
+                            .map_or(0, |s| s.extra_tokens_per_request);
+                        if extra_before == 0 && extra_after > 0 {
+                            // The first extra learned releases everything unsent to re-book:
+                            // slots handed out before are void (FIFO restarts), and refunds
+                            // and charges take effect after what was sent (nothing sent has a
+                            // slot past now) and what is booked from here on.
+                            last_slot = None;
+                            let now = Instant::now();
+                            last_tok_slot = last_tok_slot.map(|l: Instant| l.min(now));
+                            // The refunds and charges deferred past the queue (their responses
+                            // had arrived) now take effect at once.
+                            for e in req_events.iter_mut().chain(tok_events.iter_mut()) {
+                                if !matches!(e.kind, EvKind::Admit(_)) && e.t_ns > ns(now) {
+                                    e.t_ns = ns(now);
+                                }
+                            }
+                        }
+                        if let Some(snap) = ledger.snapshot(&key, Instant::now()) {
+                            for (deepest, w) in learned_burst.iter_mut().zip(&snap.windows) {
+                                *deepest = (*deepest).max(w.burst_units.unwrap_or(0));
+                            }
                         }
                     }
                     if let Op::Settle { usage, obs, .. } = op {

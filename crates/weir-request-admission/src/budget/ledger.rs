@@ -1,6 +1,7 @@
 //! `BudgetLedger`: the scopes' windows, reservations that settle or refund exactly once, header
 //! observations and window blocks.
 
+use super::charge::ChargeEstimator;
 use super::limits::{BudgetConfig, BudgetConfigError, BudgetDemand, BudgetKind, BudgetLimits};
 use super::probe::{ProbeVerdict, WindowProbe};
 use super::snapshot::{BudgetScopeSnapshot, BudgetWindowSnapshot};
@@ -11,6 +12,40 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use weir_contracts::{ProviderModelKey, RateLimitObservation, TokenUsage, WindowObservation};
+
+/// What a token-window 429 says the refused request needed, in tokens: at least `at_least`,
+/// at most `at_most`. The provider's `remaining` is its level rounded down, and its
+/// `retry_after` the wait until the request fits rounded up to the header's resolution (a
+/// millisecond for `retry-after-ms`, a second for whole seconds): at 6,000 tokens/s one
+/// millisecond is 6 tokens, so one reading alone overstated a 20-token request as 23–25.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct NeededRange {
+    pub at_least: u64,
+    pub at_most: u64,
+}
+
+impl NeededRange {
+    /// The range from a refusal's token window and `retry_after` (`None` without a limit and a
+    /// remaining count).
+    pub fn read(w: &WindowObservation, retry_after: Duration) -> Option<Self> {
+        let (limit, remaining) = (w.limit.filter(|l| *l > 0)?, w.remaining?);
+        let interval = 60_000_000_000u128.div_ceil(u128::from(limit));
+        let resolution = if retry_after >= Duration::from_secs(1) && retry_after.subsec_nanos() == 0
+        {
+            Duration::from_secs(1)
+        } else {
+            Duration::from_millis(1)
+        };
+        // needed > level + (retry_after − resolution) × rate and needed < level + 1 +
+        // retry_after × rate, with `remaining ≤ level < remaining + 1`; needed is whole.
+        let waited_at_least = retry_after.saturating_sub(resolution).as_nanos() / interval;
+        let waited_at_most = retry_after.as_nanos().div_ceil(interval);
+        Some(Self {
+            at_least: u64::try_from(u128::from(remaining) + waited_at_least + 1).ok()?,
+            at_most: u64::try_from(u128::from(remaining) + waited_at_most).ok()?,
+        })
+    }
+}
 
 /// One limit scope's four windows and its reservation counters.
 #[derive(Debug)]
@@ -31,8 +66,14 @@ pub(crate) struct Scope {
     /// Tokens per request the provider charges beyond the usage-based estimate, as its
     /// token-window 429s show (`remaining + retry_after × rate` is what the refused request
     /// needed): a provider that charges `max_tokens` at admission (OpenAI) with a default the
-    /// request did not state. Only grows.
+    /// request did not state. The top of `extra_bounds`.
     pub charge_extra: u64,
+    /// What the token-window 429s so far allow the extra to be: `(at least, at most)`.
+    pub extra_bounds: Option<(u64, u64)>,
+    /// The per-request charge read off consecutive responses' token headers (`budget::charge`).
+    pub charge: ChargeEstimator,
+    /// Requests with token units sent so far (numbers them for `charge`).
+    pub token_sends: u64,
     /// Reservations let through before the scope's first response (see
     /// [`FIRST_CONTACT_REQUESTS`]).
     pub first_contact_passed: u32,
@@ -64,6 +105,9 @@ impl Scope {
             output_tokens_seen: 0,
             usage_samples: 0,
             charge_extra: 0,
+            extra_bounds: None,
+            charge: ChargeEstimator::default(),
+            token_sends: 0,
             adjustments: 0,
             first_contact_passed: 0,
             first_contact_over: false,
@@ -112,6 +156,31 @@ impl Scope {
     fn learned_output(&self) -> Option<u64> {
         self.mean_output()
             .map(|m| m.saturating_add(self.charge_extra))
+    }
+
+    /// Sets `charge_extra` from what the 429s bound it to and what the headers measured: the
+    /// measured median (to the nearest whole, halves down) inside the bounds, else
+    /// the bounds' top, else nothing. The first extra releases the queue to re-book at it.
+    fn update_extra(&mut self, now: Instant) {
+        let measured = self.charge.output_charge().map(|c| {
+            let extra = c - self.mean_output().unwrap_or(0) as f64;
+            (extra - 0.5).ceil().max(0.0) as u64
+        });
+        let burst = self.windows[BudgetKind::Tokens.index()].burst();
+        let extra = match (self.extra_bounds, measured) {
+            (Some((lo, hi)), Some(m)) => m.clamp(lo, hi.max(lo)),
+            (Some((_, hi)), None) => hi,
+            (None, Some(m)) => m,
+            (None, None) => return,
+        }
+        .min(burst);
+        if self.charge_extra == 0 && extra > 0 {
+            for w in &mut self.windows {
+                w.release_unsent(now);
+            }
+            self.last_slot = self.last_slot.map(|l| l.min(now));
+        }
+        self.charge_extra = extra;
     }
 
     /// Mean output tokens of the settled responses that reported usage (rounded up).
@@ -442,6 +511,7 @@ impl BudgetLedger {
             epochs,
             adjustments,
             sent_at: None,
+            token_seq: None,
             first_contact: false,
             probe_of: [false; 2],
             counted: [None; 2],
@@ -538,6 +608,7 @@ fn snapshot_of(scope: &ProviderModelKey, s: &Scope, now: Instant) -> BudgetScope
         settled: s.settled,
         refunded: s.refunded,
         kept_after_use: s.kept,
+        extra_tokens_per_request: s.charge_extra,
         outstanding: s.outstanding(),
     }
 }
@@ -555,6 +626,8 @@ pub struct BudgetReservation {
     reserved_at: Instant,
     /// When [`mark_used`](Self::mark_used) was called (≈ when the provider saw it).
     sent_at: Option<Instant>,
+    /// Its number among the scope's requests with token units sent (`Scope::token_sends`).
+    token_seq: Option<u64>,
     /// Passed [`ready`](Self::ready) as one of the scope's first-contact requests.
     first_contact: bool,
     /// Per probed window (requests, tokens): this reservation is its probe.
@@ -748,11 +821,7 @@ impl BudgetReservation {
             };
         }
         let tail = self.is_tail(&s, now);
-        s.sent_or_dropped(&self.units);
-        for (w, n) in s.windows.iter_mut().zip(self.units) {
-            w.outstanding -= n;
-            w.cancel(n, tail);
-        }
+        self.unbook(&mut s, tail);
         if self.reestimate {
             if let Some(output) = s.learned_output() {
                 // `max_tokens` unknown: re-book at what the replies turned out to cost.
@@ -783,6 +852,18 @@ impl BudgetReservation {
                 .all(|(w, c)| w.cum_reserved == c)
     }
 
+    /// Takes this unsent booking out of the windows (to re-book it, or because it will never
+    /// be sent): its pre-debit is rewound when it is the `tail`, and stays spent otherwise —
+    /// unless a release already took it out (`Window::release_unsent`).
+    fn unbook(&self, s: &mut Scope, tail: bool) {
+        s.sent_or_dropped(&self.units);
+        for ((w, n), epoch) in s.windows.iter_mut().zip(self.units).zip(self.epochs) {
+            w.outstanding -= n;
+            let released = w.was_released(epoch, self.slot);
+            w.cancel(n, self.slot, tail && !released);
+        }
+    }
+
     /// Marks the request as sent: from now on a drop keeps the reservation charged.
     pub fn mark_used(&mut self) {
         if !self.used && !self.done {
@@ -790,6 +871,17 @@ impl BudgetReservation {
             self.sent_at = Some(now);
             let mut s = lock(&self.scope);
             s.sent_or_dropped(&self.units);
+            if self.units[BudgetKind::Tokens.index()] > 0 {
+                s.token_sends += 1;
+                self.token_seq = Some(s.token_sends);
+            }
+            for ((w, n), epoch) in s.windows.iter_mut().zip(self.units).zip(self.epochs) {
+                if n > 0 && w.was_released(epoch, self.slot) {
+                    // Released, then sent on its old booking (it passed `ready` before the
+                    // release and waited elsewhere): it counts from now.
+                    w.charge(n, now);
+                }
+            }
             for i in (0..2).filter(|i| self.units[*i] > 0) {
                 s.probes[i].sent(now);
             }
@@ -812,7 +904,7 @@ impl BudgetReservation {
         observation: Option<&RateLimitObservation>,
         now: Instant,
     ) {
-        self.settle_inner(usage, observation, now, None);
+        self.settle_inner(usage, observation, now, None, true);
     }
 
     /// Settles a window 429 that states no reset (no Retry-After, no reset header: a fixed
@@ -828,15 +920,17 @@ impl BudgetReservation {
         observation: Option<&RateLimitObservation>,
     ) {
         let window = usize::from(kind != BudgetKind::Requests);
-        self.settle_inner(None, observation, Instant::now(), Some(window));
+        self.settle_inner(None, observation, Instant::now(), Some(window), false);
     }
 
+    /// Settles (see the callers); `admitted` when the provider served the request (a 2xx).
     fn settle_inner(
         mut self,
         usage: Option<TokenUsage>,
         observation: Option<&RateLimitObservation>,
         now: Instant,
         refused: Option<usize>,
+        admitted: bool,
     ) {
         self.done = true;
         let mut s = lock(&self.scope);
@@ -850,7 +944,17 @@ impl BudgetReservation {
             s.adjustments += 1;
             s.output_tokens_seen = s.output_tokens_seen.saturating_add(u.output_tokens);
             s.usage_samples += 1;
-            let actual = [1, u.total(), u.input_tokens, u.output_tokens];
+            // A request without `max_tokens` cost the provider its default, not its usage:
+            // the extra the 429s showed stays charged. Refunding down to usage instead let the
+            // ledger drift a request's extra ahead of the provider per request, until a header
+            // pushed it back half a burst at a time, with 429 waves in between.
+            let extra = if self.reestimate { s.charge_extra } else { 0 };
+            let actual = [
+                1,
+                u.total().saturating_add(extra),
+                u.input_tokens,
+                u.output_tokens.saturating_add(extra),
+            ];
             // The request unit (index 0) stays charged: the request was sent.
             for ((w, reserved), used) in s.windows.iter_mut().zip(self.units).zip(actual).skip(1) {
                 if used > reserved {
@@ -867,6 +971,30 @@ impl BudgetReservation {
                 sent_at: self.sent_at,
             };
             s.observe(obs, Some(&anchor), now, self.max_block);
+            if let (Some(seq), Some(sent_at), Some(remaining), true) = (
+                self.token_seq,
+                self.sent_at,
+                obs.tokens.remaining,
+                self.reestimate,
+            ) {
+                // The provider's own refill (the window paces a margin under it).
+                let w = &s.windows[BudgetKind::Tokens.index()];
+                let interval = obs
+                    .tokens
+                    .limit
+                    .or(w.effective())
+                    .filter(|l| *l > 0)
+                    .map_or(0, |l| {
+                        u64::try_from(60_000_000_000u128.div_ceil(u128::from(l))).unwrap_or(0)
+                    });
+                let burst = w.burst();
+                let input = self.units[BudgetKind::InputTokens.index()];
+                // Only requests without `max_tokens` are read: their charge beyond the prompt
+                // is the provider's default, which is what the extra estimates.
+                s.charge
+                    .reading(seq, sent_at, remaining, admitted, input, interval, burst);
+                s.update_extra(now);
+            }
         }
         s.settled += 1;
         let mut wake = s.end_first_contact();
@@ -886,51 +1014,41 @@ impl BudgetReservation {
 
     /// Settles a token-window 429 now: like [`settle`](Self::settle) without usage, and the
     /// refusal teaches what the request needed. A bucket that refuses a request with
-    /// `remaining R` left and `retry_after` until it would fit says the request costs
-    /// `R + retry_after × rate`; when that is more than this reservation's tokens, the provider
-    /// charges more than weir estimates (typically `max_tokens` it defaults), so later
-    /// estimates without `max_tokens` add the difference (and, the first time, the bookings
-    /// already queued re-book at it).
+    /// `remaining R` left and `retry_after` until it would fit says the request costs about
+    /// `R + retry_after × rate` (see [`NeededRange`]); when that is more than the usage-based
+    /// estimate, the provider charges more than weir estimates (typically `max_tokens` it
+    /// defaults), so later estimates without `max_tokens` add the difference (and, the first
+    /// time, the bookings already queued re-book at it).
     pub fn settle_refused(self, observation: Option<&RateLimitObservation>, retry_after: Duration) {
-        let needed = observation.and_then(|o| {
-            let w = &o.tokens;
-            let (limit, remaining) = (w.limit.filter(|l| *l > 0)?, w.remaining?);
-            let interval = 60_000_000_000u128.div_ceil(u128::from(limit));
-            u64::try_from(u128::from(remaining) + retry_after.as_nanos().div_ceil(interval)).ok()
-        });
-        let units_tokens = self.units[BudgetKind::Tokens.index()];
+        let needed = observation.and_then(|o| NeededRange::read(&o.tokens, retry_after));
         let (scope, input, output) = (
             self.scope.clone(),
             self.units[BudgetKind::InputTokens.index()],
             self.units[BudgetKind::OutputTokens.index()],
         );
-        self.settle(None, observation);
+        self.settle_inner(None, observation, Instant::now(), None, false);
         let Some(needed) = needed else { return };
         let mut s = lock(&scope);
         // What weir estimates without the extra: the prompt plus the replies' mean output.
         let usage_based = input.saturating_add(s.mean_output().unwrap_or(output));
-        // Bounded: a refusal is a noisy reading (rounding, the burst), so never more than the
-        // estimate again, and never past the window's burst.
-        let burst = s.windows[BudgetKind::Tokens.index()].burst();
-        let extra = needed
-            .saturating_sub(usage_based)
-            .min(usage_based.max(1))
-            .min(burst);
-        // A reading overstates the need by its rounding (whole milliseconds of retry-after are
-        // up to `rate × 1 ms` tokens), so a lower reading replaces a higher one; a higher one
-        // only when this request already carried the current extra (then it was too low).
-        let carried = units_tokens >= usage_based.saturating_add(s.charge_extra);
-        // The first reading re-books what is queued (at its old size the queue would overrun
-        // the provider by the difference; the old units stay spent, which costs one queue's
-        // worth of the difference once); later readings only refine the estimate.
-        if extra > s.charge_extra && (s.charge_extra == 0 || carried) {
-            if s.charge_extra == 0 {
-                s.windows[BudgetKind::Tokens.index()].tighten();
+        let reading = (
+            needed.at_least.saturating_sub(usage_based),
+            needed.at_most.saturating_sub(usage_based),
+        );
+        // Every reading bounds the same extra: keep what they all allow. Readings that
+        // disagree (the provider changed, or prompts differ) start over from the latest.
+        let (lo, hi) = match s.extra_bounds {
+            Some((lo, hi)) if lo.max(reading.0) <= hi.min(reading.1) => {
+                (lo.max(reading.0), hi.min(reading.1))
             }
-            s.charge_extra = extra;
-        } else if extra < s.charge_extra && extra > 0 {
-            s.charge_extra = extra;
-        }
+            _ => reading,
+        };
+        // Never more than the estimate again (a reading is noisy). The first extra re-books
+        // what is queued (at its old size the queue would overrun the provider by the
+        // difference); later readings refine it, and most of the queue re-books after them,
+        // when its old slots come.
+        s.extra_bounds = Some((lo.min(usage_based.max(1)), hi.min(usage_based.max(1))));
+        s.update_extra(Instant::now());
     }
 
     /// Gives everything back now (the request was not sent).
@@ -949,11 +1067,7 @@ impl BudgetReservation {
     fn refund_unused(&self, now: Instant) {
         let mut s = lock(&self.scope);
         let tail = self.is_tail(&s, now);
-        s.sent_or_dropped(&self.units);
-        for (w, n) in s.windows.iter_mut().zip(self.units) {
-            w.outstanding -= n;
-            w.cancel(n, tail);
-        }
+        self.unbook(&mut s, tail);
         s.refunded += 1;
         let mut wake = s.end_first_contact();
         wake |= self.abandon_probes(&mut s);
@@ -990,5 +1104,37 @@ impl Drop for BudgetReservation {
         } else {
             self.refund_unused(Instant::now());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens(limit: u64, remaining: u64) -> WindowObservation {
+        WindowObservation {
+            limit: Some(limit),
+            remaining: Some(remaining),
+            reset_after: None,
+        }
+    }
+
+    #[test]
+    fn a_refusal_bounds_what_the_request_needed_by_the_headers_rounding() {
+        // 360,000 per minute is 6 tokens a millisecond. A 20-token request refused at level
+        // 17.4 waits 0.43 ms, sent as `retry-after-ms: 1` with `remaining: 17`.
+        let r = NeededRange::read(&tokens(360_000, 17), Duration::from_millis(1)).unwrap();
+        assert_eq!((r.at_least, r.at_most), (18, 23));
+        assert!((r.at_least..=r.at_most).contains(&20));
+        // Level 13.9, wait 1.02 ms: `retry-after-ms: 2`, `remaining: 13`.
+        let r = NeededRange::read(&tokens(360_000, 13), Duration::from_millis(2)).unwrap();
+        assert_eq!((r.at_least, r.at_most), (19, 25));
+        // A whole-seconds Retry-After is a second wide.
+        let r = NeededRange::read(&tokens(60, 0), Duration::from_secs(2)).unwrap();
+        assert_eq!((r.at_least, r.at_most), (2, 2));
+        assert_eq!(
+            NeededRange::read(&WindowObservation::default(), Duration::from_millis(1)),
+            None
+        );
     }
 }

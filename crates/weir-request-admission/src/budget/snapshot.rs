@@ -65,6 +65,10 @@ pub struct BudgetScopeSnapshot {
     pub kept_after_use: u64,
     /// Reservations not yet resolved (zero after a clean run).
     pub outstanding: u64,
+    /// Tokens per request the provider's token-window 429s showed it charges beyond the
+    /// usage-based estimate (e.g. a default `max_tokens`); 0 until one did.
+    #[serde(default)]
+    pub extra_tokens_per_request: u64,
 }
 
 impl BudgetScopeSnapshot {

@@ -10,6 +10,7 @@
 //! events stays in time order — which is what makes the pre-debited `tat` an exact token bucket
 //! (see plans/budgets.md for the bound this gives).
 
+use std::collections::VecDeque;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -44,9 +45,15 @@ pub(crate) struct Window {
     /// Tightening pacing changes so far (a limit learned where none was, a lower limit, a
     /// shallower burst): a reservation booked before one re-books. Looser changes keep the
     /// slots already handed out (they are conservative), and blocks are re-checked by the
-    /// reservations themselves (`blocked_until`), so neither re-books: every re-book leaves
-    /// the old booking's units spent.
+    /// reservations themselves (`blocked_until`), so neither re-books: a re-book leaves the
+    /// old booking's units spent, unless a [`release_unsent`](Self::release_unsent) took them
+    /// out first.
     pub changes: u64,
+    /// Paced bookings `(slot, units)` whose slot may still be ahead, in booking order (the
+    /// ones whose slot passed are dropped as bookings come): what a release can take out.
+    ahead: VecDeque<(Instant, u64)>,
+    /// Every [`release_unsent`](Self::release_unsent) so far: `(changes after it, instant)`.
+    releases: Vec<(u64, Instant)>,
     /// Units reserved so far (monotone; positions reservations for header bookkeeping).
     pub cum_reserved: u64,
     pub outstanding: u64,
@@ -86,6 +93,8 @@ impl Window {
             gate: None,
             blocked_until: None,
             changes: 0,
+            ahead: VecDeque::new(),
+            releases: Vec::new(),
             cum_reserved: 0,
             outstanding: 0,
             unsent: 0,
@@ -216,10 +225,43 @@ impl Window {
         }
     }
 
-    /// Counts a tightening that is not a limit change (requests turned out to cost more than
-    /// reserved): bookings made before it re-book.
-    pub fn tighten(&mut self) {
+    /// Requests turned out to cost more than reserved, and the bookings not sent yet re-book
+    /// at the higher cost. Those whose slot is still ahead are the tail of the booking order
+    /// (slots never decrease, and a sent booking's slot has passed), so their units come out
+    /// of `tat` exactly, and each re-books from where the kept ones end rather than after its
+    /// own old booking: re-booking with the old units spent idled the provider for the whole
+    /// queue's length (2 s of a 10 s run). Bookings whose slot has passed stay spent. Refunds
+    /// and charges that took effect after the queue now take effect now: the responses they
+    /// came from have arrived, nothing kept has a slot past `now`.
+    /// A released booking is then re-booked, charged when sent, or dropped
+    /// (`BudgetReservation::unbook`, `mark_used`).
+    pub fn release_unsent(&mut self, now: Instant) {
+        self.drop_passed(now);
+        let ahead: u64 = self.ahead.drain(..).map(|(_, n)| n).sum();
+        if let (Some(tat), true) = (self.tat, self.interval_ns > 0 && ahead > 0) {
+            let back = dur(u128::from(ahead) * u128::from(self.interval_ns));
+            self.tat = Some(tat.checked_sub(back).unwrap_or(now));
+        }
+        self.last_slot = self.last_slot.map(|l| l.min(now));
+        self.floor = self.floor.map(|f| f.min(now));
         self.changes += 1;
+        self.releases.push((self.changes, now));
+    }
+
+    /// True when a booking at slot `slot`, made at pacing epoch `epoch` and not sent, was
+    /// taken out of `tat` by a release (the first one after it, if its slot was still ahead).
+    pub fn was_released(&self, epoch: u64, slot: Instant) -> bool {
+        self.releases
+            .iter()
+            .find(|(change, _)| epoch < *change)
+            .is_some_and(|(_, at)| slot > *at)
+    }
+
+    /// Forgets the bookings whose slot has passed (a release keeps them spent).
+    fn drop_passed(&mut self, now: Instant) {
+        while self.ahead.front().is_some_and(|(slot, _)| *slot <= now) {
+            self.ahead.pop_front();
+        }
     }
 
     /// Sets the configured limit (a tighter alias registered later) and re-derives the pacing.
@@ -268,6 +310,8 @@ impl Window {
         if self.interval_ns > 0 {
             let base = self.tat.map_or(s, |t| t.max(s));
             self.tat = Some(base + dur(u128::from(n) * u128::from(self.interval_ns)));
+            self.drop_passed(now);
+            self.ahead.push_back((s, n));
         }
         if let Some(g) = &mut self.gate {
             if s < g.until {
@@ -315,7 +359,7 @@ impl Window {
     /// slots, or giving them back later (a refund), could admit more than the provider's bucket
     /// holds — the bucket would have had them earlier, and a full bucket loses refill (the
     /// proptest found all three).
-    pub fn cancel(&mut self, n: u64, tail: bool) {
+    pub fn cancel(&mut self, n: u64, slot: Instant, tail: bool) {
         if n == 0 {
             return;
         }
@@ -323,6 +367,10 @@ impl Window {
             let back = dur(u128::from(n) * u128::from(self.interval_ns));
             if let Some(t) = tat.checked_sub(back) {
                 self.tat = Some(t);
+            }
+            // Rewound: no longer in `tat` for a release to take out.
+            if self.ahead.back() == Some(&(slot, n)) {
+                self.ahead.pop_back();
             }
         }
         self.refunded = self.refunded.saturating_add(n);

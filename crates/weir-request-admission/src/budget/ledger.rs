@@ -74,6 +74,12 @@ pub(crate) struct Scope {
     pub charge: ChargeEstimator,
     /// Requests with token units sent so far (numbers them for `charge`).
     pub token_sends: u64,
+    /// Requests without `max_tokens` sent before any extra was known and not settled yet: on
+    /// the wire at the reservation's size, charged the provider's default.
+    pub sent_without_extra: u64,
+    /// The extra charged at once, at the release, for each of those (their settles then do
+    /// not charge it again).
+    pub prepaid_extra: Option<u64>,
     /// Reservations let through before the scope's first response (see
     /// [`FIRST_CONTACT_REQUESTS`]).
     pub first_contact_passed: u32,
@@ -108,6 +114,8 @@ impl Scope {
             extra_bounds: None,
             charge: ChargeEstimator::default(),
             token_sends: 0,
+            sent_without_extra: 0,
+            prepaid_extra: None,
             adjustments: 0,
             first_contact_passed: 0,
             first_contact_over: false,
@@ -179,8 +187,23 @@ impl Scope {
                 w.release_unsent(now);
             }
             self.last_slot = self.last_slot.map(|l| l.min(now));
+            // What is on the wire already cost the provider the extra too: without it here
+            // the ledger runs that many requests' extra ahead until they settle (a second
+            // wave of 429s one latency after the first).
+            let owed = self.sent_without_extra.saturating_mul(extra);
+            for kind in [BudgetKind::Tokens, BudgetKind::OutputTokens] {
+                self.windows[kind.index()].charge(owed, now);
+            }
+            self.prepaid_extra = Some(extra);
         }
         self.charge_extra = extra;
+    }
+
+    /// A request sent (`without_extra`: before any extra was known) left the wire.
+    fn off_the_wire(&mut self, without_extra: bool) {
+        if without_extra && self.prepaid_extra.is_none() {
+            self.sent_without_extra = self.sent_without_extra.saturating_sub(1);
+        }
     }
 
     /// Mean output tokens of the settled responses that reported usage (rounded up).
@@ -512,6 +535,7 @@ impl BudgetLedger {
             adjustments,
             sent_at: None,
             token_seq: None,
+            sent_without_extra: false,
             first_contact: false,
             probe_of: [false; 2],
             counted: [None; 2],
@@ -628,6 +652,8 @@ pub struct BudgetReservation {
     sent_at: Option<Instant>,
     /// Its number among the scope's requests with token units sent (`Scope::token_sends`).
     token_seq: Option<u64>,
+    /// Sent without `max_tokens` before any extra was known (`Scope::sent_without_extra`).
+    sent_without_extra: bool,
     /// Passed [`ready`](Self::ready) as one of the scope's first-contact requests.
     first_contact: bool,
     /// Per probed window (requests, tokens): this reservation is its probe.
@@ -875,6 +901,10 @@ impl BudgetReservation {
                 s.token_sends += 1;
                 self.token_seq = Some(s.token_sends);
             }
+            if self.reestimate && s.charge_extra == 0 {
+                s.sent_without_extra += 1;
+                self.sent_without_extra = true;
+            }
             for ((w, n), epoch) in s.windows.iter_mut().zip(self.units).zip(self.epochs) {
                 if n > 0 && w.was_released(epoch, self.slot) {
                     // Released, then sent on its old booking (it passed `ready` before the
@@ -955,8 +985,19 @@ impl BudgetReservation {
                 u.input_tokens,
                 u.output_tokens.saturating_add(extra),
             ];
+            let prepaid = s
+                .prepaid_extra
+                .filter(|_| self.sent_without_extra)
+                .unwrap_or(0);
+            let mut reserved_units = self.units;
+            for kind in [BudgetKind::Tokens, BudgetKind::OutputTokens] {
+                let i = kind.index();
+                reserved_units[i] = reserved_units[i].saturating_add(prepaid);
+            }
             // The request unit (index 0) stays charged: the request was sent.
-            for ((w, reserved), used) in s.windows.iter_mut().zip(self.units).zip(actual).skip(1) {
+            for ((w, reserved), used) in
+                s.windows.iter_mut().zip(reserved_units).zip(actual).skip(1)
+            {
                 if used > reserved {
                     w.charge(used - reserved, now);
                 } else {
@@ -997,6 +1038,7 @@ impl BudgetReservation {
             }
         }
         s.settled += 1;
+        s.off_the_wire(self.sent_without_extra);
         let mut wake = s.end_first_contact();
         let sent_at = self.sent_at.unwrap_or(now);
         for i in (0..2).filter(|i| self.units[*i] > 0) {
@@ -1095,6 +1137,7 @@ impl Drop for BudgetReservation {
                 w.outstanding -= n;
             }
             s.kept += 1;
+            s.off_the_wire(self.sent_without_extra);
             let mut wake = s.end_first_contact();
             wake |= self.abandon_probes(&mut s);
             drop(s);

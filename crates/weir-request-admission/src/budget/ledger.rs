@@ -66,7 +66,8 @@ pub(crate) struct Scope {
     /// Tokens per request the provider charges beyond the usage-based estimate, as its
     /// token-window 429s show (`remaining + retry_after × rate` is what the refused request
     /// needed): a provider that charges `max_tokens` at admission (OpenAI) with a default the
-    /// request did not state. The top of `extra_bounds`.
+    /// request did not state. Set by `Scope::update_extra`: the measured value inside
+    /// `extra_bounds`, else their top.
     pub charge_extra: u64,
     /// What the token-window 429s so far allow the extra to be: `(at least, at most)`.
     pub extra_bounds: Option<(u64, u64)>,

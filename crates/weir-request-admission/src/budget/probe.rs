@@ -150,8 +150,9 @@ impl WindowProbe {
         }
     }
 
-    /// Starts probing at `open_at`, doubling the wait up to `max_interval`; `closed` when a 429 said the window is refusing (what was
-    /// counted in it must be counted again), not when it ran out by count.
+    /// Starts probing at `open_at`, doubling the wait up to `max_interval`; `closed` when a
+    /// 429 said the window is refusing (what was counted in it must be counted again), not
+    /// when it ran out by count.
     fn start_probing(&mut self, open_at: Instant, max_interval: Duration, closed: bool) {
         self.probing = Some(Probing {
             open_at,
@@ -343,7 +344,8 @@ mod tests {
         for _ in 0..3 {
             p.succeeded(false, at(0));
         }
-        // Three fit; a request sent at 400 is refused, so is the probe sent at 500.
+        // Three fit; a request sent at 400 is refused (answered at 500), so is the probe
+        // sent at 600.
         assert!(p.refused(false, at(500), at(400)));
         assert_eq!(p.admit(at(600), false, None), ProbeVerdict::Probe);
         assert!(p.refused(true, at(700), at(600)));

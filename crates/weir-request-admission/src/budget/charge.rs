@@ -46,11 +46,14 @@ pub(crate) struct ChargeEstimator {
     /// The latest pairs' charge beyond the later request's input estimate.
     samples: VecDeque<f64>,
     pairs: u64,
+    /// Their median, kept as pairs come (read on every reading that adds one).
+    median: Option<f64>,
 }
 
 impl ChargeEstimator {
     /// The token reading of the `seq`-th request sent to the scope (sent at `sent_at`,
-    /// reserving `input` input tokens), with the window's refill interval and burst.
+    /// reserving `input` input tokens), with the window's refill interval and burst. Returns
+    /// true when it completed a pair (the estimate may have moved).
     #[allow(clippy::too_many_arguments)]
     pub fn reading(
         &mut self,
@@ -61,9 +64,9 @@ impl ChargeEstimator {
         input: u64,
         interval_ns: u64,
         burst: u64,
-    ) {
+    ) -> bool {
         if interval_ns == 0 {
-            return;
+            return false;
         }
         let r = Reading {
             seq,
@@ -74,55 +77,64 @@ impl ChargeEstimator {
         };
         let before = self.readings.iter().find(|x| x.seq + 1 == seq).copied();
         let after = self.readings.iter().find(|x| x.seq == seq + 1).copied();
+        let mut paired = false;
         for (a, b) in [before.map(|a| (a, r)), after.map(|b| (r, b))]
             .into_iter()
             .flatten()
         {
-            self.pair(&a, &b, interval_ns, burst);
+            paired |= self.pair(&a, &b, interval_ns, burst);
         }
         if self.readings.len() == KEPT {
             self.readings.pop_front();
         }
         self.readings.push_back(r);
+        if paired {
+            self.median = (self.pairs >= MIN_PAIRS).then(|| median(&self.samples));
+        }
+        paired
     }
 
-    fn pair(&mut self, a: &Reading, b: &Reading, interval_ns: u64, burst: u64) {
+    /// Adds the sample pair `a → b` gives, if any.
+    fn pair(&mut self, a: &Reading, b: &Reading, interval_ns: u64, burst: u64) -> bool {
         let gap = b.sent_at.saturating_duration_since(a.sent_at);
         if !b.admitted || gap < MIN_GAP {
-            return;
+            return false;
         }
         let refill = gap.as_nanos() as f64 / interval_ns as f64;
         let level = a.remaining as f64 + refill;
         // A bucket that filled up between them lost refill: the difference says nothing.
         if level >= burst as f64 - 1.0 {
-            return;
+            return false;
         }
         let charge = level - b.remaining as f64;
         if charge <= 0.0 {
-            return;
+            return false;
         }
         if self.samples.len() == SAMPLES {
             self.samples.pop_front();
         }
         self.samples.push_back(charge - b.input as f64);
         self.pairs += 1;
+        true
     }
 
     /// Tokens charged per request beyond its input estimate (the median of the latest pairs:
     /// a request the provider counted that weir did not number, e.g. another client's, reads
     /// as a double charge), once there are enough pairs.
     pub fn output_charge(&self) -> Option<f64> {
-        if self.pairs < MIN_PAIRS {
-            return None;
-        }
-        let mut v: Vec<f64> = self.samples.iter().copied().collect();
-        v.sort_by(f64::total_cmp);
-        let mid = v.len() / 2;
-        Some(if v.len().is_multiple_of(2) {
-            (v[mid - 1] + v[mid]) / 2.0
-        } else {
-            v[mid]
-        })
+        self.median
+    }
+}
+
+/// The median of `samples` (not empty).
+fn median(samples: &VecDeque<f64>) -> f64 {
+    let mut v: Vec<f64> = samples.iter().copied().collect();
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    if v.len().is_multiple_of(2) {
+        (v[mid - 1] + v[mid]) / 2.0
+    } else {
+        v[mid]
     }
 }
 

@@ -5,7 +5,7 @@ use super::charge::ChargeEstimator;
 use super::limits::{BudgetConfig, BudgetConfigError, BudgetDemand, BudgetKind, BudgetLimits};
 use super::probe::{ProbeVerdict, WindowProbe};
 use super::snapshot::{BudgetScopeSnapshot, BudgetWindowSnapshot};
-use super::window::{Gate, Window};
+use super::window::{unit_interval_ns, Gate, Window};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
@@ -29,7 +29,7 @@ impl NeededRange {
     /// remaining count).
     pub fn read(w: &WindowObservation, retry_after: Duration) -> Option<Self> {
         let (limit, remaining) = (w.limit.filter(|l| *l > 0)?, w.remaining?);
-        let interval = 60_000_000_000u128.div_ceil(u128::from(limit));
+        let interval = unit_interval_ns(limit);
         let resolution = if retry_after >= Duration::from_secs(1) && retry_after.subsec_nanos() == 0
         {
             Duration::from_secs(1)
@@ -283,7 +283,7 @@ impl Scope {
             let reset = part.reset_after;
             let bucket = match (limit.or(w.effective()), reset) {
                 (Some(limit), Some(reset)) if reads_as_bucket(limit, remaining, reset) => {
-                    let interval = 60_000_000_000u128.div_ceil(u128::from(limit));
+                    let interval = unit_interval_ns(limit);
                     Some(u128::from(remaining) + (reset.as_nanos() + interval / 2) / interval)
                 }
                 _ => None,
@@ -1026,16 +1026,17 @@ impl BudgetReservation {
                     .limit
                     .or(w.effective())
                     .filter(|l| *l > 0)
-                    .map_or(0, |l| {
-                        u64::try_from(60_000_000_000u128.div_ceil(u128::from(l))).unwrap_or(0)
-                    });
+                    .map_or(0, |l| u64::try_from(unit_interval_ns(l)).unwrap_or(0));
                 let burst = w.burst();
                 let input = self.units[BudgetKind::InputTokens.index()];
                 // Only requests without `max_tokens` are read: their charge beyond the prompt
                 // is the provider's default, which is what the extra estimates.
-                s.charge
-                    .reading(seq, sent_at, remaining, admitted, input, interval, burst);
-                s.update_extra(now);
+                // The median moves only with a new pair.
+                if s.charge
+                    .reading(seq, sent_at, remaining, admitted, input, interval, burst)
+                {
+                    s.update_extra(now);
+                }
             }
         }
         s.settled += 1;

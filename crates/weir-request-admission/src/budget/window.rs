@@ -16,6 +16,11 @@ use tokio::time::Instant;
 
 const MINUTE_NS: u128 = 60_000_000_000;
 
+/// Nanoseconds per unit of a `limit`-per-minute budget (rounded up; `limit` ≥ 1).
+pub(crate) fn unit_interval_ns(limit: u64) -> u128 {
+    MINUTE_NS.div_ceil(u128::from(limit.max(1)))
+}
+
 /// "At most `remaining` more units until `until`" (a header's remaining + reset, or a window 429).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Gate {
@@ -140,7 +145,7 @@ impl Window {
         match self.effective() {
             Some(limit) if limit > 0 => {
                 // A learned limit is the provider's own rate: aim a little under it.
-                let exact = MINUTE_NS.div_ceil(u128::from(limit));
+                let exact = unit_interval_ns(limit);
                 let interval = if self.learned == Some(limit) && self.configured != Some(limit) {
                     (exact as f64 / (1.0 - self.learned_margin)).ceil() as u128
                 } else {
